@@ -1,0 +1,57 @@
+# tenx-gateway: `make run` serves the API, `make test` runs every test. Both install what they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CLUSTER := deploy/local/cluster.sh
+LOCAL_KUBECONFIG := $(CURDIR)/.local/kubeconfig
+GATEWAY_BIND ?= 127.0.0.1:8080
+export GATEWAY_BIND
+
+.PHONY: help venv run serve test unit integration cluster cluster-down bench clean
+
+help:
+	@echo "make run           serve the API on $(GATEWAY_BIND) (brings up the local cluster unless KUBECONFIG is set)"
+	@echo "make test          unit and integration tests (brings up the local cluster)"
+	@echo "make unit          unit tests only (no cluster)"
+	@echo "make cluster       build and start the local Kubernetes (deploy/local/)"
+	@echo "make cluster-down  stop it"
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@
+
+venv: $(VENV)/.installed
+
+cluster:
+	$(CLUSTER) up
+
+cluster-down:
+	$(CLUSTER) down
+
+# Without KUBECONFIG the gateway serves the local cluster, with host volumes under .local/ instead of /tenxcloud.
+run: venv
+	@if [ -z "$$KUBECONFIG" ]; then \
+	  $(CLUSTER) up && \
+	  export KUBECONFIG=$(LOCAL_KUBECONFIG) && \
+	  export GATEWAY_HOST_VOLUME_ROOT=$${GATEWAY_HOST_VOLUME_ROOT:-$(CURDIR)/.local/app_data}; \
+	fi; \
+	echo "tenx-gateway on http://$(GATEWAY_BIND) (KUBECONFIG=$$KUBECONFIG)"; \
+	echo "add a user:  TOKEN=\$$(KUBECONFIG=$$KUBECONFIG $(BIN)/tenx-gateway users add alice)"; \
+	echo "then:        curl http://$(GATEWAY_BIND)/v1/regions/us/jobs -H 'username: alice' -H \"Authorization: token \$$TOKEN\""; \
+	exec $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+
+unit: venv
+	$(BIN)/pytest -q -m "not integration" tests
+
+integration: venv cluster
+	$(BIN)/pytest -q -m integration tests
+
+# The cluster comes up before pytest so its build progress shows; the fixtures then reuse it.
+test: venv cluster
+	$(BIN)/pytest -q tests
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

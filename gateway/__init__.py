@@ -1,0 +1,36 @@
+"""tenx-gateway: the TenxCloud Jobs API on Kubernetes."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from flask import Flask
+
+from . import config, errors
+from .kube import Regions
+from .users import UserStore
+
+
+@dataclass
+class Gateway:
+    """What every request needs, built once per process: settings, the regions' clients, the user table."""
+
+    settings: config.Settings
+    regions: Regions
+    users: UserStore
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    app = Flask(__name__)
+    settings = config.from_env(overrides=test_config)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    regions = Regions(settings)
+    users = UserStore(lambda: regions.get(settings.default_region), namespace=settings.namespace,
+                      secret_name=settings.users_secret, cache_seconds=settings.auth_cache_seconds,
+                      namespace_prefix=settings.namespace_prefix)
+    app.extensions["tenx"] = Gateway(settings, regions, users)
+    errors.init_app(app)
+
+    from .views import jobs
+    app.register_blueprint(jobs.bp)
+    return app

@@ -1,0 +1,77 @@
+"""Settings: defaults, then ``GATEWAY_*`` environment variables, then a test mapping.
+
+Every setting is documented in the README's configuration table; keep the two in step.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Mapping
+
+IN_CLUSTER = "@in-cluster"
+CURRENT_CONTEXT = ""
+
+
+@dataclass(frozen=True)
+class Settings:
+    # region name -> kubeconfig context ("" = current context, "@in-cluster" = service account)
+    regions: Mapping[str, str] = field(default_factory=lambda: {"us": CURRENT_CONTEXT})
+    # where the gateway keeps its own objects (the users Secret); lives in the first region's cluster
+    namespace: str = "tenx-gateway"
+    users_secret: str = "tenx-gateway-users"
+    # seconds a loaded user table is trusted before it is read again
+    auth_cache_seconds: float = 5.0
+    namespace_prefix: str = "tenx-"
+    host_volume_root: str = "/tenxcloud/app_data"
+    max_body_bytes: int = 64 * 1024
+    log_timezone: str = "UTC"
+    log_default_size: int = 1000
+    log_max_size: int = 10000
+    # (connect, read) seconds for every apiserver call
+    kube_connect_timeout: float = 3.0
+    kube_read_timeout: float = 20.0
+    retry_after_seconds: int = 5
+
+    @property
+    def default_region(self) -> str:
+        return next(iter(self.regions))
+
+
+def parse_regions(text: str) -> dict[str, str]:
+    """``"us=ctx-a,eu=ctx-b"`` -> ``{"us": "ctx-a", "eu": "ctx-b"}``; a bare name uses the current context."""
+    regions: dict[str, str] = {}
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        name, _, context = item.partition("=")
+        name = name.strip()
+        if not name:
+            raise ValueError(f"GATEWAY_REGIONS: empty region name in {item!r}")
+        regions[name] = context.strip()
+    if not regions:
+        raise ValueError("GATEWAY_REGIONS names no region")
+    return regions
+
+
+def _coerce(name: str, kind: type, raw: str) -> Any:
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ValueError(f"GATEWAY_{name.upper()}: {raw!r} is not a valid {kind.__name__}") from None
+
+
+def from_env(environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
+    environ = os.environ if environ is None else environ
+    settings = Settings()
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        raw = environ.get(f"GATEWAY_{f.name.upper()}")
+        if raw is None or raw == "":
+            continue
+        if f.name == "regions":
+            values[f.name] = parse_regions(raw)
+        else:
+            values[f.name] = _coerce(f.name, type(getattr(settings, f.name)), raw)
+    values.update(overrides or {})
+    return replace(settings, **values)

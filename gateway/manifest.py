@@ -1,0 +1,93 @@
+"""job.json (as loaded by ``JobSpecSchema``) -> a batch/v1 Job manifest. Pure: no I/O, inputs never mutated."""
+from __future__ import annotations
+
+import posixpath
+from typing import Any
+
+from .names import JOB_NAME_LABEL, container_name
+from .schemas import TIMEZONE_VOLUME
+
+LOCALTIME = "/etc/localtime"
+
+# job.json extension -> Job spec field, copied when given
+_JOB_SPEC_EXTENSIONS = {
+    "parallelism": "parallelism",
+    "completions": "completions",
+    "backoff_limit": "backoffLimit",
+    "active_deadline_seconds": "activeDeadlineSeconds",
+    "ttl_seconds_after_finished": "ttlSecondsAfterFinished",
+}
+
+
+def host_volume_path(root: str, username: str, job_name: str, volume_name: str) -> str:
+    """The original's layout: ``<root>/<username>/job/<job>/<volume>``; every part is a checked name."""
+    return posixpath.join(root, username, "job", job_name, volume_name)
+
+
+def build_job(spec: dict[str, Any], *, name: str, namespace: str, username: str,
+              host_volume_root: str) -> dict[str, Any]:
+    labels = {JOB_NAME_LABEL: name}
+    job_spec: dict[str, Any] = {"parallelism": 1, "completions": 1}
+    for key, field in _JOB_SPEC_EXTENSIONS.items():
+        if spec.get(key) is not None:
+            job_spec[field] = spec[key]
+    job_spec["template"] = {
+        "metadata": {"name": name, "labels": dict(labels)},
+        "spec": _pod_spec(spec, name=name, username=username, host_volume_root=host_volume_root),
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
+        "spec": job_spec,
+    }
+
+
+def _pod_spec(spec: dict[str, Any], *, name: str, username: str, host_volume_root: str) -> dict[str, Any]:
+    volumes = [
+        {"name": v["name"], "hostPath": {"path": host_volume_path(host_volume_root, username, name, v["name"]),
+                                         "type": "DirectoryOrCreate"}}
+        for v in spec.get("volumes", [])
+    ]
+    if spec.get("sync_timezone"):
+        volumes.append({"name": TIMEZONE_VOLUME, "hostPath": {"path": LOCALTIME}})
+    pod_spec: dict[str, Any] = {
+        "containers": [_container(c, name=container_name(name, i), sync_timezone=spec.get("sync_timezone", False))
+                       for i, c in enumerate(spec["containers"])],
+        "restartPolicy": "OnFailure",
+        "terminationGracePeriodSeconds": 30,
+        "dnsPolicy": "ClusterFirst",
+    }
+    if volumes:
+        pod_spec["volumes"] = volumes
+    return pod_spec
+
+
+def _container(container: dict[str, Any], *, name: str, sync_timezone: bool) -> dict[str, Any]:
+    result: dict[str, Any] = {"name": name, "image": container["image"]}
+    if container.get("command") is not None:
+        result["command"] = list(container["command"])
+    if container.get("args") is not None:
+        result["args"] = list(container["args"])
+    if container.get("env"):
+        result["env"] = [{"name": e["name"], "value": e["value"]} for e in container["env"]]
+    if container.get("ports"):
+        result["ports"] = [{"containerPort": p["port"], "protocol": p["protocol"]} for p in container["ports"]]
+    limits = {k: v for k, v in container.get("resources", {}).get("limits", {}).items() if v is not None}
+    if limits:
+        result["resources"] = {"limits": limits}
+    mounts = [_mount(m) for m in container.get("volume_mounts", [])]
+    if sync_timezone:
+        mounts.append({"name": TIMEZONE_VOLUME, "readOnly": True, "mountPath": LOCALTIME})
+    if mounts:
+        result["volumeMounts"] = mounts
+    if container.get("pull_always") is not None:
+        result["imagePullPolicy"] = "Always" if container["pull_always"] else "IfNotPresent"
+    return result
+
+
+def _mount(mount: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = {"name": mount["name"], "mountPath": mount["mount_path"]}
+    if mount.get("read_only"):
+        result["readOnly"] = True
+    return result

@@ -1,0 +1,52 @@
+"""Names and identifiers: DNS-1123 checks, user name -> namespace, label keys."""
+from __future__ import annotations
+
+import hashlib
+import re
+
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS1123_LABEL_MAX = 63
+HASHED_SUFFIX = re.compile(r"-[0-9a-f]{8}$")
+# User names go into namespace names and host paths: a leading alphanumeric rules out "." and "..".
+USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "tenx-gateway"
+USERNAME_ANNOTATION = "tenx-gateway/username"
+JOB_NAME_LABEL = "name"  # the original put name=<job> on the Job and its pod template
+# Set on pods by the Job controller: the new key since Kubernetes 1.27, the legacy key before.
+POD_JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
+
+
+def is_dns1123_label(value: str) -> bool:
+    return len(value) <= DNS1123_LABEL_MAX and bool(DNS1123_LABEL.match(value))
+
+
+def is_username(value: str) -> bool:
+    return bool(USERNAME.match(value))
+
+
+def namespace_for(username: str, prefix: str = "tenx-") -> str:
+    """The namespace that holds a user's jobs.
+
+    A user name that already is a short DNS-1123 label maps to ``<prefix><name>``, so operators can read it.
+    Anything else (capitals, dots, underscores, long names) is lowercased, every other character becomes ``-``,
+    and an 8-hex-digit hash of the exact name is appended, so two names never share a namespace. A plain name that
+    itself ends like a hash suffix is hashed too, so it cannot pose as another user's hashed namespace.
+    """
+    plain = prefix + username
+    if is_dns1123_label(plain) and not HASHED_SUFFIX.search(username):
+        return plain
+    digest = hashlib.sha256(username.encode()).hexdigest()[:8]
+    slug = re.sub(r"[^a-z0-9]+", "-", username.lower()).strip("-")
+    room = DNS1123_LABEL_MAX - len(prefix) - len(digest) - 1
+    slug = slug[:room].strip("-")
+    return f"{prefix}{slug}-{digest}" if slug else f"{prefix}{digest}"
+
+
+def container_name(job_name: str, index: int) -> str:
+    """The first container carries the job's name, as in the original; later ones get ``-<n>``."""
+    if index == 0:
+        return job_name
+    suffix = f"-{index}"
+    return job_name[: DNS1123_LABEL_MAX - len(suffix)].rstrip("-") + suffix

@@ -1,0 +1,1 @@
+"""Blueprints: routes only; the work is done in the modules they call."""

@@ -1,0 +1,77 @@
+"""The five calls of the original Jobs API, under ``/v1/regions/<region>``."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, g, request
+
+from .. import errors, jobs
+from ..auth import authenticate
+from ..names import is_dns1123_label, namespace_for
+from ..respond import json_response
+from ..schemas import JobSpecSchema, LogsQuerySchema, job_name_errors
+
+bp = Blueprint("jobs", __name__, url_prefix="/v1/regions/<region>")
+
+_job_spec_schema = JobSpecSchema()
+
+
+@bp.url_value_preprocessor
+def _pull_region(endpoint, values):
+    g.region = values.pop("region")
+
+
+@bp.before_request
+def _authenticate_and_scope():
+    """Credentials first, so an unauthenticated caller learns nothing, not even which regions exist."""
+    gateway = current_app.extensions["tenx"]
+    username = authenticate(request.headers, gateway.users)
+    g.tenant = jobs.Tenant(username, namespace_for(username, gateway.settings.namespace_prefix))
+    g.kube = gateway.regions.get(g.region)
+
+
+def _existing_job_name(name: str) -> str:
+    """A name that cannot be a Job's is simply not found, however it is spelled."""
+    if not is_dns1123_label(name):
+        raise errors.NotFound(f"job {name!r} not found")
+    return name
+
+
+@bp.get("/jobs")
+def list_jobs():
+    return json_response(jobs.list_jobs(g.kube, g.tenant))
+
+
+@bp.get("/jobs/<job_name>")
+def get_job(job_name: str):
+    name = _existing_job_name(job_name)
+    try:
+        return json_response(jobs.get_job(g.kube, g.tenant, name))
+    except errors.NotFound:
+        raise errors.NotFound(f"job {name!r} not found") from None
+
+
+@bp.post("/jobs/<job_name>")
+def create_job(job_name: str):
+    problems = job_name_errors(job_name)
+    if problems:
+        raise errors.BadRequest("invalid job name", errors={"job_name": problems})
+    body = request.get_json(force=True, silent=True)
+    if not isinstance(body, dict):
+        raise errors.BadRequest("the body must be a JSON object (job.json)")
+    spec = _job_spec_schema.load(body)
+    settings = current_app.extensions["tenx"].settings
+    return json_response(jobs.create_job(g.kube, g.tenant, job_name, spec, settings))
+
+
+@bp.delete("/jobs/<job_name>")
+def delete_job(job_name: str):
+    return json_response(jobs.delete_job(g.kube, g.tenant, _existing_job_name(job_name)))
+
+
+@bp.get("/jobs/<job_name>/instances/<instance_name>/logs")
+def instance_logs(job_name: str, instance_name: str):
+    settings = current_app.extensions["tenx"].settings
+    query = LogsQuerySchema(default_size=settings.log_default_size,
+                            max_size=settings.log_max_size).load(request.args.to_dict())
+    if not is_dns1123_label(job_name) or len(instance_name) > 253:
+        raise errors.NotFound(f"instance {instance_name!r} of job {job_name!r} not found")
+    return json_response(jobs.instance_log(g.kube, g.tenant, job_name, instance_name, query, settings))

@@ -1,0 +1,156 @@
+"""build_job: golden dicts, one per feature of job.json."""
+import copy
+
+import pytest
+
+from gateway.manifest import build_job
+from gateway.schemas import JobSpecSchema
+
+ROOT = "/tenxcloud/app_data"
+
+
+def build(body, name="job-api", username="nkwanglei8lrp"):
+    spec = JobSpecSchema().load(body)
+    return build_job(spec, name=name, namespace="tenx-" + username, username=username, host_volume_root=ROOT)
+
+
+def only_container(job):
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+MINIMAL = {"containers": [{"image": "busybox"}]}
+
+
+def test_minimal_job_has_the_originals_shape():
+    assert build(MINIMAL) == {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "job-api", "namespace": "tenx-nkwanglei8lrp", "labels": {"name": "job-api"}},
+        "spec": {
+            "parallelism": 1,
+            "completions": 1,
+            "template": {
+                "metadata": {"name": "job-api", "labels": {"name": "job-api"}},
+                "spec": {
+                    "containers": [{"name": "job-api", "image": "busybox"}],
+                    "restartPolicy": "OnFailure",
+                    "terminationGracePeriodSeconds": 30,
+                    "dnsPolicy": "ClusterFirst",
+                },
+            },
+        },
+    }
+
+
+def test_the_seed_job_json_maps_like_the_original_response():
+    seed = {
+        "containers": [{
+            "image": "index.tenxcloud.com/tenxcloud/perl_job:latest",
+            "pull_always": True,
+            "command": ["echo", "test-cmd"],
+            "env": [{"name": "KEY", "value": "value"}],
+            "ports": [{"port": 22, "protocol": "TCP"}],
+            "resources": {"limits": {"memory": "512Mi"}},
+            "volumeMounts": [{"name": "volume-name1", "mountPath": "/data"}],
+        }],
+        "volumes": [{"name": "volume-name1", "type": "host"}],
+        "sync_timezone": True,
+    }
+    pod = build(seed)["spec"]["template"]["spec"]
+    assert pod["volumes"] == [
+        {"name": "volume-name1", "hostPath": {"path": "/tenxcloud/app_data/nkwanglei8lrp/job/job-api/volume-name1",
+                                              "type": "DirectoryOrCreate"}},
+        {"name": "tenxcloud-time-zone", "hostPath": {"path": "/etc/localtime"}},
+    ]
+    assert pod["containers"] == [{
+        "name": "job-api",
+        "image": "index.tenxcloud.com/tenxcloud/perl_job:latest",
+        "command": ["echo", "test-cmd"],
+        "env": [{"name": "KEY", "value": "value"}],
+        "ports": [{"containerPort": 22, "protocol": "TCP"}],
+        "resources": {"limits": {"memory": "512Mi"}},
+        "volumeMounts": [
+            {"name": "volume-name1", "mountPath": "/data"},
+            {"name": "tenxcloud-time-zone", "readOnly": True, "mountPath": "/etc/localtime"},
+        ],
+        "imagePullPolicy": "Always",
+    }]
+
+
+@pytest.mark.parametrize("pull_always, policy", [(True, "Always"), (False, "IfNotPresent")])
+def test_pull_always(pull_always, policy):
+    job = build({"containers": [{"image": "busybox", "pull_always": pull_always}]})
+    assert only_container(job)["imagePullPolicy"] == policy
+
+
+def test_pull_policy_left_to_kubernetes_when_not_given():
+    assert "imagePullPolicy" not in only_container(build(MINIMAL))
+
+
+def test_command_and_args():
+    job = build({"containers": [{"image": "busybox", "command": ["sh", "-c"], "args": ["echo $0", "x"]}]})
+    assert only_container(job) == {"name": "job-api", "image": "busybox", "command": ["sh", "-c"],
+                                   "args": ["echo $0", "x"]}
+
+
+def test_env_value_defaults_to_empty():
+    job = build({"containers": [{"image": "busybox", "env": [{"name": "A"}, {"name": "B", "value": "b"}]}]})
+    assert only_container(job)["env"] == [{"name": "A", "value": ""}, {"name": "B", "value": "b"}]
+
+
+def test_ports_default_to_tcp():
+    job = build({"containers": [{"image": "busybox", "ports": [{"port": 8080}, {"port": 53, "protocol": "UDP"}]}]})
+    assert only_container(job)["ports"] == [{"containerPort": 8080, "protocol": "TCP"},
+                                            {"containerPort": 53, "protocol": "UDP"}]
+
+
+def test_cpu_and_memory_limits():
+    job = build({"containers": [{"image": "busybox", "resources": {"limits": {"cpu": "125m", "memory": "1Gi"}}}]})
+    assert only_container(job)["resources"] == {"limits": {"cpu": "125m", "memory": "1Gi"}}
+
+
+def test_read_only_mount():
+    job = build({"containers": [{"image": "busybox", "volumeMounts": [
+        {"name": "v", "mountPath": "/in", "readOnly": True}]}], "volumes": [{"name": "v", "type": "host"}]})
+    assert only_container(job)["volumeMounts"] == [{"name": "v", "mountPath": "/in", "readOnly": True}]
+
+
+def test_host_volume_root_and_user_make_the_path():
+    spec = JobSpecSchema().load({"containers": [{"image": "x"}], "volumes": [{"name": "data", "type": "host"}]})
+    job = build_job(spec, name="j", namespace="ns", username="Alice.B", host_volume_root="/srv/vols/")
+    assert job["spec"]["template"]["spec"]["volumes"][0]["hostPath"]["path"] == "/srv/vols/Alice.B/job/j/data"
+
+
+def test_sync_timezone_mounts_localtime_in_every_container():
+    job = build({"containers": [{"image": "a"}, {"image": "b"}], "sync_timezone": True})
+    for container in job["spec"]["template"]["spec"]["containers"]:
+        assert container["volumeMounts"] == [
+            {"name": "tenxcloud-time-zone", "readOnly": True, "mountPath": "/etc/localtime"}]
+
+
+def test_second_container_gets_an_indexed_name():
+    job = build({"containers": [{"image": "a"}, {"image": "b"}]}, name="x" * 63)
+    names = [c["name"] for c in job["spec"]["template"]["spec"]["containers"]]
+    assert names == ["x" * 63, "x" * 61 + "-1"]
+
+
+@pytest.mark.parametrize("field, key, value", [
+    ("parallelism", "parallelism", 3),
+    ("completions", "completions", 5),
+    ("backoff_limit", "backoffLimit", 2),
+    ("active_deadline_seconds", "activeDeadlineSeconds", 600),
+    ("ttl_seconds_after_finished", "ttlSecondsAfterFinished", 0),
+])
+def test_job_spec_extensions(field, key, value):
+    job = build({**MINIMAL, field: value})
+    assert job["spec"][key] == value
+
+
+def test_input_is_not_mutated():
+    spec = JobSpecSchema().load({"containers": [{"image": "a", "command": ["x"], "env": [{"name": "A"}]}],
+                                 "volumes": [{"name": "v", "type": "host"}], "sync_timezone": True})
+    before = copy.deepcopy(spec)
+    job = build_job(spec, name="j", namespace="n", username="u", host_volume_root=ROOT)
+    job["spec"]["template"]["spec"]["containers"][0]["command"].append("y")
+    assert spec == before
