@@ -193,9 +193,12 @@ class Regions:
     def names(self) -> list[str]:
         return list(self._settings.regions)
 
-    def get(self, region: str) -> Kube:
+    def require(self, region: str) -> None:
         if region not in self._settings.regions:
             raise errors.NotFound(f"unknown region {region!r}; supported regions: {', '.join(self.names)}")
+
+    def get(self, region: str) -> Kube:
+        self.require(region)
         kube = self._kubes.get(region)
         if kube is None:
             with self._lock:

@@ -25,7 +25,12 @@ def _authenticate_and_scope():
     gateway = current_app.extensions["tenx"]
     username = authenticate(request.headers, gateway.users)
     g.tenant = jobs.Tenant(username, namespace_for(username, gateway.settings.namespace_prefix))
-    g.kube = gateway.regions.get(g.region)
+    gateway.regions.require(g.region)
+
+
+def _kube():
+    """The region's client, built on first use; validation errors never wait for it."""
+    return current_app.extensions["tenx"].regions.get(g.region)
 
 
 def _existing_job_name(name: str) -> str:
@@ -37,14 +42,14 @@ def _existing_job_name(name: str) -> str:
 
 @bp.get("/jobs")
 def list_jobs():
-    return json_response(jobs.list_jobs(g.kube, g.tenant))
+    return json_response(jobs.list_jobs(_kube(), g.tenant))
 
 
 @bp.get("/jobs/<job_name>")
 def get_job(job_name: str):
     name = _existing_job_name(job_name)
     try:
-        return json_response(jobs.get_job(g.kube, g.tenant, name))
+        return json_response(jobs.get_job(_kube(), g.tenant, name))
     except errors.NotFound:
         raise errors.NotFound(f"job {name!r} not found") from None
 
@@ -59,12 +64,12 @@ def create_job(job_name: str):
         raise errors.BadRequest("the body must be a JSON object (job.json)")
     spec = _job_spec_schema.load(body)
     settings = current_app.extensions["tenx"].settings
-    return json_response(jobs.create_job(g.kube, g.tenant, job_name, spec, settings))
+    return json_response(jobs.create_job(_kube(), g.tenant, job_name, spec, settings))
 
 
 @bp.delete("/jobs/<job_name>")
 def delete_job(job_name: str):
-    return json_response(jobs.delete_job(g.kube, g.tenant, _existing_job_name(job_name)))
+    return json_response(jobs.delete_job(_kube(), g.tenant, _existing_job_name(job_name)))
 
 
 @bp.get("/jobs/<job_name>/instances/<instance_name>/logs")
@@ -74,4 +79,4 @@ def instance_logs(job_name: str, instance_name: str):
                             max_size=settings.log_max_size).load(request.args.to_dict())
     if not is_dns1123_label(job_name) or len(instance_name) > 253:
         raise errors.NotFound(f"instance {instance_name!r} of job {job_name!r} not found")
-    return json_response(jobs.instance_log(g.kube, g.tenant, job_name, instance_name, query, settings))
+    return json_response(jobs.instance_log(_kube(), g.tenant, job_name, instance_name, query, settings))

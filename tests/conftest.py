@@ -1,0 +1,31 @@
+"""Unit-test fixtures: the app without a cluster (flaskr-style ``app`` and ``client``)."""
+import pytest
+
+from gateway import create_app
+
+
+class TableUsers:
+    """A user table in memory, standing in for the Secret-backed store where no cluster is involved."""
+
+    def __init__(self, users):
+        self.users = users
+
+    def verify(self, username, token):
+        return self.users.get(username) == token
+
+
+@pytest.fixture
+def app():
+    app = create_app({"regions": {"us": "no-such-context"}})
+    app.extensions["tenx"].users = TableUsers({"alice": "alice-token"})
+    return app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def alice():
+    return {"username": "alice", "Authorization": "token alice-token"}
