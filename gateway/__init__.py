@@ -8,6 +8,7 @@ from flask import Flask
 
 from . import config, errors
 from .kube import Regions
+from .throttle import FailureThrottle
 from .users import UserStore
 
 
@@ -18,6 +19,7 @@ class Gateway:
     settings: config.Settings
     regions: Regions
     users: UserStore
+    login_throttle: FailureThrottle
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -28,7 +30,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     users = UserStore(lambda: regions.get(settings.default_region), namespace=settings.namespace,
                       secret_name=settings.users_secret, cache_seconds=settings.auth_cache_seconds,
                       namespace_prefix=settings.namespace_prefix)
-    app.extensions["tenx"] = Gateway(settings, regions, users)
+    throttle = FailureThrottle(settings.auth_failure_limit, settings.auth_failure_window_seconds)
+    app.extensions["tenx"] = Gateway(settings, regions, users, throttle)
     errors.init_app(app)
 
     from .views import jobs

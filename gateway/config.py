@@ -21,6 +21,9 @@ class Settings:
     users_secret: str = "tenx-gateway-users"
     # seconds a loaded user table is trusted before it is read again
     auth_cache_seconds: float = 5.0
+    # failed logins per client address or user name before 429, and the window they are counted in
+    auth_failure_limit: int = 10
+    auth_failure_window_seconds: float = 60.0
     namespace_prefix: str = "tenx-"
     host_volume_root: str = "/tenxcloud/app_data"
     max_body_bytes: int = 64 * 1024

@@ -56,10 +56,11 @@ def create_job(kube: Kube, tenant: Tenant, name: str, spec: dict[str, Any], sett
     manifest = build_job(spec, name=name, namespace=tenant.namespace, username=tenant.username,
                          host_volume_root=settings.host_volume_root)
     try:
-        created = kube.create_job(tenant.namespace, manifest)
-    except errors.NotFound:  # the user's first job: their namespace does not exist yet
-        kube.create_namespace(_namespace_manifest(tenant))
-        created = kube.create_job(tenant.namespace, manifest)
+        try:
+            created = kube.create_job(tenant.namespace, manifest)
+        except errors.NotFound:  # the user's first job: their namespace does not exist yet
+            kube.create_namespace(_namespace_manifest(tenant))
+            created = kube.create_job(tenant.namespace, manifest)
     except errors.Conflict:
         raise errors.Conflict(f"job {name!r} already exists") from None
     return {"job": _with_self_link(created)}

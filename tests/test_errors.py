@@ -85,3 +85,14 @@ def test_no_stack_trace_leaves_the_process(app, client):
 
     body = assert_error(client.get("/boom"), 500, "Internal Server Error")
     assert "secret internals" not in str(body) and body["message"] == "internal error"
+
+
+def test_429_after_repeated_bad_tokens(client, alice):
+    bad = {"username": "alice", "Authorization": "token guess"}
+    for _ in range(10):
+        assert client.get(JOBS, headers=bad).status_code == 401
+    response = client.get(JOBS, headers=bad)
+    assert_error(response, 429, "Too Many Requests")
+    assert 0 < int(response.headers["Retry-After"]) <= 60
+    # the user name is throttled too, even for a caller who now has the right token
+    assert client.get(JOBS, headers=alice).status_code == 429

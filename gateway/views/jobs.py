@@ -23,7 +23,7 @@ def _pull_region(endpoint, values):
 def _authenticate_and_scope():
     """Credentials first, so an unauthenticated caller learns nothing, not even which regions exist."""
     gateway = current_app.extensions["tenx"]
-    username = authenticate(request.headers, gateway.users)
+    username = authenticate(request.headers, gateway.users, gateway.login_throttle, request.remote_addr or "")
     g.tenant = jobs.Tenant(username, namespace_for(username, gateway.settings.namespace_prefix))
     gateway.regions.require(g.region)
 
