@@ -1,0 +1,190 @@
+"""The log archive's interface, and the pure line numbering both stores share.
+
+Pod logs vanish with the pod, so a collector appends every container's lines here and the Jobs API pages through
+them later. Each line gets ``seq`` (its 0-based number in the container's whole log) and ``day``/``day_seq`` (its
+calendar day in the store's timezone and its 0-based number within that day), so that a page of a day is one
+indexed range read however large the log grows.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Sequence
+from zoneinfo import ZoneInfo
+
+NS = 1_000_000_000
+UTC = dt.timezone.utc
+
+
+@dataclass(frozen=True)
+class ContainerKey:
+    """One container of one instance (pod) of one job; (namespace, instance, container) alone is unique."""
+    namespace: str
+    job: str
+    instance: str
+    container: str
+
+
+@dataclass(frozen=True)
+class LogLine:
+    ts_ns: int  # nanoseconds since the epoch, UTC (kubelet's RFC 3339 stamp)
+    text: str
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where a broken log stream picks up: ask the apiserver for lines since ``last_ts_ns`` (whole seconds), drop
+    lines older than ``last_ts_ns``, and drop the first ``lines_at_last_ts`` lines stamped exactly ``last_ts_ns``."""
+    last_ts_ns: int | None
+    lines_at_last_ts: int
+
+
+@dataclass(frozen=True)
+class StreamState:
+    """A container's numbering so far, kept beside its lines so an append never scans them."""
+    next_seq: int = 0
+    day: dt.date | None = None
+    next_day_seq: int = 0
+    last_ts_ns: int | None = None
+    lines_at_last_ts: int = 0
+
+
+@dataclass(frozen=True)
+class Row:
+    seq: int
+    day: dt.date
+    day_seq: int
+    ts_ns: int
+    text: str
+
+
+class DayClock:
+    """Calendar days of nanosecond timestamps in one timezone; remembers the last day's bounds, since consecutive
+    lines almost always share a day."""
+
+    def __init__(self, timezone: str) -> None:
+        self.zone = ZoneInfo(timezone)
+        self._low = self._high = 0
+        self._day = dt.date.min
+
+    def day(self, ts_ns: int) -> dt.date:
+        if self._low <= ts_ns < self._high:
+            return self._day
+        day = dt.datetime.fromtimestamp(ts_ns // NS, self.zone).date()
+        self._low, self._high = (self.day_start_ns(day), self.day_start_ns(day + dt.timedelta(days=1)))
+        self._day = day
+        return day
+
+    def day_start_ns(self, day: dt.date) -> int:
+        start = dt.datetime.combine(day, dt.time(0), self.zone)
+        return int(start.timestamp()) * NS
+
+    def stamp_day(self, stamp: str | None) -> dt.date | None:
+        """The day of an RFC 3339 stamp such as a record's ``finished``; None if absent or unreadable."""
+        if not stamp:
+            return None
+        try:
+            moment = dt.datetime.fromisoformat(stamp)  # 3.11+: 'Z', and 9 fractional digits (truncated)
+        except ValueError:
+            return None
+        if moment.tzinfo is None:  # none expected; Kubernetes writes UTC
+            moment = moment.replace(tzinfo=UTC)
+        return moment.astimezone(self.zone).date()
+
+
+def number_lines(lines: Sequence[LogLine], state: StreamState, clock: DayClock,
+                 next_day_seq: Callable[[dt.date], int]) -> tuple[list[Row], StreamState]:
+    """Rows for ``lines`` continuing ``state``, and the state after them.
+
+    ``next_day_seq(day)`` asks the store where a day other than the current one resumes (0 for a new day); it is
+    called only when the day changes, and keeps numbering right even if a timezone's calendar ever steps back.
+    NUL characters become U+FFFD: PostgreSQL text cannot hold them, and both stores must answer alike.
+    """
+    rows: list[Row] = []
+    seq, day, day_seq = state.next_seq, state.day, state.next_day_seq
+    last_ts, at_last = state.last_ts_ns, state.lines_at_last_ts
+    for line in lines:
+        line_day = clock.day(line.ts_ns)
+        if line_day != day:
+            day, day_seq = line_day, next_day_seq(line_day)
+        text = line.text.replace("\x00", "\ufffd") if "\x00" in line.text else line.text
+        rows.append(Row(seq, day, day_seq, line.ts_ns, text))
+        seq += 1
+        day_seq += 1
+        if line.ts_ns == last_ts:
+            at_last += 1
+        else:
+            last_ts, at_last = line.ts_ns, 1
+    return rows, replace(state, next_seq=seq, day=day, next_day_seq=day_seq,
+                         last_ts_ns=last_ts, lines_at_last_ts=at_last)
+
+
+def check_page(offset: int, size: int) -> None:
+    if offset < 0 or size < 0:
+        raise ValueError(f"offset and size must not be negative (got {offset}, {size})")
+
+
+class LogStore(ABC):
+    """Container logs and instance records that outlive their pods. Safe to share between threads."""
+
+    timezone: str
+
+    @abstractmethod
+    def append(self, key: ContainerKey, lines: Sequence[LogLine]) -> None:
+        """Append lines (in time order) to a container's log, in one transaction."""
+
+    @abstractmethod
+    def resume_point(self, key: ContainerKey) -> ResumePoint:
+        """Where the collector resumes this container's stream; (None, 0) if nothing is stored."""
+
+    @abstractmethod
+    def read(self, namespace: str, instance: str, container: str, *, day: dt.date | None = None,
+             offset: int = 0, size: int = 1000) -> list[str]:
+        """Lines ``[offset, offset+size)`` of one day of a container's log (of the whole log without ``day``);
+        one indexed range read. Past the end, or for an unknown container: []."""
+
+    @abstractmethod
+    def explain_read(self, namespace: str, instance: str, container: str, *, day: dt.date | None = None,
+                     offset: int = 0, size: int = 1000) -> str:
+        """The database's plan for that ``read``, as text (for tests and the benchmark)."""
+
+    @abstractmethod
+    def read_job(self, namespace: str, job: str, *, day: dt.date | None = None, offset: int = 0,
+                 size: int = 1000) -> list[tuple[str, str]]:
+        """(instance, text) of every container of every instance of a job, ordered by (ts, instance, container,
+        seq), then paged."""
+
+    @abstractmethod
+    def containers(self, namespace: str, instance: str) -> list[str]:
+        """Containers of an instance that have a log here, first-seen first."""
+
+    @abstractmethod
+    def known_instance(self, namespace: str, job: str, instance: str) -> bool:
+        """Whether the archive has a log or a record of this instance of this job."""
+
+    @abstractmethod
+    def put_instance(self, namespace: str, job: str, instance: str, record: dict[str, Any]) -> None:
+        """Insert or replace an instance's record (JSON). ``record["created"]`` orders ``instances``;
+        ``record["finished"]`` (RFC 3339, None while running) lets ``prune`` drop it."""
+
+    @abstractmethod
+    def instances(self, namespace: str, job: str) -> list[dict[str, Any]]:
+        """A job's instance records, by ``created`` (records without it last), then instance name."""
+
+    @abstractmethod
+    def delete_job(self, namespace: str, job: str) -> int:
+        """Forget a job's logs and records (e.g. before a job of the same name is created); rows deleted."""
+
+    @abstractmethod
+    def prune(self, older_than: dt.date) -> int:
+        """Retention: delete lines of days before ``older_than``, then records of instances that finished
+        before it and have no lines left; returns lines plus records deleted."""
+
+    @abstractmethod
+    def analyze(self) -> None:
+        """Refresh the planner's statistics (after a bulk load or a prune)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release every connection."""

@@ -1,0 +1,315 @@
+"""The log archive: both stores pass the same tests, including that a page of a day is an indexed range read."""
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from gateway.archive import ContainerKey, LogLine, ResumePoint, open_store
+from gateway.archive.store import NS, DayClock
+
+pytest_plugins = ["tests.archive_pg"]
+
+D = dt.date(2026, 11, 25)
+KEY = ContainerKey("tenx-alice", "job-a", "job-a-x7k2p", "job-a")
+
+
+def ts(stamp: str) -> int:
+    """Nanoseconds of an RFC 3339 UTC stamp with up to 9 fractional digits."""
+    whole, _, fraction = stamp.rstrip("Z").partition(".")
+    seconds = dt.datetime.fromisoformat(whole).replace(tzinfo=dt.timezone.utc).timestamp()
+    return int(seconds) * NS + int((fraction or "0").ljust(9, "0"))
+
+
+def lines(start: str, texts: list[str], step_ns: int = NS) -> list[LogLine]:
+    return [LogLine(ts(start) + i * step_ns, text) for i, text in enumerate(texts)]
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Shanghai", "America/New_York", "America/Santiago"])
+def test_day_clock_agrees_with_zoneinfo_across_dst_changes(zone):
+    """The clock caches a day's bounds; walking through 2026's DST changes, it must agree with a fresh lookup."""
+    clock, tz = DayClock(zone), ZoneInfo(zone)
+    for start, end in (("2026-03-06T00:00:00Z", "2026-03-10T00:00:00Z"),
+                       ("2026-04-03T00:00:00Z", "2026-04-07T00:00:00Z"),
+                       ("2026-09-04T00:00:00Z", "2026-09-08T00:00:00Z"),
+                       ("2026-10-30T00:00:00Z", "2026-11-03T00:00:00Z")):
+        for t in range(ts(start), ts(end), 599 * NS + 123):
+            assert clock.day(t) == dt.datetime.fromtimestamp(t // NS, tz).date(), (zone, t)
+    assert clock.stamp_day("2026-11-25T16:00:00.123456789Z") == dt.datetime(2026, 11, 25, 16, tzinfo=dt.timezone.utc
+                                                                            ).astimezone(tz).date()
+    assert clock.stamp_day("not a time") is None and clock.stamp_day(None) is None
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def archive(request, tmp_path):
+    """``archive(timezone="UTC")`` opens a store of the parametrized kind; every store opened is closed after."""
+    url = (f"sqlite:///{tmp_path}/archive.db" if request.param == "sqlite"
+           else request.getfixturevalue("postgres_dsn"))
+    opened = []
+
+    def make(timezone: str = "UTC"):
+        opened.append(open_store(url, timezone))
+        return opened[-1]
+
+    make.kind = request.param
+    yield make
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def store(archive):
+    return archive()
+
+
+def test_append_and_read_a_page(store):
+    store.append(KEY, lines("2026-11-25T10:00:00Z", [f"line {i}" for i in range(10)]))
+    expected = [f"line {i}" for i in range(3, 7)]
+    assert store.read("tenx-alice", "job-a-x7k2p", "job-a", offset=3, size=4) == expected
+    assert store.read("tenx-alice", "job-a-x7k2p", "job-a", day=D, offset=3, size=4) == expected
+    assert store.read("tenx-alice", "job-a-x7k2p", "job-a", day=D + dt.timedelta(days=1)) == []
+
+
+def test_seq_and_day_seq_continue_across_appends(store):
+    store.append(KEY, lines("2026-11-25T10:00:00Z", ["a", "b", "c"]))
+    store.append(KEY, lines("2026-11-25T11:00:00Z", ["d", "e"]))
+    store.append(KEY, [])
+    assert store.read("tenx-alice", "job-a-x7k2p", "job-a") == ["a", "b", "c", "d", "e"]
+    assert store.read("tenx-alice", "job-a-x7k2p", "job-a", day=D, offset=2, size=2) == ["c", "d"]
+
+
+def test_read_past_the_end_or_of_nothing(store):
+    store.append(KEY, lines("2026-11-25T10:00:00Z", ["a", "b"]))
+    assert store.read("tenx-alice", "job-a-x7k2p", "job-a", offset=1, size=5) == ["b"]
+    assert store.read("tenx-alice", "job-a-x7k2p", "job-a", offset=2, size=5) == []
+    assert store.read("tenx-alice", "job-a-x7k2p", "job-a", size=0) == []
+    assert store.read("tenx-alice", "no-such-pod", "job-a") == []
+    assert store.read("tenx-bob", "job-a-x7k2p", "job-a") == []
+    with pytest.raises(ValueError):
+        store.read("tenx-alice", "job-a-x7k2p", "job-a", offset=-1)
+
+
+def test_resume_point_counts_lines_at_the_last_stamp(store):
+    assert store.resume_point(KEY) == ResumePoint(None, 0)
+    t1, t2 = ts("2026-11-25T10:00:00.000000001Z"), ts("2026-11-25T10:00:00.5Z")
+    store.append(KEY, [LogLine(t1, "a"), LogLine(t2, "b"), LogLine(t2, "c"), LogLine(t2, "d")])
+    assert store.resume_point(KEY) == ResumePoint(t2, 3)
+    store.append(KEY, [LogLine(t2, "e")])
+    assert store.resume_point(KEY) == ResumePoint(t2, 4)
+    store.append(KEY, [LogLine(t2 + 1, "f")])
+    assert store.resume_point(KEY) == ResumePoint(t2 + 1, 1)
+    other = ContainerKey("tenx-alice", "job-a", "job-a-x7k2p", "sidecar")
+    assert store.resume_point(other) == ResumePoint(None, 0)
+
+
+def test_days_in_utc_restart_day_seq(store):
+    store.append(KEY, [LogLine(ts("2026-11-25T23:59:59.999999999Z"), "last of 25th"),
+                       LogLine(ts("2026-11-26T00:00:00Z"), "first of 26th"),
+                       LogLine(ts("2026-11-26T00:00:01Z"), "second of 26th")])
+    assert store.read("tenx-alice", "job-a-x7k2p", "job-a", day=D) == ["last of 25th"]
+    nov26 = D + dt.timedelta(days=1)
+    assert store.read("tenx-alice", "job-a-x7k2p", "job-a", day=nov26, size=1) == ["first of 26th"]
+    assert store.read("tenx-alice", "job-a-x7k2p", "job-a", day=nov26, offset=1) == ["second of 26th"]
+    assert store.read("tenx-alice", "job-a-x7k2p", "job-a", offset=1, size=1) == ["first of 26th"]
+
+
+def test_days_in_another_timezone(archive):
+    store = archive("Asia/Shanghai")  # UTC+8: 16:00Z is midnight
+    store.append(KEY, [LogLine(ts("2026-11-25T15:59:59Z"), "25th, 23:59:59 local"),
+                       LogLine(ts("2026-11-25T16:00:00Z"), "26th, midnight local"),
+                       LogLine(ts("2026-11-25T17:00:00Z"), "26th, 01:00 local")])
+    nov26 = D + dt.timedelta(days=1)
+    assert store.read("tenx-alice", "job-a-x7k2p", "job-a", day=D) == ["25th, 23:59:59 local"]
+    assert store.read("tenx-alice", "job-a-x7k2p", "job-a", day=nov26) == ["26th, midnight local",
+                                                                           "26th, 01:00 local"]
+
+
+def test_text_survives_as_written(store):
+    texts = ["日志 ✓ 🚀 naïve", "", "  spaces  ", "tab\there", "nul\x00byte", "x" * 20000]
+    store.append(KEY, lines("2026-11-25T10:00:00Z", texts))
+    got = store.read("tenx-alice", "job-a-x7k2p", "job-a", day=D)
+    assert got == texts[:4] + ["nul\ufffdbyte", texts[5]]
+
+
+def test_read_job_interleaves_instances_in_time_order(store):
+    a = ContainerKey("tenx-alice", "job-a", "job-a-aaaaa", "job-a")
+    a2 = ContainerKey("tenx-alice", "job-a", "job-a-aaaaa", "job-a-1")
+    b = ContainerKey("tenx-alice", "job-a", "job-a-bbbbb", "job-a")
+    other = ContainerKey("tenx-alice", "job-b", "job-b-ccccc", "job-b")
+    t = ts("2026-11-25T23:59:58Z")
+    store.append(b, [LogLine(t, "b0"), LogLine(t + 2 * NS, "b2"), LogLine(t + 2 * NS, "b2'")])
+    store.append(a, [LogLine(t, "a0"), LogLine(t + NS, "a1"), LogLine(t + 2 * NS, "a2")])
+    store.append(a2, [LogLine(t + 2 * NS, "a2 side")])
+    store.append(other, [LogLine(t, "other job")])
+    everything = [("job-a-aaaaa", "a0"), ("job-a-bbbbb", "b0"), ("job-a-aaaaa", "a1"),
+                  ("job-a-aaaaa", "a2"), ("job-a-aaaaa", "a2 side"), ("job-a-bbbbb", "b2"),
+                  ("job-a-bbbbb", "b2'")]
+    assert store.read_job("tenx-alice", "job-a") == everything
+    assert store.read_job("tenx-alice", "job-a", offset=2, size=3) == everything[2:5]
+    assert store.read_job("tenx-alice", "job-a", day=D) == everything[:3]
+    assert store.read_job("tenx-alice", "job-a", day=D + dt.timedelta(days=1), offset=1, size=2) == everything[4:6]
+    assert store.read_job("tenx-bob", "job-a") == []
+    assert store.containers("tenx-alice", "job-a-aaaaa") == ["job-a", "job-a-1"]
+
+
+def test_instance_records(store):
+    assert store.instances("tenx-alice", "job-a") == []
+    assert not store.known_instance("tenx-alice", "job-a", "job-a-bbbbb")
+    store.put_instance("tenx-alice", "job-a", "job-a-bbbbb", {"name": "job-a-bbbbb", "phase": "Running",
+                                                               "created": "2026-11-25T10:00:00Z"})
+    store.put_instance("tenx-alice", "job-a", "job-a-aaaaa", {"name": "job-a-aaaaa", "phase": "Pending",
+                                                               "created": "2026-11-25T11:00:00Z"})
+    store.put_instance("tenx-alice", "job-a", "job-a-ccccc", {"name": "job-a-ccccc",
+                                                               "created": "2026-11-25T10:00:00Z"})
+    failed = {"name": "job-a-bbbbb", "phase": "Failed", "created": "2026-11-25T10:00:00Z",
+              "finished": "2026-11-25T10:05:00Z", "restarts": 2, "node": "node-1",
+              "containers": [{"name": "job-a", "state": "terminated", "exitCode": 137, "reason": "OOMKilled",
+                              "message": "内存不足"}]}
+    store.put_instance("tenx-alice", "job-a", "job-a-bbbbb", failed)
+    records = store.instances("tenx-alice", "job-a")
+    assert [r["name"] for r in records] == ["job-a-bbbbb", "job-a-ccccc", "job-a-aaaaa"]
+    assert records[0] == failed
+    assert store.known_instance("tenx-alice", "job-a", "job-a-bbbbb")
+    assert not store.known_instance("tenx-alice", "job-b", "job-a-bbbbb")
+    store.append(ContainerKey("tenx-alice", "job-b", "job-b-ddddd", "job-b"), lines("2026-11-25T10:00:00Z", ["x"]))
+    assert store.known_instance("tenx-alice", "job-b", "job-b-ddddd")
+    assert store.instances("tenx-bob", "job-a") == []
+
+
+def test_prune_drops_old_days_and_finished_instances(store):
+    old, mid, new = "2026-11-20T10:00:00Z", "2026-11-24T10:00:00Z", "2026-11-25T10:00:00Z"
+    done = ContainerKey("tenx-alice", "job-a", "job-a-done", "job-a")  # finished long ago
+    running = ContainerKey("tenx-alice", "job-a", "job-a-runs", "job-a")  # still running, old and new lines
+    store.append(done, lines(old, ["d0", "d1"]))
+    store.put_instance("tenx-alice", "job-a", "job-a-done", {"name": "job-a-done", "finished": old})
+    store.append(running, lines(old, ["r0"]) + lines(mid, ["r1"]) + lines(new, ["r2", "r3"]))
+    store.put_instance("tenx-alice", "job-a", "job-a-runs", {"name": "job-a-runs", "finished": None})
+    assert store.prune(D - dt.timedelta(days=1)) == 2 + 1 + 1  # d0, d1, r0, and job-a-done's record
+    assert store.read("tenx-alice", "job-a-runs", "job-a") == ["r1", "r2", "r3"]
+    assert store.read("tenx-alice", "job-a-runs", "job-a", day=D) == ["r2", "r3"]
+    assert store.read("tenx-alice", "job-a-done", "job-a") == []
+    assert [r["name"] for r in store.instances("tenx-alice", "job-a")] == ["job-a-runs"]
+    assert not store.known_instance("tenx-alice", "job-a", "job-a-done")
+    assert store.resume_point(running).lines_at_last_ts == 1
+    assert store.read("tenx-alice", "job-a-runs", "job-a", offset=1, size=2) == ["r2", "r3"]  # from r1, now first
+    store.append(running, lines("2026-11-25T11:00:00Z", ["r4"]))
+    assert store.read("tenx-alice", "job-a-runs", "job-a", offset=3) == ["r4"]
+    assert store.prune(D - dt.timedelta(days=1)) == 0
+
+
+def test_delete_job(store):
+    store.append(KEY, lines("2026-11-25T10:00:00Z", ["a", "b"]))
+    store.put_instance("tenx-alice", "job-a", "job-a-x7k2p", {"name": "job-a-x7k2p"})
+    assert store.delete_job("tenx-alice", "job-a") == 3
+    assert store.read_job("tenx-alice", "job-a") == [] and store.instances("tenx-alice", "job-a") == []
+    assert store.resume_point(KEY) == ResumePoint(None, 0)
+
+
+def test_concurrent_appends_and_reads(store):
+    keys = [ContainerKey("tenx-alice", "job-a", f"job-a-{i}", "job-a") for i in range(4)]
+    errors: list[BaseException] = []
+    writing = threading.Event()
+    writing.set()
+
+    def write(key):
+        try:
+            for batch in range(25):
+                store.append(key, lines(f"2026-11-25T10:{batch:02d}:00Z", [f"{batch}.{i}" for i in range(40)],
+                                        step_ns=1000))
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    def read():
+        try:
+            while writing.is_set():
+                for key in keys:
+                    page = store.read(key.namespace, key.instance, key.container, day=D, offset=0, size=50)
+                    assert page == [f"{n // 40}.{n % 40}" for n in range(len(page))]
+                store.read_job("tenx-alice", "job-a", size=100)
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    readers = [threading.Thread(target=read) for _ in range(2)]
+    writers = [threading.Thread(target=write, args=(k,)) for k in keys]
+    for t in readers + writers:
+        t.start()
+    for t in writers:
+        t.join()
+    writing.clear()
+    for t in readers:
+        t.join()
+    assert errors == []
+    for key in keys:
+        got = store.read(key.namespace, key.instance, key.container, size=2000)
+        assert got == [f"{b}.{i}" for b in range(25) for i in range(40)]
+    assert len(store.read_job("tenx-alice", "job-a", day=D, size=5000)) == 4000
+
+
+def test_appends_to_one_container_from_two_threads_are_serialized(store):
+    """The collector should not do this, but if it does, no line may be lost or numbered twice."""
+    def write(name):
+        for batch in range(20):
+            store.append(KEY, [LogLine(ts("2026-11-25T10:00:00Z") + batch, f"{name}{batch}")] * 3)
+
+    threads = [threading.Thread(target=write, args=(name,)) for name in "ab"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    got = store.read("tenx-alice", "job-a-x7k2p", "job-a", day=D, size=500)
+    assert sorted(got) == sorted(f"{n}{b}" for n in "ab" for b in range(20) for _ in range(3))
+    assert store.read("tenx-alice", "job-a-x7k2p", "job-a", offset=119) == [got[-1]]
+
+
+def test_a_deep_page_is_an_indexed_range_read(archive):
+    """100,000 lines over three days; day D holds 60,000 of them, seq 20,000..79,999. No step of the plan may scan
+    a table: the container is found by its unique key, its lines by a range of an index."""
+    store = archive()
+    start = dt.datetime.combine(D, dt.time(0), dt.timezone.utc)
+    per_day = [20_000, 60_000, 20_000]
+    batch = []
+    for d, count in enumerate(per_day):
+        base = int((start + dt.timedelta(days=d - 1)).timestamp()) * NS
+        batch += [LogLine(base + i * 1_000_000, f"day {d} line {i}") for i in range(count)]
+    store.append(KEY, batch)
+    for i in range(300):  # enough containers that looking one up by name is worth an index, too
+        store.append(ContainerKey("tenx-alice", f"job-{i // 3}", f"job-{i // 3}-{i}", "main"), batch[i:i + 10])
+    store.analyze()
+    args = ("tenx-alice", "job-a-x7k2p", "job-a")
+    assert store.read(*args, day=D, offset=50_000, size=100) == [f"day 1 line {i}" for i in range(50_000, 50_100)]
+    assert store.read(*args, offset=70_000, size=100) == [f"day 1 line {i}" for i in range(50_000, 50_100)]
+    assert store.read(*args, day=D, offset=59_950, size=100) == [f"day 1 line {i}" for i in range(59_950, 60_000)]
+    by_day = store.explain_read(*args, day=D, offset=50_000, size=100)
+    whole = store.explain_read(*args, offset=70_000, size=100)
+    print(f"\n{archive.kind} plan, by day:\n{by_day}\n{archive.kind} plan, whole log:\n{whole}")
+    if archive.kind == "sqlite":
+        assert "SEARCH log_lines USING INDEX log_lines_day (stream=? AND day=? AND day_seq>? AND day_seq<?)" in by_day
+        assert "SEARCH log_lines USING PRIMARY KEY (stream=? AND seq>? AND seq<?)" in whole
+        for plan in (by_day, whole):
+            assert "SCAN" not in plan and "TEMP B-TREE" not in plan, plan
+    else:
+        assert any(f"{scan} using log_lines_day on log_lines" in by_day for scan in ("Index Scan", "Index Only Scan",
+                                                                                     "Bitmap Index Scan"))
+        assert any(f"{scan} using log_lines_pkey on log_lines" in whole for scan in ("Index Scan", "Index Only Scan",
+                                                                                    "Bitmap Index Scan"))
+        for plan in (by_day, whole):
+            assert "Seq Scan" not in plan and "Sort" not in plan, plan
+
+
+def test_open_store_rejects_what_it_cannot_open(tmp_path):
+    with pytest.raises(ValueError, match="unsupported log archive URL"):
+        open_store("mysql://localhost/archive", "UTC")
+    with pytest.raises(Exception, match="No time zone found"):
+        open_store(f"sqlite:///{tmp_path}/a.db", "Mars/Olympus_Mons")
+
+
+def test_an_archive_outlives_its_store(archive):
+    first = archive()
+    first.append(KEY, lines("2026-11-25T10:00:00Z", ["kept"]))
+    first.close()
+    again = archive()
+    assert again.read("tenx-alice", "job-a-x7k2p", "job-a") == ["kept"]
+    again.append(KEY, lines("2026-11-25T10:00:01Z", ["and more"]))
+    assert again.read("tenx-alice", "job-a-x7k2p", "job-a", day=D) == ["kept", "and more"]
