@@ -53,5 +53,11 @@ integration: venv cluster
 test: venv cluster
 	$(BIN)/pytest -q tests
 
+# The gateway (gunicorn, shipped gunicorn.conf.py) against direct apiserver calls on the local cluster; writes
+# bench/results/latest.json. QUICK=1: a reduced set (under five minutes). PROFILE=1: py-spy the gateway per case.
+bench: venv cluster
+	@test $(VENV)/.bench-installed -nt setup.cfg || { $(BIN)/pip install --quiet -e '.[bench]' && touch $(VENV)/.bench-installed; }
+	KUBECONFIG=$(LOCAL_KUBECONFIG) $(BIN)/python -m bench.run $(if $(QUICK),--quick) $(if $(PROFILE),--profile)
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

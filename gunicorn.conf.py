@@ -1,7 +1,25 @@
 """gunicorn settings for tenx-gateway. Every request waits on the apiserver, so threads, not processes, carry
 the concurrency: a few workers (one per core) each with a pool of threads."""
+import atexit
+import glob
 import multiprocessing
 import os
+import shutil
+import tempfile
+
+
+def _remove_metrics_dir(path, master_pid):
+    if os.getpid() == master_pid:  # workers inherit atexit handlers when forked; only the master cleans up
+        shutil.rmtree(path, ignore_errors=True)
+
+
+# Metrics from every worker go to files here, summed by /metrics (gateway/metrics.py). Set before anything imports
+# prometheus_client, which picks its multiprocess mode on import; without the variable, a fresh temp dir that goes
+# when the master exits.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="tenx-gateway-metrics-")
+    atexit.register(_remove_metrics_dir, os.environ["PROMETHEUS_MULTIPROC_DIR"], os.getpid())
+os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 
 bind = os.environ.get("GATEWAY_BIND", "127.0.0.1:8080")
 workers = int(os.environ.get("GATEWAY_WORKERS", min(4, multiprocessing.cpu_count())))
@@ -16,6 +34,18 @@ limit_request_line = 4094
 limit_request_fields = 50
 limit_request_field_size = 8190
 accesslog = "-"
-# No headers in the access log: the Authorization header carries the token.
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
 errorlog = "-"
+loglevel = os.environ.get("GATEWAY_LOG_LEVEL", "info")
+# JSON lines for the access, error and app logs; no request headers: the Authorization header carries the token.
+logger_class = "gateway.jsonlog.GunicornLogger"
+
+
+def on_starting(server):
+    """Samples left by an earlier run would be added to this one's."""
+    for stale in glob.glob(os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], "*.db")):
+        os.remove(stale)
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+    multiprocess.mark_process_dead(worker.pid)

@@ -6,7 +6,8 @@ from typing import Any, Mapping
 
 from flask import Flask
 
-from . import config, errors
+from . import config, errors, jsonlog, metrics
+from .archive import LazyStore
 from .kube import Regions
 from .throttle import FailureThrottle
 from .users import UserStore
@@ -20,6 +21,7 @@ class Gateway:
     regions: Regions
     users: UserStore
     login_throttle: FailureThrottle
+    archive: LazyStore
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -31,9 +33,16 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
                       secret_name=settings.users_secret, cache_seconds=settings.auth_cache_seconds,
                       namespace_prefix=settings.namespace_prefix)
     throttle = FailureThrottle(settings.auth_failure_limit, settings.auth_failure_window_seconds)
-    app.extensions["tenx"] = Gateway(settings, regions, users, throttle)
+    archive = LazyStore(settings.archive_store_url, settings.log_timezone)
+    app.extensions["tenx"] = Gateway(settings, regions, users, throttle, archive)
     errors.init_app(app)
+    metrics.init_app(app)
+    jsonlog.init_app(app)
 
-    from .views import jobs
+    from .views import docs, health, jobs
+    from .views import metrics as metrics_view
     app.register_blueprint(jobs.bp)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(metrics_view.bp)
+    app.register_blueprint(docs.bp)
     return app

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import signal
 import sys
+import threading
 
 from . import config, errors
 from .kube import Regions
@@ -31,6 +34,43 @@ def _users_remove(args: argparse.Namespace) -> None:
     print(f"removed {args.name}", file=sys.stderr)
 
 
+def _collect(args: argparse.Namespace) -> None:
+    """Run one collector per region until SIGTERM or SIGINT; the Lease makes extra replicas wait as standbys."""
+    from .archive import open_store
+    from .archive.collector import Collector
+    from .archive.lease import LeaderElector
+    from .jobs import archive_namespace
+    from .names import MANAGED_BY, MANAGED_BY_LABEL
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = config.from_env()
+    regions = Regions(settings)
+    store = open_store(settings.archive_store_url, settings.log_timezone)
+    collectors = []
+    for region in regions.names:
+        kube = regions.get(region)
+        kube.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {
+            "name": settings.namespace, "labels": {MANAGED_BY_LABEL: MANAGED_BY}}})
+        elector = LeaderElector(kube, settings.namespace, "tenx-gateway-collector")
+        collectors.append(Collector(
+            kube, store, elector, namespace_prefix=settings.namespace_prefix,
+            archive_namespace=lambda ns, r=region: archive_namespace(r, ns, settings.default_region),
+            poll_seconds=settings.collector_poll_seconds, retention_days=settings.archive_retention_days))
+    threads = [threading.Thread(target=c.run, name=f"collector-{r}") for c, r in zip(collectors, regions.names)]
+
+    def stop(signum, frame):
+        for collector in collectors:
+            collector.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    store.close()
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="tenx-gateway", description="Operate a tenx-gateway. Cluster access comes "
                                   "from KUBECONFIG (or in-cluster config) and the GATEWAY_* settings.")
@@ -43,6 +83,8 @@ def parser() -> argparse.ArgumentParser:
     remove = users.add_parser("remove", help="delete a user (their jobs stay)")
     remove.add_argument("name")
     remove.set_defaults(run=_users_remove)
+    commands.add_parser("collect", help="archive the logs and instance records of every job, until stopped "
+                        "(one active collector per cluster, chosen by a Lease)").set_defaults(run=_collect)
     return top
 
 

@@ -34,10 +34,23 @@ class Settings:
     kube_connect_timeout: float = 3.0
     kube_read_timeout: float = 20.0
     retry_after_seconds: int = 5
+    # the log archive: a store URL (sqlite:///path or postgresql://...); empty = SQLite in data_dir
+    archive_url: str = ""
+    data_dir: str = "/var/lib/tenx-gateway"
+    archive_retention_days: int = 30
+    collector_poll_seconds: float = 1.0
+    # seconds /readyz, /v1/status and /v1/regions wait for each region's apiserver to answer GET /version
+    readiness_timeout: float = 2.0
+    # region name -> the display_name /v1/regions shows (a region not listed shows its name)
+    region_display_names: Mapping[str, str] = field(default_factory=lambda: {"us": "North America"})
 
     @property
     def default_region(self) -> str:
         return next(iter(self.regions))
+
+    @property
+    def archive_store_url(self) -> str:
+        return self.archive_url or f"sqlite:///{os.path.join(os.path.abspath(self.data_dir), 'archive.db')}"
 
 
 def parse_regions(text: str) -> dict[str, str]:
@@ -57,6 +70,20 @@ def parse_regions(text: str) -> dict[str, str]:
     return regions
 
 
+def parse_display_names(text: str) -> dict[str, str]:
+    """``"us=North America,eu=Europe"`` -> ``{"us": "North America", "eu": "Europe"}``."""
+    names: dict[str, str] = {}
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        region, sep, display = item.partition("=")
+        if not sep or not region.strip() or not display.strip():
+            raise ValueError(f"GATEWAY_REGION_DISPLAY_NAMES: {item!r} is not region=display name")
+        names[region.strip()] = display.strip()
+    return names
+
+
 def _coerce(name: str, kind: type, raw: str) -> Any:
     try:
         return kind(raw)
@@ -74,6 +101,8 @@ def from_env(environ: Mapping[str, str] | None = None, overrides: Mapping[str, A
             continue
         if f.name == "regions":
             values[f.name] = parse_regions(raw)
+        elif f.name == "region_display_names":
+            values[f.name] = parse_display_names(raw)
         else:
             values[f.name] = _coerce(f.name, type(getattr(settings, f.name)), raw)
     values.update(overrides or {})

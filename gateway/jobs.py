@@ -7,6 +7,8 @@ from typing import Any
 import orjson
 
 from . import errors, logs
+from .archive import LogStore
+from .archive.records import instance_record
 from .config import Settings
 from .kube import Kube, LogNotAvailable
 from .manifest import build_job
@@ -17,6 +19,18 @@ from .names import MANAGED_BY, MANAGED_BY_LABEL, POD_JOB_NAME_LABELS, USERNAME_A
 class Tenant:
     username: str
     namespace: str
+    # the namespace's name in the log archive, which is shared by all regions (see archive_namespace)
+    archived_as: str = ""
+
+    @property
+    def archive(self) -> str:
+        return self.archived_as or self.namespace
+
+
+def archive_namespace(region: str, namespace: str, default_region: str) -> str:
+    """Namespaces of the first region keep their name in the archive; others are qualified by region, since two
+    clusters can hold namespaces of the same name."""
+    return namespace if region == default_region else f"{region}:{namespace}"
 
 
 def self_link(namespace: str, name: str) -> str:
@@ -43,13 +57,17 @@ def get_job(kube: Kube, tenant: Tenant, name: str) -> dict[str, Any]:
 def instance_names(kube: Kube, job: dict[str, Any]) -> list[str]:
     """The Job's pods, oldest first, found by the Job's own selector (its controller-uid), so pods of an
     earlier job of the same name never show up."""
+    return [pod["metadata"]["name"] for pod in _pods_of(kube, job)]
+
+
+def _pods_of(kube: Kube, job: dict[str, Any]) -> list[dict[str, Any]]:
     match_labels = ((job.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
     if not match_labels:
         return []
     selector = ",".join(f"{key}={value}" for key, value in sorted(match_labels.items()))
     pods = kube.list_pods(job["metadata"]["namespace"], selector).get("items") or []
     pods.sort(key=lambda pod: (pod["metadata"].get("creationTimestamp") or "", pod["metadata"]["name"]))
-    return [pod["metadata"]["name"] for pod in pods]
+    return pods
 
 
 def create_job(kube: Kube, tenant: Tenant, name: str, spec: dict[str, Any], settings: Settings) -> dict[str, Any]:
@@ -82,10 +100,26 @@ def delete_job(kube: Kube, tenant: Tenant, name: str) -> dict[str, str]:
     return {"jobName": name}
 
 
-def instance_log(kube: Kube, tenant: Tenant, job_name: str, instance: str, query: dict[str, Any],
-                 settings: Settings) -> list[str]:
-    """Lines ``[from, from+size)`` of one instance's log, of one day if ``date`` is given."""
-    pod = _instance_of(kube, tenant, job_name, instance)
+def instance_log(kube: Kube, archive: LogStore, tenant: Tenant, job_name: str, instance: str,
+                 query: dict[str, Any], settings: Settings) -> list[str]:
+    """Lines ``[from, from+size)`` of one instance's log, of one day if ``date`` is given: from the pod while it
+    exists, from the archive once it is gone."""
+    try:
+        pod = _instance_of(kube, tenant, job_name, instance)
+    except errors.NotFound:
+        if not archive.known_instance(tenant.archive, job_name, instance):
+            raise
+        containers = archive.containers(tenant.archive, instance)
+        if not containers or query["size"] == 0:
+            return []
+        return archive.read(tenant.archive, instance, containers[0], day=query["date"],
+                            offset=query["offset"], size=query["size"])
+    return _live_log(kube, tenant, pod, query, settings)
+
+
+def _live_log(kube: Kube, tenant: Tenant, pod: dict[str, Any], query: dict[str, Any],
+              settings: Settings) -> list[str]:
+    instance = pod["metadata"]["name"]
     container = pod["spec"]["containers"][0]["name"]
     offset, size, day = query["offset"], query["size"], query["date"]
     if size == 0:
@@ -101,6 +135,40 @@ def instance_log(kube: Kube, tenant: Tenant, job_name: str, instance: str, query
             return logs.page(logs.within(logs.iter_lines(chunks), start, end), offset, size)
     except LogNotAvailable:
         return []
+
+
+def job_log(kube: Kube, archive: LogStore, tenant: Tenant, job_name: str, query: dict[str, Any]) -> list[str]:
+    """Every instance's lines in time order, each prefixed by ``[instance]``; read from the archive, which the
+    collector fills within a second or two of the lines being written."""
+    rows = archive.read_job(tenant.archive, job_name, day=query["date"], offset=query["offset"],
+                            size=query["size"]) if query["size"] else []
+    if not rows:
+        _require_job_somewhere(kube, archive, tenant, job_name)
+    return [f"[{instance}] {text}" for instance, text in rows]
+
+
+def instances(kube: Kube, archive: LogStore, tenant: Tenant, job_name: str) -> dict[str, Any]:
+    """Each instance's story: live pods as they are now, and archived records of pods already gone."""
+    by_name = {record["name"]: record for record in archive.instances(tenant.archive, job_name)}
+    try:
+        job = kube.get_job(tenant.namespace, job_name)
+    except errors.NotFound:
+        if not by_name:
+            raise errors.NotFound(f"job {job_name!r} not found") from None
+    else:
+        for pod in _pods_of(kube, job):
+            by_name[pod["metadata"]["name"]] = instance_record(pod)
+    ordered = sorted(by_name.values(), key=lambda r: (r.get("created") or "", r["name"]))
+    return {"instances": ordered}
+
+
+def _require_job_somewhere(kube: Kube, archive: LogStore, tenant: Tenant, job_name: str) -> None:
+    if archive.instances(tenant.archive, job_name):
+        return
+    try:
+        kube.get_job(tenant.namespace, job_name)
+    except errors.NotFound:
+        raise errors.NotFound(f"job {job_name!r} not found") from None
 
 
 def _instance_of(kube: Kube, tenant: Tenant, job_name: str, instance: str) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from typing import Any, Iterator
 from urllib.parse import quote, urlencode
 
@@ -20,7 +21,7 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes.config.config_exception import ConfigException
 
-from . import errors
+from . import errors, metrics
 from .config import CURRENT_CONTEXT, IN_CLUSTER, Settings
 
 log = logging.getLogger(__name__)
@@ -60,17 +61,20 @@ class Kube:
         return f"{url}?{urlencode(query)}" if query else url
 
     def _send(self, method: str, path: str, *, query: dict[str, Any] | None = None, body: Any = None,
-              stream: bool = False) -> urllib3.BaseHTTPResponse:
+              stream: bool = False, timeout: urllib3.Timeout | None = None) -> urllib3.BaseHTTPResponse:
         data = orjson.dumps(body) if body is not None else None
+        started = time.perf_counter()
         try:
             response = self._pool.request(
                 method, self._url(path, query), body=data,
                 headers=self._headers("application/json" if data is not None else None),
-                timeout=self._timeout, preload_content=not stream)
+                timeout=timeout or self._timeout, preload_content=not stream)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
+            metrics.observe_kube_call(method, path, None, started)
             log.warning("apiserver %s %s failed: %s", method, path, type(exc).__name__)
             raise errors.Unavailable("the cluster is not reachable; try again shortly",
                                      headers={"Retry-After": self._retry_after}) from None
+        metrics.observe_kube_call(method, path, response.status, started)
         if response.status >= 400:
             body_bytes = response.data if not stream else _read_capped(response)
             raise self._translate(response.status, body_bytes)
@@ -118,6 +122,20 @@ class Kube:
         return self._json("GET", f"/api/v1/namespaces/{_q(namespace)}/pods",
                           query={"labelSelector": label_selector})
 
+    def list_pods_all_namespaces(self, label_selector: str) -> dict[str, Any]:
+        return self._json("GET", "/api/v1/pods", query={"labelSelector": label_selector})
+
+    def get_lease(self, namespace: str, name: str) -> dict[str, Any]:
+        return self._json("GET", f"/apis/coordination.k8s.io/v1/namespaces/{_q(namespace)}/leases/{_q(name)}")
+
+    def create_lease(self, namespace: str, manifest: dict[str, Any]) -> dict[str, Any]:
+        return self._json("POST", f"/apis/coordination.k8s.io/v1/namespaces/{_q(namespace)}/leases", body=manifest)
+
+    def replace_lease(self, namespace: str, name: str, manifest: dict[str, Any]) -> dict[str, Any]:
+        """PUT with the manifest's resourceVersion: of two contenders, one gets a Conflict."""
+        return self._json("PUT", f"/apis/coordination.k8s.io/v1/namespaces/{_q(namespace)}/leases/{_q(name)}",
+                          body=manifest)
+
     def get_pod(self, namespace: str, name: str) -> dict[str, Any]:
         return self._json("GET", f"/api/v1/namespaces/{_q(namespace)}/pods/{_q(name)}")
 
@@ -143,17 +161,24 @@ class Kube:
 
     @contextlib.contextmanager
     def pod_log(self, namespace: str, name: str, *, container: str, timestamps: bool = False,
-                since_time: str | None = None) -> Iterator[Iterator[bytes]]:
+                since_time: str | None = None, follow: bool = False,
+                idle_timeout: float | None = None) -> Iterator[Iterator[bytes]]:
         """A container's log as a stream of byte chunks. Leaving the block early closes the connection, so the
-        apiserver stops sending; the rest of the log is never read."""
+        apiserver stops sending; the rest of the log is never read. ``follow`` keeps the stream open while the
+        container runs; ``idle_timeout`` then bounds how long a silent stream is waited on."""
         query: dict[str, Any] = {"container": container}
         if timestamps:
             query["timestamps"] = "true"
         if since_time:
             query["sinceTime"] = since_time  # not in the client's generated API, hence raw HTTP
+        if follow:
+            query["follow"] = "true"
+        timeout = None
+        if idle_timeout is not None:
+            timeout = urllib3.Timeout(connect=self._timeout.connect_timeout, read=idle_timeout)
         try:
             response = self._send("GET", f"/api/v1/namespaces/{_q(namespace)}/pods/{_q(name)}/log",
-                                  query=query, stream=True)
+                                  query=query, stream=True, timeout=timeout)
         except errors.BadRequest as exc:  # "container ... is waiting to start" and the like
             raise LogNotAvailable(exc.description) from None
         try:

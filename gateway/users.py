@@ -22,6 +22,7 @@ from .kube import Kube
 from .names import MANAGED_BY, MANAGED_BY_LABEL, is_username, namespace_for
 
 TABLE_KEY = "users.json"
+_MISS_REFRESH_SECONDS = 0.5
 _NO_USER_DIGEST = hashlib.sha256(b"no such user").hexdigest()
 
 
@@ -60,10 +61,11 @@ class UserStore:
         raw = (secret.get("data") or {}).get(TABLE_KEY)
         return orjson.loads(base64.b64decode(raw)) if raw else {}
 
-    def _users(self) -> dict[str, Any]:
+    def _users(self, max_age: float | None = None) -> dict[str, Any]:
         now = time.monotonic()
+        max_age = self._cache_seconds if max_age is None else max_age
         with self._lock:
-            if self._cached is not None and now - self._cached_at < self._cache_seconds:
+            if self._cached is not None and now - self._cached_at < max_age:
                 return self._cached
         table = self._table(self._secret())
         with self._lock:
@@ -71,8 +73,14 @@ class UserStore:
         return table
 
     def verify(self, username: str, token: str) -> bool:
-        """Constant-time check of a token against the stored digest; unknown users cost the same."""
+        """Constant-time check of a token against the stored digest; unknown users cost the same.
+
+        A user name missing from the cached table makes the table be re-read (at most every
+        ``_MISS_REFRESH_SECONDS``), so a user just added can log in within that time.
+        """
         entry = self._users().get(username)
+        if entry is None:
+            entry = self._users(max_age=_MISS_REFRESH_SECONDS).get(username)
         stored = entry["token_sha256"] if entry else _NO_USER_DIGEST
         return hmac.compare_digest(stored, token_digest(token)) and entry is not None
 

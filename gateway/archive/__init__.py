@@ -5,18 +5,39 @@
 """
 from __future__ import annotations
 
+import os
+import threading
+
 from .store import ContainerKey, LogLine, LogStore, ResumePoint
 
-__all__ = ["ContainerKey", "LogLine", "LogStore", "ResumePoint", "open_store"]
+__all__ = ["ContainerKey", "LazyStore", "LogLine", "LogStore", "ResumePoint", "open_store"]
 
 
 def open_store(url: str, timezone: str = "UTC") -> LogStore:
     """A store for ``url``; each backend is imported only when used, so SQLite needs no PostgreSQL driver."""
     if url.startswith("sqlite:///"):
         from .sqlite import SqliteStore
-        return SqliteStore(url[len("sqlite://"):], timezone)
+        path = url[len("sqlite://"):]
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        return SqliteStore(path, timezone)
     if url.startswith(("postgresql://", "postgres://")):
         from .postgres import PostgresStore
         return PostgresStore(url, timezone)
     raise ValueError(f"unsupported log archive URL {url.split('://')[0]!r}: use sqlite:///abs/path.db "
                      "or postgresql://...")
+
+
+class LazyStore:
+    """The store, opened on first use (never at import or app creation), then shared by every thread."""
+
+    def __init__(self, url: str, timezone: str):
+        self._url, self._timezone = url, timezone
+        self._store: LogStore | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> LogStore:
+        if self._store is None:
+            with self._lock:
+                if self._store is None:
+                    self._store = open_store(self._url, self._timezone)
+        return self._store

@@ -24,13 +24,24 @@ def _authenticate_and_scope():
     """Credentials first, so an unauthenticated caller learns nothing, not even which regions exist."""
     gateway = current_app.extensions["tenx"]
     username = authenticate(request.headers, gateway.users, gateway.login_throttle, request.remote_addr or "")
-    g.tenant = jobs.Tenant(username, namespace_for(username, gateway.settings.namespace_prefix))
     gateway.regions.require(g.region)
+    namespace = namespace_for(username, gateway.settings.namespace_prefix)
+    g.tenant = jobs.Tenant(username, namespace,
+                           jobs.archive_namespace(g.region, namespace, gateway.settings.default_region))
 
 
 def _kube():
     """The region's client, built on first use; validation errors never wait for it."""
     return current_app.extensions["tenx"].regions.get(g.region)
+
+
+def _logs_query(settings):
+    return LogsQuerySchema(default_size=settings.log_default_size,
+                           max_size=settings.log_max_size).load(request.args.to_dict())
+
+
+def _archive():
+    return current_app.extensions["tenx"].archive.get()
 
 
 def _existing_job_name(name: str) -> str:
@@ -75,8 +86,21 @@ def delete_job(job_name: str):
 @bp.get("/jobs/<job_name>/instances/<instance_name>/logs")
 def instance_logs(job_name: str, instance_name: str):
     settings = current_app.extensions["tenx"].settings
-    query = LogsQuerySchema(default_size=settings.log_default_size,
-                            max_size=settings.log_max_size).load(request.args.to_dict())
+    query = _logs_query(settings)
     if not is_dns1123_label(job_name) or len(instance_name) > 253:
         raise errors.NotFound(f"instance {instance_name!r} of job {job_name!r} not found")
-    return json_response(jobs.instance_log(_kube(), g.tenant, job_name, instance_name, query, settings))
+    return json_response(jobs.instance_log(_kube(), _archive(), g.tenant, job_name, instance_name, query,
+                                           settings))
+
+
+@bp.get("/jobs/<job_name>/logs")
+def job_logs(job_name: str):
+    """Extension: all instances' lines in time order, each prefixed by its instance name."""
+    query = _logs_query(current_app.extensions["tenx"].settings)
+    return json_response(jobs.job_log(_kube(), _archive(), g.tenant, _existing_job_name(job_name), query))
+
+
+@bp.get("/jobs/<job_name>/instances")
+def job_instances(job_name: str):
+    """Extension: each instance with phase, node, times, restarts and per-container state, exit code and reason."""
+    return json_response(jobs.instances(_kube(), _archive(), g.tenant, _existing_job_name(job_name)))

@@ -66,6 +66,14 @@ class RunningGateway:
     host_volume_root: Path
     process: subprocess.Popen
     output: Path
+    collector: subprocess.Popen
+    server_env: dict[str, str]
+
+    def start_collector(self) -> subprocess.Popen:
+        with open(self.output.with_name("collector.log"), "ab") as sink:
+            self.collector = subprocess.Popen([str(VENV_BIN / "tenx-gateway"), "collect"], cwd=ROOT,
+                                              env=self.server_env, stdout=sink, stderr=subprocess.STDOUT)
+        return self.collector
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return subprocess.run([str(VENV_BIN / "tenx-gateway"), *args], env=self.env, capture_output=True,
@@ -77,19 +85,22 @@ def gateway(local_cluster, tmp_path_factory) -> RunningGateway:
     """gunicorn serving the gateway as in production, on the local cluster, with names unique to this run.
 
     TENX_TEST_GATEWAY_KUBECONFIG makes the gateway itself use another kubeconfig (a least-privilege one),
-    while fixtures keep the admin one for setup and checks.
+    while fixtures keep the admin one for setup and checks. TENX_TEST_GATEWAY_NAMESPACE (used with it by
+    test_deploy.py) names the gateway's own namespace instead of a fresh one; that namespace is kept afterwards.
     """
     run_id = secrets.token_hex(2)
+    given_namespace = os.environ.get("TENX_TEST_GATEWAY_NAMESPACE")  # deploy hook: see test_deploy.py
     volume_root = tmp_path_factory.mktemp("app_data")
     port = _free_port()
     env = {
         **os.environ,
         "KUBECONFIG": local_cluster.kubeconfig,
         "GATEWAY_BIND": f"127.0.0.1:{port}",
-        "GATEWAY_NAMESPACE": f"tenx-gateway-t{run_id}",
+        "GATEWAY_NAMESPACE": given_namespace or f"tenx-gateway-t{run_id}",
         "GATEWAY_NAMESPACE_PREFIX": f"t{run_id}-",
         "GATEWAY_HOST_VOLUME_ROOT": str(volume_root),
         "GATEWAY_AUTH_CACHE_SECONDS": "1",
+        "GATEWAY_DATA_DIR": str(tmp_path_factory.mktemp("data")),
         "GATEWAY_WORKERS": "2",
     }
     server_env = dict(env, KUBECONFIG=os.environ.get("TENX_TEST_GATEWAY_KUBECONFIG", local_cluster.kubeconfig))
@@ -97,7 +108,10 @@ def gateway(local_cluster, tmp_path_factory) -> RunningGateway:
     with open(output, "wb") as sink:
         process = subprocess.Popen([str(VENV_BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), "wsgi:app"],
                                    cwd=ROOT, env=server_env, stdout=sink, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    running = RunningGateway(f"http://127.0.0.1:{port}", env, f"t{run_id}-", volume_root, process, output,
+                             None, server_env)
+    collector = running.start_collector()
+    url = running.url
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -106,20 +120,24 @@ def gateway(local_cluster, tmp_path_factory) -> RunningGateway:
         except requests.ConnectionError:
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
+                collector.kill()
                 pytest.fail(f"gateway did not start:\n{output.read_text()[-4000:]}")
             time.sleep(0.2)
-    running = RunningGateway(url, env, f"t{run_id}-", volume_root, process, output)
     yield running
-    process.terminate()
-    process.wait(timeout=30)
-    _delete_namespaces(local_cluster, env["GATEWAY_NAMESPACE"], running.namespace_prefix)
+    for child in (process, running.collector):
+        child.terminate()
+    for child in (process, running.collector):
+        child.wait(timeout=30)
+    _delete_namespaces(local_cluster, None if given_namespace else env["GATEWAY_NAMESPACE"],
+                       running.namespace_prefix)
 
 
-def _delete_namespaces(cluster: LocalCluster, gateway_namespace: str, prefix: str) -> None:
+def _delete_namespaces(cluster: LocalCluster, gateway_namespace: str | None, prefix: str) -> None:
     listed = cluster.kubectl_run("get", "namespaces", "-o", "name", check=False).stdout.split()
     doomed = [n.split("/", 1)[1] for n in listed if n.split("/", 1)[1].startswith(prefix)]
-    cluster.kubectl_run("delete", "namespace", "--wait=false", "--ignore-not-found", gateway_namespace, *doomed,
-                        check=False)
+    doomed += [gateway_namespace] if gateway_namespace else []
+    if doomed:
+        cluster.kubectl_run("delete", "namespace", "--wait=false", "--ignore-not-found", *doomed, check=False)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,178 @@
+"""The cases, in the order they run: one job (get, create, delete), logs, then lists at growing scale."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import cluster, ops
+from .measure import Samples, Side, concurrent_pair, paired
+from .profile import format_profile, profile_side
+from .server import RssSampler
+
+
+@dataclass(frozen=True)
+class Plan:
+    get_n: int
+    create_n: int
+    per_client: int  # per client of 16 for get
+    list_n: dict[int, int]  # jobs in the namespace -> sequential iterations
+    list_per_client: int  # per client of 16 for list at the smallest scale
+    log_lines: int
+    log_n: int
+    warmup: int = 10
+    clients: int = 16
+
+
+FULL = Plan(get_n=1000, create_n=300, per_client=100, list_n={100: 300, 1000: 100, 10000: 20}, list_per_client=30,
+            log_lines=100_000, log_n=50)
+QUICK = Plan(get_n=200, create_n=80, per_client=30, list_n={100: 100, 1000: 20}, list_per_client=10,
+             log_lines=10_000, log_n=20)
+
+
+class Runner:
+    def __init__(self, target: ops.Target, plan: Plan, rss: RssSampler, worker_pids, out_dir: Path,
+                 profile: bool):
+        self.t, self.plan, self.rss, self.worker_pids = target, plan, rss, worker_pids
+        self.out_dir, self.profile_enabled = out_dir, profile
+        self.results: list[dict[str, Any]] = []
+        self.profiles: dict[str, dict] = {}
+
+    def _record(self, case: str, operation: str, direct: str, scale: str, concurrency: int, gw: Samples,
+                dr: Samples, seconds: float) -> dict:
+        g, d = gw.summary(), dr.summary()
+        row = {
+            "case": case, "operation": operation, "direct_equivalent": direct, "scale": scale,
+            "concurrency": concurrency, "gateway": g, "direct": d,
+            "delta_p50_ms": _sub(g["p50_ms"], d["p50_ms"]), "delta_p99_ms": _sub(g["p99_ms"], d["p99_ms"]),
+            "ratio_p50": _div(g["p50_ms"], d["p50_ms"]), "ratio_p99": _div(g["p99_ms"], d["p99_ms"]),
+            "throughput_ratio": _div(g["throughput_rps"], d["throughput_rps"]),
+            "gateway_worker_peak_rss_mb": round(self.rss.case_peak_kb.get(case, 0) / 1024, 1) or None,
+            "load_1m_after": round(os.getloadavg()[0], 2), "seconds": round(seconds, 1),
+        }
+        self.results.append(row)
+        print(f"  {case:<22} gateway p50 {g['p50_ms']} ms p99 {g['p99_ms']} ms | direct p50 {d['p50_ms']} ms "
+              f"p99 {d['p99_ms']} ms | {g['throughput_rps']} vs {d['throughput_rps']} req/s"
+              + (f" | errors {g['errors']}/{d['errors']}: {g['first_error'] or d['first_error']}"
+                 if g['errors'] or d['errors'] else ""), flush=True)
+        return row
+
+    def pair(self, case: str, operation: str, direct: str, scale: str, sides: tuple[Side, Side], n: int,
+             warmup: int | None = None) -> dict:
+        self.rss.case, start = case, time.perf_counter()
+        gw, dr = paired(*sides, n=n, warmup=self.plan.warmup if warmup is None else warmup)
+        self.rss.case = None
+        return self._record(case, operation, direct, scale, 1, gw, dr, time.perf_counter() - start)
+
+    def concurrent(self, case: str, operation: str, direct: str, scale: str, sides: tuple[Side, Side],
+                   per_client: int) -> dict:
+        self.rss.case, start = case, time.perf_counter()
+        gw, dr = concurrent_pair(*sides, clients=self.plan.clients, per_client=per_client)
+        self.rss.case = None
+        return self._record(case, operation, direct, scale, self.plan.clients, gw, dr, time.perf_counter() - start)
+
+    def profile(self, case: str, side: Side, n: int) -> None:
+        if not self.profile_enabled:
+            return
+        result = profile_side(side, self.worker_pids(), n, self.out_dir, case.replace(" ", "-"))
+        self.profiles[case] = result
+        text = format_profile(case, result)
+        (self.out_dir / f"profile-{case.replace(' ', '-')}.txt").write_text(text)
+        print(text, flush=True)
+
+
+def _sub(a, b):
+    return None if a is None or b is None else round(a - b, 3)
+
+
+def _div(a, b):
+    return None if not a or not b else round(a / b, 3)
+
+
+def gateway_create(t: ops.Target, name: str, spec: dict) -> None:
+    session = t.gateway_session()
+    r = session.post(f"{t.base}/jobs/{name}", json=spec, timeout=60)
+    if r.status_code != 200:
+        raise RuntimeError(f"creating {name} through the gateway: {r.status_code} {r.text[:500]}")
+
+
+def single_job_cases(r: Runner) -> None:
+    t, plan = r.t, r.plan
+    job = cluster.wait_job_done(t.api, t.namespace, "bench-get")
+    get = ops.get_sides(t, job)
+    what, direct = "GET /jobs/{name} (1 pod)", "GET job + LIST pods by the job's selector (what the gateway's get does)"
+    r.pair("get", what, direct, "1 job", get, plan.get_n)
+    r.concurrent("get c16", what, direct, "1 job", get, plan.per_client)
+    r.profile("get", get[0], min(300, plan.get_n))
+
+    count = plan.create_n + plan.warmup
+    gw, dr, made_gw, made_direct = ops.create_sides(t, "bc", count)
+    r.pair("create", "POST /jobs/{name} (job.json)", "POST the Job the gateway builds", "1 job", (gw, dr),
+           plan.create_n)
+    delete = ops.delete_sides(t, made_gw, made_direct)
+    r.pair("delete", "DELETE /jobs/{name}", "DELETE job, propagationPolicy Background", "1 job", delete,
+           min(len(made_gw), len(made_direct)) - plan.warmup)
+    if r.profile_enabled:
+        n = min(100, plan.create_n)
+        gw, _, made, _ = ops.create_sides(t, "bp", 0)
+        r.profile("create", gw, n)
+        r.profile("delete", ops.delete_sides(t, made, [])[0], len(made))
+
+
+def log_cases(r: Runner, job: str) -> None:
+    t, plan = r.t, r.plan
+    cluster.wait_job_done(t.api, t.namespace, job, timeout=600)
+    session = t.gateway_session()
+    pod = session.get(f"{t.base}/jobs/{job}", timeout=60).json()["instance_names"][0]
+    started = t.api.session().get(t.api.url(f"/api/v1/namespaces/{t.namespace}/pods/{pod}"),
+                                  timeout=60).json()["status"].get("startTime") or ""
+    day = (started[:10] or dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d")).replace("-", ".")
+    lines = plan.log_lines
+    scale = f"{lines:,}-line log"
+    whole = "GET pods/{pod}/log (whole log) + slice client-side"
+    for label, offset in (("from 0", 0), ("from mid", lines // 2), ("last 100", lines - 100)):
+        sides = ops.log_sides(t, job, pod, job, offset, 100)
+        case = f"logs {label}"
+        n = plan.log_n * (2 if offset == 0 else 1)
+        r.pair(case, f"GET .../logs?from={offset}&size=100", whole, scale, sides, n, warmup=3)
+        r.profile(case, sides[0], 40 if offset == 0 else 15)
+    sides = ops.log_sides(t, job, pod, job, 0, 100, day=day)
+    r.pair("logs date", f"GET .../logs?date={day}&from=0&size=100",
+           "GET pods/{pod}/log?timestamps&sinceTime=<day> (whole day) + first 100 of the day client-side",
+           scale, sides, plan.log_n * 2, warmup=3)
+    r.profile("logs date", sides[0], 40)
+
+
+def list_cases(r: Runner, username: str) -> list[dict]:
+    t, plan = r.t, r.plan
+    seeding = []
+    sides = ops.list_sides(t)
+    next_index = 0
+    for scale, n in sorted(plan.list_n.items()):
+        have = cluster.count_jobs(t.api, t.namespace)
+        missing = [f"seed-{k:05d}" for k in range(next_index, next_index + max(0, scale - have))]
+        next_index += len(missing)
+        print(f"seeding {len(missing)} suspended jobs (namespace has {have}) ...", flush=True)
+        seeded = cluster.seed_jobs(t.api, t.namespace, missing,
+                                   lambda name: _suspended(t.manifest(name)))
+        seeded["settle_seconds"] = cluster.wait_controller_settled(t.api, t.namespace)
+        seeded["jobs_in_namespace"] = cluster.count_jobs(t.api, t.namespace)
+        seeding.append({"scale": scale, **seeded})
+        print(f"  seeded: {json.dumps(seeded)}", flush=True)
+        label = f"{seeded['jobs_in_namespace']:,} jobs"
+        r.pair(f"list {scale}", "GET /jobs", "LIST jobs in the namespace", label, sides, n,
+               warmup=min(plan.warmup, max(2, n // 10)))
+        if scale == min(plan.list_n):
+            r.concurrent(f"list {scale} c16", "GET /jobs", "LIST jobs in the namespace", label, sides,
+                         plan.list_per_client)
+        r.profile(f"list {scale}", sides[0], max(5, min(100, n // 3)))
+    return seeding
+
+
+def _suspended(manifest: dict) -> dict:
+    manifest["spec"]["suspend"] = True
+    return manifest

@@ -1,0 +1,96 @@
+package main
+
+// The kubelet containerLogs endpoint, behind the API server's pods/log.
+//
+// virtual-kubelet's node/api package parses the query and calls
+// GetContainerLogs; we find the container instance from the pod's status
+// (kubelet's rules, see logInstance) and stream its log file.
+
+import (
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/virtual-kubelet/virtual-kubelet/errdefs"
+	"github.com/virtual-kubelet/virtual-kubelet/node/api"
+	corev1 "k8s.io/api/core/v1"
+)
+
+type tailZeroKey struct{}
+
+// withTailZero marks requests with tailLines=0 in their context:
+// api.ContainerLogOpts uses 0 for "not set", but kubelet returns no lines for
+// an explicit 0.
+func withTailZero(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/containerLogs/") && r.URL.Query().Get("tailLines") == "0" {
+			r = r.WithContext(context.WithValue(r.Context(), tailZeroKey{}, true))
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (p *Provider) GetContainerLogs(ctx context.Context, namespace, podName, containerName string, opts api.ContainerLogOpts) (io.ReadCloser, error) {
+	pod, err := p.podForLogs(namespace, podName)
+	if err != nil {
+		return nil, err
+	}
+	cs := findContainerStatus(pod, containerName)
+	if cs == nil {
+		return nil, errdefs.InvalidInputf("container %s is not valid for pod %s", containerName, podName)
+	}
+	idx, err := logInstance(cs, opts.Previous, podName)
+	if err != nil {
+		return nil, errdefs.AsInvalidInput(err)
+	}
+	path := logPath(p.podDir(pod), containerName, idx)
+
+	ro := logReadOptions{
+		tail:       -1,
+		limitBytes: opts.LimitBytes,
+		timestamps: opts.Timestamps,
+		since:      opts.SinceTime,
+		follow:     opts.Follow,
+	}
+	if opts.Tail > 0 || ctx.Value(tailZeroKey{}) != nil {
+		ro.tail = opts.Tail
+	}
+	if opts.SinceSeconds > 0 {
+		ro.since = time.Now().Add(-time.Duration(opts.SinceSeconds) * time.Second)
+	}
+	rc, err := openLogReader(ctx, path, ro, p.lives.get(path))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, errdefs.NotFoundf("no log file for container %q in pod %s/%s on this node", containerName, namespace, podName)
+	}
+	return rc, err
+}
+
+// podForLogs prefers the agent's own view, which is never behind the API
+// server, and falls back to the pod cache for pods from before an agent
+// restart.
+func (p *Provider) podForLogs(namespace, name string) (*corev1.Pod, error) {
+	if pr := p.get(namespace, name); pr != nil {
+		return pr.view(pr.baseStatus()), nil
+	}
+	if p.pods != nil {
+		if pod, err := p.pods.Pods(namespace).Get(name); err == nil {
+			return pod, nil
+		}
+	}
+	return nil, errdefs.NotFoundf("pod %s/%s not found on this node", namespace, name)
+}
+
+func findContainerStatus(pod *corev1.Pod, name string) *corev1.ContainerStatus {
+	for _, list := range [][]corev1.ContainerStatus{pod.Status.ContainerStatuses, pod.Status.InitContainerStatuses} {
+		for i := range list {
+			if list[i].Name == name {
+				return &list[i]
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,159 @@
+"""What each route answers, for the OpenAPI document: summary, parameters, bodies and every status code.
+
+Keyed by Flask endpoint and lower-case method. Schemas are named as registered in gateway/openapi.py. When a route
+is added, its entry goes here; tests/test_openapi.py fails until it does.
+"""
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any, Callable
+
+from .config import Settings
+from .schemas import LogsQuerySchema
+
+JSON = "application/json"
+CREDENTIALS = [{"username": [], "token": []}]
+PUBLIC: list[dict[str, list[str]]] = []
+
+TAGS = [
+    {"name": "jobs", "description": "The five calls of the original Jobs API."},
+    {"name": "operations", "description": "Health, readiness, regions and metrics; no credentials needed."},
+    {"name": "documentation", "description": "This document and its page."},
+]
+
+PATH_PARAMETERS = {
+    "region": "A region this gateway serves (`GET /v1/regions` lists them); the original offered only `us`.",
+    "job_name": "The job's name: a DNS-1123 label (lower-case letters, digits and '-', at most 63 characters).",
+    "instance_name": "One of the job's pods, as listed in `instance_names` by `GET /jobs/{job_name}`.",
+}
+
+QUERY_PARAMETERS: dict[str, Callable[[Settings], tuple[str, dict[str, Any]]]] = {
+    "date": lambda s: (f"Only the lines logged on this day (`YYYY.MM.DD`, days in {s.log_timezone}).",
+                       {"pattern": r"^\d{4}\.\d{2}\.\d{2}$", "example": "2015.12.29"}),
+    "from": lambda s: ("Index of the first line to return (0 = the first line).", {"default": 0}),
+    "size": lambda s: (f"How many lines to return, at most {s.log_max_size}.",
+                       {"default": s.log_default_size, "maximum": s.log_max_size}),
+}
+
+SEED_JOB = {
+    "containers": [{
+        "image": "index.tenxcloud.com/tenxcloud/perl_job:latest", "pull_always": True,
+        "command": ["echo", "test-cmd"], "env": [{"name": "KEY", "value": "value"}],
+        "ports": [{"port": 22, "protocol": "TCP"}], "resources": {"limits": {"memory": "512Mi"}},
+        "volumeMounts": [{"name": "volume-name1", "mountPath": "/data"}],
+    }],
+    "volumes": [{"name": "volume-name1", "type": "host"}],
+    "sync_timezone": True,
+}
+
+
+def body(description: str, schema: Any, media: str = JSON) -> dict[str, Any]:
+    return {"description": description, "content": {media: {"schema": schema}}}
+
+
+def error(code: int, description: str, *headers: str) -> dict[str, Any]:
+    response = body(description, "Error")
+    response["content"][JSON]["example"] = {"code": code, "status": HTTPStatus(code).phrase, "message": description}
+    if headers:
+        response["headers"] = {name: name for name in headers}
+    return response
+
+
+def _jobs_call(summary: str, description: str, ok: dict[str, Any], **responses: dict[str, Any]) -> dict[str, Any]:
+    """A call under /v1/regions/{region}: credentials checked first, then the region, then the call itself."""
+    return {
+        "tags": ["jobs"], "summary": summary, "description": description, "security": CREDENTIALS,
+        "responses": {
+            "200": ok,
+            "401": error(401, "The username or Authorization header is missing or malformed, or the token is not the "
+                         "user's.", "WWW-Authenticate"),
+            "404": error(404, "The region is not one this gateway serves."),
+            "405": error(405, "The path does not answer this method.", "Allow"),
+            "429": error(429, "Too many failed logins from this client or for this user name.", "Retry-After"),
+            "500": error(500, "An internal error; the message says no more."),
+            "503": error(503, "The cluster is unreachable or busy, or the user's namespace is being deleted.",
+                         "Retry-After"),
+            **responses,
+        },
+    }
+
+
+def _public(tag: str, summary: str, description: str, **responses: dict[str, Any]) -> dict[str, Any]:
+    return {"tags": [tag], "summary": summary, "description": description, "security": PUBLIC,
+            "responses": responses}
+
+
+def operations(settings: Settings) -> dict[str, dict[str, dict[str, Any]]]:
+    not_ready = error(503, "A region's apiserver did not answer `GET /version` within "
+                      f"{settings.readiness_timeout:g} s; `errors` names each such region and why.", "Retry-After")
+    logs_query = LogsQuerySchema(default_size=settings.log_default_size, max_size=settings.log_max_size)
+    return {
+        "jobs.list_jobs": {"get": _jobs_call(
+            "List the user's jobs", "Every Job in the user's namespace in this region.",
+            body("The user's jobs.", "JobList"))},
+        "jobs.get_job": {"get": _jobs_call(
+            "Get a job", "The Job, plus the names of its pods (`instance_names`).",
+            body("The job and its instances.", "JobWithInstances"),
+            **{"404": error(404, "The region is unknown, or the user has no job of that name.")})},
+        "jobs.create_job": {"post": {
+            **_jobs_call(
+                "Create a job", "Runs job.json as a batch/v1 Job named `job_name`.",
+                body("The Job as created.", "CreatedJob"),
+                **{"400": error(400, "The job name is not a DNS-1123 label, or the body is not a valid job.json; "
+                                "`errors` names each problem."),
+                   "409": error(409, "The user already has a job of that name."),
+                   "413": error(413, f"The body is larger than {settings.max_body_bytes} bytes.")}),
+            "requestBody": {"required": True, "content": {JSON: {"schema": "JobSpec", "example": SEED_JOB}}},
+        }},
+        "jobs.delete_job": {"delete": _jobs_call(
+            "Delete a job", "Deletes the Job; its pods go with it, in the background.",
+            body("The job is being deleted.", "DeletedJob"),
+            **{"404": error(404, "The region is unknown, or the user has no job of that name.")})},
+        "jobs.instance_logs": {"get": {
+            **_jobs_call(
+                "Read an instance's log", "Lines `[from, from+size)` of one pod's log, of one day if `date` is "
+                                          "given. An instance that has not started yet has no lines.",
+                body("The log lines, without their line ends.", {"type": "array", "items": {"type": "string"}}),
+                **{"400": error(400, "`date`, `from` or `size` is invalid; `errors` says which."),
+                   "404": error(404, "The region is unknown, or the job or the instance does not exist.")}),
+            "parameters": [{"in": "query", "schema": logs_query}],
+        }},
+        "jobs.job_logs": {"get": {
+            **_jobs_call(
+                "Read a job's log (extension)", "Every instance's lines in time order, each prefixed by "
+                                                "`[instance name]`, from the log archive: lines outlive the pods.",
+                body("The log lines.", {"type": "array", "items": {"type": "string"},
+                                        "example": ["[myjob-x1y2z] test-cmd"]}),
+                **{"400": error(400, "`date`, `from` or `size` is invalid; `errors` says which."),
+                   "404": error(404, "The region is unknown, or the user has no job of that name.")}),
+            "parameters": [{"in": "query", "schema": logs_query}],
+        }},
+        "jobs.job_instances": {"get": _jobs_call(
+            "List a job's instances (extension)", "Each pod of the job, live or archived: phase, node, times, "
+                                                  "restarts, and per container its state, exit code and reason.",
+            body("The job's instances, oldest first.", "InstanceList"),
+            **{"404": error(404, "The region is unknown, or the user has no job of that name.")})},
+        "health.healthz": {"get": _public(
+            "operations", "Liveness", "The process is alive; asks no cluster.",
+            **{"200": body("Alive.", "StatusOk")})},
+        "health.readyz": {"get": _public(
+            "operations", "Readiness", "Every region's apiserver answers `GET /version` in time.",
+            **{"200": body("Ready.", "StatusOk"), "503": not_ready})},
+        "health.status": {"get": _public(
+            "operations", "The original's status call", "`API is running` when every region is ready.",
+            **{"200": body("Running.", {"type": "string", "example": "API is running"}, "text/plain"),
+               "503": not_ready})},
+        "health.regions": {"get": _public(
+            "operations", "List the regions", "The regions this gateway serves and whether each answers now.",
+            **{"200": body("The regions.", "RegionList")})},
+        "metrics.metrics": {"get": _public(
+            "operations", "Prometheus metrics", "Requests by route and status, their latency, and the "
+                                                "apiserver calls behind them, summed over all workers.",
+            **{"200": body("Prometheus text format 0.0.4.", {"type": "string"}, "text/plain")})},
+        "docs.openapi": {"get": _public(
+            "documentation", "This OpenAPI document", "Built from the gateway's routes and schemas.",
+            **{"200": body("OpenAPI 3.", {"type": "object"})})},
+        "docs.docs": {"get": _public(
+            "documentation", "The API's documentation page", "Swagger UI, served by the gateway itself.",
+            **{"200": body("An HTML page.", {"type": "string"}, "text/html")})},
+    }

@@ -1,0 +1,111 @@
+"""The bodies the gateway answers with, as marshmallow schemas: used only to describe them in the OpenAPI document.
+
+Job objects pass through from the apiserver untouched, so they are described by their key fields and stay open
+(``unknown = INCLUDE`` -> ``additionalProperties: true``); the gateway's own bodies are closed.
+"""
+from __future__ import annotations
+
+from marshmallow import INCLUDE, RAISE, Schema, fields
+from marshmallow.validate import OneOf
+
+from .health import AVAILABLE, UNAVAILABLE
+
+
+class _Open(Schema):
+    class Meta:
+        unknown = INCLUDE
+
+
+class _Closed(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class ErrorSchema(_Closed):
+    """Every failure, whatever its status."""
+
+    code = fields.Integer(required=True, metadata={"description": "the HTTP status code", "example": 404})
+    status = fields.String(required=True,
+                           metadata={"description": "the status's reason phrase", "example": "Not Found"})
+    message = fields.String(required=True, metadata={"example": "job 'myjob' not found"})
+    errors = fields.Dict(metadata={"description": "per-field (or per-region) problems, when there are any"})
+
+
+class ObjectMetaSchema(_Open):
+    name = fields.String(required=True)
+    namespace = fields.String(required=True, metadata={"description": "the user's namespace"})
+    selfLink = fields.String(metadata={"description": "/apis/batch/v1/namespaces/<namespace>/jobs/<name>, "
+                                                      "filled in by the gateway as the original did"})
+    uid = fields.String()
+    resourceVersion = fields.String()
+    creationTimestamp = fields.String(allow_none=True)
+    labels = fields.Dict(keys=fields.String(), values=fields.String(), metadata={"example": {"name": "myjob"}})
+
+
+class JobSchema(_Open):
+    """A batch/v1 Job as the apiserver wrote it."""
+
+    apiVersion = fields.String(metadata={"example": "batch/v1"})
+    kind = fields.String(metadata={"example": "Job"})
+    metadata = fields.Nested(ObjectMetaSchema, required=True)
+    spec = fields.Dict(required=True, metadata={"description": "the Job's spec (batch/v1 JobSpec)", "example": {
+        "parallelism": 1, "completions": 1, "selector": {"matchLabels": {"controller-uid": "a8da9543"}},
+        "template": {"spec": {"containers": [{"name": "myjob", "image": "busybox"}], "restartPolicy": "OnFailure"}}}})
+    status = fields.Dict(metadata={"description": "the Job's status (batch/v1 JobStatus)", "example": {
+        "conditions": [{"type": "Complete", "status": "True"}], "startTime": "2016-05-24T03:21:52Z", "succeeded": 1}})
+
+
+class JobWithInstancesSchema(JobSchema):
+    instance_names = fields.List(fields.String(), required=True,
+                                 metadata={"description": "the job's pods, oldest first"})
+
+
+class JobListSchema(_Closed):
+    jobs = fields.List(fields.Nested(JobSchema), required=True)
+
+
+class CreatedJobSchema(_Closed):
+    job = fields.Nested(JobSchema, required=True)
+
+
+class DeletedJobSchema(_Closed):
+    jobName = fields.String(required=True, metadata={"example": "myjob"})
+
+
+class InstanceSchema(_Open):
+    """One pod of a job, live or archived after it was deleted."""
+
+    name = fields.String(required=True)
+    phase = fields.String(required=True, metadata={"example": "Succeeded"})
+    uid = fields.String(allow_none=True)
+    job = fields.String(allow_none=True)
+    node = fields.String(allow_none=True)
+    created = fields.String(allow_none=True, metadata={"example": "2016-05-24T03:21:52Z"})
+    started = fields.String(allow_none=True)
+    finished = fields.String(allow_none=True)
+    restart_count = fields.Integer()
+    reason = fields.String()
+    message = fields.String()
+    containers = fields.List(fields.Dict(), metadata={
+        "description": "per container: name, state, reason, exit code, restart count",
+        "example": [{"name": "myjob", "state": "terminated", "reason": "Completed", "exit_code": 0,
+                     "restart_count": 0}]})
+
+
+class InstanceListSchema(_Closed):
+    instances = fields.List(fields.Nested(InstanceSchema), required=True)
+
+
+class StatusOkSchema(_Closed):
+    status = fields.String(required=True, validate=OneOf(["ok"]))
+
+
+class RegionSchema(_Closed):
+    name = fields.String(required=True, metadata={"example": "us"})
+    display_name = fields.String(required=True, metadata={"example": "North America"})
+    status = fields.String(required=True, validate=OneOf([AVAILABLE, UNAVAILABLE]),
+                           metadata={"description": "whether the region's apiserver answered just now"})
+
+
+class RegionListSchema(_Closed):
+    regions = fields.List(fields.Nested(RegionSchema), required=True)

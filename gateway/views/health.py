@@ -1,0 +1,60 @@
+"""Liveness, readiness and the original's ``/v1/status`` and ``/v1/regions``; none of them asks for credentials.
+
+``/v1/regions`` is public as it was in the original: region names are published configuration (the API's own
+paths carry them), and a client needs the list before it has anything to authenticate for.
+"""
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, jsonify
+
+from .. import errors
+from ..health import Readiness
+
+bp = Blueprint("health", __name__)
+
+_READINESS = "tenx.readiness"
+
+
+@bp.record_once
+def _make_readiness(state) -> None:
+    gateway = state.app.extensions["tenx"]
+    state.app.extensions[_READINESS] = Readiness(gateway.regions, gateway.settings.readiness_timeout)
+
+
+def _readiness() -> Readiness:
+    return current_app.extensions[_READINESS]
+
+
+def _unavailable(message: str, problems: dict[str, str]) -> errors.Unavailable:
+    retry_after = str(current_app.extensions["tenx"].settings.retry_after_seconds)
+    return errors.Unavailable(message, errors=problems, headers={"Retry-After": retry_after})
+
+
+@bp.get("/healthz")
+def healthz():
+    """The process is alive and answering; no cluster call."""
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz():
+    problems = _readiness().problems()
+    if problems:
+        raise _unavailable(f"not ready: region(s) {', '.join(problems)} did not answer", problems)
+    return jsonify(status="ok")
+
+
+@bp.get("/v1/status")
+def status():
+    problems = _readiness().problems()
+    if problems:
+        raise _unavailable("API is temporarily unavailable", problems)
+    return Response("API is running", mimetype="text/plain")
+
+
+@bp.get("/v1/regions")
+def regions():
+    settings = current_app.extensions["tenx"].settings
+    return jsonify(regions=[
+        {"name": name, "display_name": settings.region_display_names.get(name, name), "status": state}
+        for name, state in _readiness().statuses().items()])

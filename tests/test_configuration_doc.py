@@ -1,0 +1,23 @@
+"""docs/configuration.md names every setting: each Settings field and each variable gunicorn.conf.py reads."""
+import re
+from dataclasses import fields
+from pathlib import Path
+
+from gateway.config import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def documented() -> set[str]:
+    text = (ROOT / "docs/configuration.md").read_text()
+    return set(re.findall(r"^\| `([A-Z_]+)` \|", text, flags=re.MULTILINE))
+
+
+def test_every_gateway_setting_is_in_the_table():
+    assert {f"GATEWAY_{f.name.upper()}" for f in fields(Settings)} <= documented()
+
+
+def test_every_variable_gunicorn_reads_is_in_the_table():
+    conf = (ROOT / "gunicorn.conf.py").read_text()
+    read = set(re.findall(r'os\.environ(?:\.get\(|\[)"((?:GATEWAY|PROMETHEUS)_[A-Z_]+)"', conf))
+    assert read and read <= documented()
