@@ -8,7 +8,7 @@ LOCAL_KUBECONFIG := $(CURDIR)/.local/kubeconfig
 GATEWAY_BIND ?= 127.0.0.1:8080
 export GATEWAY_BIND
 
-.PHONY: help venv run serve test unit integration cluster cluster-down bench clean
+.PHONY: help venv test-deps run test unit go-test integration cluster cluster-down bench clean
 
 help:
 	@echo "make run           serve the API on $(GATEWAY_BIND) (brings up the local cluster unless KUBECONFIG is set)"
@@ -31,26 +31,38 @@ cluster:
 cluster-down:
 	$(CLUSTER) down
 
-# Without KUBECONFIG the gateway serves the local cluster, with host volumes under .local/ instead of /tenxcloud.
+# Without KUBECONFIG the gateway serves the local cluster, with host volumes and the log archive under .local/.
+# The log collector runs beside the API and stops with it.
 run: venv
 	@if [ -z "$$KUBECONFIG" ]; then \
 	  $(CLUSTER) up && \
 	  export KUBECONFIG=$(LOCAL_KUBECONFIG) && \
-	  export GATEWAY_HOST_VOLUME_ROOT=$${GATEWAY_HOST_VOLUME_ROOT:-$(CURDIR)/.local/app_data}; \
+	  export GATEWAY_HOST_VOLUME_ROOT=$${GATEWAY_HOST_VOLUME_ROOT:-$(CURDIR)/.local/app_data} && \
+	  export GATEWAY_DATA_DIR=$${GATEWAY_DATA_DIR:-$(CURDIR)/.local/data}; \
 	fi; \
 	echo "tenx-gateway on http://$(GATEWAY_BIND) (KUBECONFIG=$$KUBECONFIG)"; \
 	echo "add a user:  TOKEN=\$$(KUBECONFIG=$$KUBECONFIG $(BIN)/tenx-gateway users add alice)"; \
 	echo "then:        curl http://$(GATEWAY_BIND)/v1/regions/us/jobs -H 'username: alice' -H \"Authorization: token \$$TOKEN\""; \
-	exec $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+	$(BIN)/tenx-gateway collect & collector=$$!; \
+	trap 'kill $$collector 2>/dev/null; wait $$collector' EXIT INT TERM; \
+	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+
+# Debian packages the tests use: PostgreSQL (archive store tests) and Chromium (renders /docs).
+test-deps:
+	scripts/install-postgres.sh
+	scripts/install-test-deps.sh
 
 unit: venv
 	$(BIN)/pytest -q -m "not integration" tests
 
-integration: venv cluster
+go-test:
+	cd deploy/local/node-agent && go test ./...
+
+integration: venv test-deps cluster
 	$(BIN)/pytest -q -m integration tests
 
 # The cluster comes up before pytest so its build progress shows; the fixtures then reuse it.
-test: venv cluster
+test: venv test-deps go-test cluster
 	$(BIN)/pytest -q tests
 
 # The gateway (gunicorn, shipped gunicorn.conf.py) against direct apiserver calls on the local cluster; writes
