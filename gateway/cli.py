@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
 import sys
 import threading
 
-from . import config, errors
+from . import config, errors, jsonlog
 from .kube import Regions
 from .users import UserStore
 
@@ -42,7 +41,7 @@ def _collect(args: argparse.Namespace) -> None:
     from .jobs import archive_namespace
     from .names import MANAGED_BY, MANAGED_BY_LABEL
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    jsonlog.configure()
     settings = config.from_env()
     regions = Regions(settings)
     store = open_store(settings.archive_store_url, settings.log_timezone)

@@ -1,4 +1,4 @@
-"""docs/configuration.md names every setting: each Settings field and each variable gunicorn.conf.py reads."""
+"""The README's configuration table names every setting: each Settings field and each variable gunicorn.conf.py reads."""
 import re
 from dataclasses import fields
 from pathlib import Path
@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def documented() -> set[str]:
-    text = (ROOT / "docs/configuration.md").read_text()
+    text = (ROOT / "README.md").read_text()
     return set(re.findall(r"^\| `([A-Z_]+)` \|", text, flags=re.MULTILINE))
 
 
