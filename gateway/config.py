@@ -53,18 +53,22 @@ class Settings:
         return self.archive_url or f"sqlite:///{os.path.join(os.path.abspath(self.data_dir), 'archive.db')}"
 
 
-def parse_regions(text: str) -> dict[str, str]:
-    """``"us=ctx-a,eu=ctx-b"`` -> ``{"us": "ctx-a", "eu": "ctx-b"}``; a bare name uses the current context."""
-    regions: dict[str, str] = {}
-    for item in text.split(","):
-        item = item.strip()
+def _pairs(variable: str, text: str, *, value_required: bool) -> dict[str, str]:
+    """``"a=x, b=y"`` -> ``{"a": "x", "b": "y"}``, naming the variable in any complaint."""
+    pairs: dict[str, str] = {}
+    for item in (part.strip() for part in text.split(",")):
         if not item:
             continue
-        name, _, context = item.partition("=")
-        name = name.strip()
-        if not name:
-            raise ValueError(f"GATEWAY_REGIONS: empty region name in {item!r}")
-        regions[name] = context.strip()
+        key, sep, value = (side.strip() for side in item.partition("="))
+        if not key or (value_required and not value):
+            raise ValueError(f"{variable}: {item!r} is not name=value")
+        pairs[key] = value
+    return pairs
+
+
+def parse_regions(text: str) -> dict[str, str]:
+    """``"us=ctx-a,eu=ctx-b"`` -> ``{"us": "ctx-a", "eu": "ctx-b"}``; a bare name uses the current context."""
+    regions = _pairs("GATEWAY_REGIONS", text, value_required=False)
     if not regions:
         raise ValueError("GATEWAY_REGIONS names no region")
     return regions
@@ -72,16 +76,7 @@ def parse_regions(text: str) -> dict[str, str]:
 
 def parse_display_names(text: str) -> dict[str, str]:
     """``"us=North America,eu=Europe"`` -> ``{"us": "North America", "eu": "Europe"}``."""
-    names: dict[str, str] = {}
-    for item in text.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        region, sep, display = item.partition("=")
-        if not sep or not region.strip() or not display.strip():
-            raise ValueError(f"GATEWAY_REGION_DISPLAY_NAMES: {item!r} is not region=display name")
-        names[region.strip()] = display.strip()
-    return names
+    return _pairs("GATEWAY_REGION_DISPLAY_NAMES", text, value_required=True)
 
 
 def _coerce(name: str, kind: type, raw: str) -> Any:
