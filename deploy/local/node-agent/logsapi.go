@@ -22,16 +22,49 @@ import (
 
 type tailZeroKey struct{}
 
-// withTailZero marks requests with tailLines=0 in their context:
-// api.ContainerLogOpts uses 0 for "not set", but kubelet returns no lines for
-// an explicit 0.
-func withTailZero(h http.Handler) http.Handler {
+// logsMiddleware adapts the library's containerLogs handler:
+//   - api.ContainerLogOpts uses 0 for "tailLines not set", but kubelet returns
+//     no lines for an explicit 0, so such requests are marked in the context;
+//   - a client that hangs up early (the gateway reads pages of a log and
+//     closes the stream) would make the handler log an internal server error
+//     per request; instead a failed write cancels the request context, which
+//     ends our log reader with a clean EOF.
+func logsMiddleware(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, "/containerLogs/") && r.URL.Query().Get("tailLines") == "0" {
-			r = r.WithContext(context.WithValue(r.Context(), tailZeroKey{}, true))
+		if !strings.HasPrefix(r.URL.Path, "/containerLogs/") {
+			h.ServeHTTP(w, r)
+			return
 		}
-		h.ServeHTTP(w, r)
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		if r.URL.Query().Get("tailLines") == "0" {
+			ctx = context.WithValue(ctx, tailZeroKey{}, true)
+		}
+		h.ServeHTTP(&hangupWriter{ResponseWriter: w, hangup: cancel}, r.WithContext(ctx))
 	})
+}
+
+type hangupWriter struct {
+	http.ResponseWriter
+	hangup func()
+	gone   bool
+}
+
+func (w *hangupWriter) Write(p []byte) (int, error) {
+	if w.gone {
+		return len(p), nil
+	}
+	if _, err := w.ResponseWriter.Write(p); err != nil {
+		w.gone = true
+		w.hangup()
+	}
+	return len(p), nil
+}
+
+func (w *hangupWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok && !w.gone {
+		f.Flush()
+	}
 }
 
 func (p *Provider) GetContainerLogs(ctx context.Context, namespace, podName, containerName string, opts api.ContainerLogOpts) (io.ReadCloser, error) {

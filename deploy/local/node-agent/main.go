@@ -131,6 +131,9 @@ func run(ctx context.Context, o options) error {
 		nodeName: o.nodeName, stateDir: o.stateDir, crashBase: o.crashBase, crashMax: o.crashMax,
 	}, client)
 	mux := http.NewServeMux()
+	// NewNode builds a default client from $KUBECONFIG before our options
+	// replace it, and warns when it cannot; point it at the same file.
+	os.Setenv("KUBECONFIG", o.kubeconfig)
 	vkNode, err := nodeutil.NewNode(o.nodeName,
 		func(pc nodeutil.ProviderConfig) (nodeutil.Provider, node.NodeProvider, error) {
 			prov.pods, prov.configMaps, prov.secrets = pc.Pods, pc.ConfigMaps, pc.Secrets
@@ -140,7 +143,7 @@ func run(ctx context.Context, o options) error {
 			c.Client = client
 			c.NodeSpec = *nodeSpec
 			c.HTTPListenAddr = o.listenAddr
-			c.Handler = withTailZero(mux)
+			c.Handler = logsMiddleware(mux)
 			// We resolve env ourselves: the library's resolution also adds
 			// service variables (KUBERNETES_SERVICE_HOST, ...).
 			c.SkipDownwardAPIResolution = true
