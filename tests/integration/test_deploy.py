@@ -8,6 +8,7 @@ import json
 import os
 import re
 import runpy
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -155,15 +156,9 @@ def rbac_applied(local_cluster, manifests) -> None:
 
 @pytest.fixture(scope="module")
 def sa_kubeconfig(local_cluster, rbac_applied, tmp_path_factory) -> str:
-    """A kubeconfig with a fresh 1 h token of the gateway's ServiceAccount, written by deploy/sa-kubeconfig.sh."""
-    env = {**os.environ, "KUBECONFIG": local_cluster.kubeconfig, "KUBECTL": local_cluster.kubectl}
-    result = subprocess.run([str(DEPLOY / "sa-kubeconfig.sh"), "--duration", "1h"], env=env, capture_output=True,
-                            text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    path = tmp_path_factory.mktemp("serviceaccount") / "kubeconfig"
-    path.write_text(result.stdout)
-    path.chmod(0o600)
-    return str(path)
+    """A kubeconfig with a fresh 1 h token of the gateway's ServiceAccount, as deployed (tenx-gateway/tenx-gateway)."""
+    return _service_account_kubeconfig(local_cluster, tmp_path_factory.mktemp("serviceaccount") / "kubeconfig",
+                                       NAMESPACE, SERVICE_ACCOUNT)
 
 
 # -- the kustomize base ----------------------------------------------------------------------------------------
@@ -205,6 +200,62 @@ def test_an_image_override_reaches_the_deployment(local_cluster, tmp_path):
     images = {c["name"]: c["image"] for c in deployment["spec"]["template"]["spec"]["containers"]}
     assert images == {"api": "registry.example.com/tenx-gateway:1.2.3",
                       "collector": "registry.example.com/tenx-gateway:1.2.3"}
+
+
+POSTGRES_PATCH = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: tenx-gateway, namespace: tenx-gateway}
+spec:
+  replicas: 2
+  strategy:
+    type: RollingUpdate
+    rollingUpdate: {maxUnavailable: 0, maxSurge: 1}
+  template:
+    spec:
+      containers:
+        - name: api
+          env:
+            - name: GATEWAY_ARCHIVE_URL
+              valueFrom: {secretKeyRef: {name: tenx-gateway-archive, key: url}}
+        - name: collector
+          env:
+            - name: GATEWAY_ARCHIVE_URL
+              valueFrom: {secretKeyRef: {name: tenx-gateway-archive, key: url}}
+      volumes:
+        - name: data
+          persistentVolumeClaim: null
+          emptyDir: {}
+"""
+DELETE_CLAIM = """
+$patch: delete
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: tenx-gateway-data}
+"""
+
+
+def test_the_readmes_postgres_overlay_scales_out(local_cluster, rbac_applied, tmp_path):
+    """deploy/README.md's overlay for several replicas sharing a PostgreSQL archive builds and passes a dry run."""
+    (tmp_path / "postgres-patch.yaml").write_text(POSTGRES_PATCH)
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump({
+        "resources": [os.path.relpath(DEPLOY, tmp_path)],
+        "patches": [{"path": "postgres-patch.yaml"},
+                    {"target": {"kind": "PersistentVolumeClaim", "name": "tenx-gateway-data"},
+                     "patch": DELETE_CLAIM}],
+    }))
+    built = _kubectl(local_cluster, "kustomize", str(tmp_path))
+    assert built.returncode == 0, built.stderr
+    manifests = [doc for doc in yaml.safe_load_all(built.stdout) if doc]
+    assert not [m for m in manifests if m["kind"] == "PersistentVolumeClaim"]
+    deployment = _one(manifests, "Deployment")
+    assert deployment["spec"]["replicas"] == 2 and deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["data"] == {"name": "data", "emptyDir": {}}
+    for container in _containers(deployment).values():
+        assert any(e["name"] == "GATEWAY_ARCHIVE_URL" for e in container["env"])
+    result = _kubectl(local_cluster, "apply", "--dry-run=server", "-k", str(tmp_path))
+    assert result.returncode == 0, result.stderr
 
 
 def _containers(deployment: dict) -> dict[str, dict]:
@@ -365,48 +416,66 @@ def test_the_service_account_may_do_nothing_else(local_cluster, sa_kubeconfig, a
     assert not _can_i(local_cluster, sa_kubeconfig, *args), f"{SA_USER} can {' '.join(args)}"
 
 
-def _users_secret(cluster) -> dict | None:
-    result = cluster.kubectl_run("get", "secret", USERS_SECRET, "-n", NAMESPACE, "-o", "json", check=False)
-    return json.loads(result.stdout) if result.returncode == 0 else None
-
-
-def _restore_users_secret(cluster, before: dict | None) -> None:
-    """Put back the users Secret as it was, so a developer's `make run` users survive and test users do not."""
-    if before is None:
-        cluster.kubectl_run("delete", "secret", USERS_SECRET, "-n", NAMESPACE, "--ignore-not-found", check=False)
-        return
-    manifest = {"apiVersion": "v1", "kind": "Secret", "type": before.get("type", "Opaque"),
-                "metadata": {"name": USERS_SECRET, "namespace": NAMESPACE,
-                             "labels": before["metadata"].get("labels") or {}},
-                "data": before.get("data") or {}}
-    result = _kubectl(cluster, "replace", "-f", "-", stdin=json.dumps(manifest))
+def _service_account_kubeconfig(cluster, path: Path, namespace: str, service_account: str) -> str:
+    """A kubeconfig with a fresh 1 h token of the ServiceAccount, written by deploy/sa-kubeconfig.sh."""
+    env = {**os.environ, "KUBECONFIG": cluster.kubeconfig, "KUBECTL": cluster.kubectl}
+    result = subprocess.run([str(DEPLOY / "sa-kubeconfig.sh"), "--duration", "1h", "--namespace", namespace,
+                             "--service-account", service_account], env=env, capture_output=True, text=True,
+                            timeout=60)
     assert result.returncode == 0, result.stderr
+    path.write_text(result.stdout)
+    path.chmod(0o600)
+    return str(path)
 
 
-def test_the_gateway_integration_suite_passes_as_the_service_account(local_cluster, sa_kubeconfig, tmp_path):
-    """Every other integration test, with the gateway server and the collector (not the fixtures, not the
-    operator's CLI) acting as the deployed ServiceAccount in the deployed namespace: the RBAC is enough for
-    everything the API and the collector do."""
+@pytest.fixture
+def isolated_service_account(local_cluster, manifests, tmp_path):
+    """deploy/'s Namespace, ServiceAccount and RBAC once more, renamed by kustomize (``namespace:`` and
+    ``nameSuffix:``) with the same rules, so that the gateway running as it shares no users Secret and no collector
+    Lease with a `make run` or another test run on the same cluster. Removed afterwards."""
+    suffix = f"sa{secrets.token_hex(3)}"
+    namespace = f"tenx-gateway-{suffix}"
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump({
+        "resources": [os.path.relpath(DEPLOY, tmp_path)], "namespace": namespace, "nameSuffix": f"-{suffix}"}))
+    built = _kubectl(local_cluster, "kustomize", str(tmp_path))
+    assert built.returncode == 0, built.stderr
+    objects = [m for m in yaml.safe_load_all(built.stdout) if m and m["kind"] in RBAC_KINDS]
+    for kind in ("ClusterRole", "Role"):  # renaming must not have touched what is granted
+        assert _one(objects, kind)["rules"] == _one(manifests, kind)["rules"]
+    cluster_scoped = [f"{m['kind'].lower()}.rbac.authorization.k8s.io/{m['metadata']['name']}" for m in objects
+                      if m["kind"] in ("ClusterRole", "ClusterRoleBinding")]
+    try:
+        applied = _kubectl(local_cluster, "apply", "-f", "-", stdin=yaml.safe_dump_all(objects))
+        assert applied.returncode == 0, applied.stderr
+        kubeconfig = _service_account_kubeconfig(local_cluster, tmp_path / "kubeconfig", namespace,
+                                                 _one(objects, "ServiceAccount")["metadata"]["name"])
+        yield namespace, kubeconfig
+    finally:
+        _kubectl(local_cluster, "delete", "--ignore-not-found", "--wait=false", *cluster_scoped,
+                 f"namespace/{namespace}")
+
+
+def test_the_gateway_integration_suite_passes_as_the_service_account(isolated_service_account, tmp_path):
+    """Every other integration test that starts the gateway, with the API server and the collector (not the
+    fixtures, not the operator's CLI) acting as the deployed ServiceAccount, its namespace as GATEWAY_NAMESPACE:
+    the RBAC is enough for everything the API and the collector do."""
     if os.environ.get(NESTED):
         pytest.skip("this is the ServiceAccount run already")  # never the case outside that run
+    namespace, kubeconfig = isolated_service_account
     suites = sorted(str(path.relative_to(ROOT)) for path in (ROOT / "tests/integration").glob("test_*.py")
                     if path.name != Path(__file__).name)
     assert suites
-    env = {**os.environ, NESTED: "1", "TENX_TEST_GATEWAY_KUBECONFIG": sa_kubeconfig,
-           "TENX_TEST_GATEWAY_NAMESPACE": NAMESPACE}
-    before = _users_secret(local_cluster)
-    try:
-        # -p this module: its pytest_collection_modifyitems keeps only the tests that start the gateway
-        result = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", __name__,
-             f"--basetemp={tmp_path / 'run'}", *suites],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
-    finally:
-        _restore_users_secret(local_cluster, before)
+    env = {**os.environ, NESTED: "1", "TENX_TEST_GATEWAY_KUBECONFIG": kubeconfig,
+           "TENX_TEST_GATEWAY_NAMESPACE": namespace}
+    # -p this module: its pytest_collection_modifyitems keeps only the tests that start the gateway
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", __name__,
+         f"--basetemp={tmp_path / 'run'}", *suites],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
     output = result.stdout + result.stderr
     first_failure = output[output.find("=" * 10):][:5000] if "=" * 10 in output else ""
-    assert result.returncode == 0, (f"the integration suite failed with the gateway as {SA_USER}:\n"
-                                    f"{first_failure}\n[...]\n{output[-4000:]}")
+    assert result.returncode == 0, (f"the integration suite failed with the gateway as the ServiceAccount of "
+                                    f"{namespace}:\n{first_failure}\n[...]\n{output[-4000:]}")
     assert " passed" in output.splitlines()[-1], output[-2000:]
 
 
