@@ -6,6 +6,8 @@ import pytest
 from gateway.manifest import build_job
 from gateway.schemas import JobSpecSchema
 
+from .seed import SEED_JOB
+
 ROOT = "/tenxcloud/app_data"
 
 
@@ -44,20 +46,7 @@ def test_minimal_job_has_the_originals_shape():
 
 
 def test_the_seed_job_json_maps_like_the_original_response():
-    seed = {
-        "containers": [{
-            "image": "index.tenxcloud.com/tenxcloud/perl_job:latest",
-            "pull_always": True,
-            "command": ["echo", "test-cmd"],
-            "env": [{"name": "KEY", "value": "value"}],
-            "ports": [{"port": 22, "protocol": "TCP"}],
-            "resources": {"limits": {"memory": "512Mi"}},
-            "volumeMounts": [{"name": "volume-name1", "mountPath": "/data"}],
-        }],
-        "volumes": [{"name": "volume-name1", "type": "host"}],
-        "sync_timezone": True,
-    }
-    pod = build(seed)["spec"]["template"]["spec"]
+    pod = build(SEED_JOB)["spec"]["template"]["spec"]
     assert pod["volumes"] == [
         {"name": "volume-name1", "hostPath": {"path": "/tenxcloud/app_data/nkwanglei8lrp/job/job-api/volume-name1",
                                               "type": "DirectoryOrCreate"}},

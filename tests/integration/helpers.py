@@ -42,3 +42,15 @@ def condition(job: dict, kind: str) -> dict | None:
         if cond["type"] == kind and cond["status"] == "True":
             return cond
     return None
+
+
+def until(predicate, timeout: float, what: str, interval: float = 0.2):
+    """Poll ``predicate`` until it returns something truthy, and return that; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)

@@ -6,9 +6,7 @@ import secrets
 import signal
 import time
 
-import pytest
-
-from .helpers import condition
+from .helpers import condition, until
 
 
 def job_name(prefix: str) -> str:
@@ -24,14 +22,7 @@ def today() -> str:
 
 
 def wait_until(check, timeout: float = 60, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.5)
+    return until(check, timeout, what, interval=0.5)
 
 
 def pods_gone(local_cluster, namespace: str, job: str) -> bool:

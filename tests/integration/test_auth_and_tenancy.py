@@ -5,7 +5,6 @@ import base64
 import secrets
 import time
 
-import pytest
 import requests
 
 from .helpers import condition

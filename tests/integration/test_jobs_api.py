@@ -6,22 +6,8 @@ import secrets
 
 import pytest
 
+from ..seed import SEED_JOB
 from .helpers import condition
-
-SEED_JOB = {
-    "containers": [{
-        "image": "index.tenxcloud.com/tenxcloud/perl_job:latest",
-        "pull_always": True,
-        "command": ["echo", "test-cmd"],
-        "env": [{"name": "KEY", "value": "value"}],
-        "ports": [{"port": 22, "protocol": "TCP"}],
-        "resources": {"limits": {"memory": "512Mi"}},
-        "volumeMounts": [{"name": "volume-name1", "mountPath": "/data"}],
-    }],
-    "volumes": [{"name": "volume-name1", "type": "host"}],
-    "sync_timezone": True,
-}
-
 
 def job_name(prefix: str = "job") -> str:
     return f"{prefix}-{secrets.token_hex(3)}"

@@ -18,6 +18,8 @@ import pytest
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
+from .helpers import until
+
 pytestmark = pytest.mark.integration
 
 NODE = "tenx-local"
@@ -55,18 +57,6 @@ def ns(core):
 
 
 # ----------------------------------------------------------------------------------------------- helpers
-
-def until(predicate, timeout: float, what: str, interval: float = 0.2):
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
 
 def _exists(read) -> bool:
     try:
