@@ -8,7 +8,7 @@ LOCAL_KUBECONFIG := $(CURDIR)/.local/kubeconfig
 GATEWAY_BIND ?= 127.0.0.1:8080
 export GATEWAY_BIND
 
-.PHONY: help venv test-deps run test unit go-test integration cluster cluster-down bench clean
+.PHONY: help venv test-deps run test unit go-test integration cluster cluster-down bench soak clean
 
 help:
 	@echo "make run           serve the API on $(GATEWAY_BIND) (brings up the local cluster unless KUBECONFIG is set)"
@@ -16,6 +16,7 @@ help:
 	@echo "make unit          unit tests only (no cluster)"
 	@echo "make cluster       build and start the local Kubernetes (deploy/local/)"
 	@echo "make cluster-down  stop it"
+	@echo "make soak          10 minutes of mixed load with apiserver faults (SOAK_SECONDS=180 for 3); not in make test"
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -70,6 +71,11 @@ test: venv test-deps go-test cluster
 bench: venv cluster
 	@test $(VENV)/.bench-installed -nt setup.cfg || { $(BIN)/pip install --quiet -e '.[bench]' && touch $(VENV)/.bench-installed; }
 	KUBECONFIG=$(LOCAL_KUBECONFIG) $(BIN)/python -m bench.run $(if $(QUICK),--quick) $(if $(PROFILE),--profile)
+
+# Mixed load from several users while the gateway's own second apiserver is hung and killed in turn; writes
+# .local/reliability/soak.json. SOAK_SECONDS (600) shortens it. See RELIABILITY.md.
+soak: venv cluster
+	KUBECONFIG=$(LOCAL_KUBECONFIG) $(BIN)/python -m tests.soak
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -40,6 +40,22 @@ loglevel = os.environ.get("GATEWAY_LOG_LEVEL", "info")
 logger_class = "gateway.jsonlog.GunicornLogger"
 
 
+# The API's largest request body (gateway/config.py reads the same variable; keep the default in step).
+_MAX_BODY_BYTES = int(os.environ.get("GATEWAY_MAX_BODY_BYTES") or 64 * 1024)
+
+
+def pre_request(worker, req):
+    """Answer with ``Connection: close`` when the app may leave part of the body unread: one over the body limit
+    (413) or a chunked one, whose length nobody knows beforehand. gunicorn drains at most 64 KiB of an unread body
+    and then drops the connection, even after answering "keep-alive"; a client reusing it would fail its next
+    request. An app's own Connection header is ignored by gunicorn; the request's ``force_close`` is not."""
+    worker.log.debug("%s %s", req.method, req.path)
+    length = next((value for name, value in req.headers if name == "CONTENT-LENGTH"), None)
+    chunked = any(name == "TRANSFER-ENCODING" for name, _ in req.headers)
+    if chunked or (length is not None and length.isdigit() and int(length) > _MAX_BODY_BYTES):
+        req.force_close()
+
+
 def on_starting(server):
     """Samples left by an earlier run would be added to this one's."""
     for stale in glob.glob(os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], "*.db")):

@@ -138,12 +138,14 @@ def log_cases(r: Runner, job: str) -> None:
         sides = ops.log_sides(t, job, pod, job, offset, 100)
         case = f"logs {label}"
         n = plan.log_n * (2 if offset == 0 else 1)
-        r.pair(case, f"GET .../logs?from={offset}&size=100", whole, scale, sides, n, warmup=3)
+        check = ops.check_log_page(t, job, pod, job, offset, 100)
+        r.pair(case, f"GET .../logs?from={offset}&size=100", whole, scale, sides, n, warmup=3)["check"] = check
         r.profile(case, sides[0], 40 if offset == 0 else 15)
     sides = ops.log_sides(t, job, pod, job, 0, 100, day=day)
+    check = ops.check_log_page(t, job, pod, job, 0, 100, day=day)
     r.pair("logs date", f"GET .../logs?date={day}&from=0&size=100",
            "GET pods/{pod}/log?timestamps&sinceTime=<day> (whole day) + first 100 of the day client-side",
-           scale, sides, plan.log_n * 2, warmup=3)
+           scale, sides, plan.log_n * 2, warmup=3)["check"] = check
     r.profile("logs date", sides[0], 40)
 
 
@@ -159,13 +161,14 @@ def list_cases(r: Runner, username: str) -> list[dict]:
         print(f"seeding {len(missing)} suspended jobs (namespace has {have}) ...", flush=True)
         seeded = cluster.seed_jobs(t.api, t.namespace, missing,
                                    lambda name: _suspended(t.manifest(name)))
-        seeded["settle_seconds"] = cluster.wait_controller_settled(t.api, t.namespace)
+        seeded.update(cluster.wait_controller_settled(t.api, t.namespace, timeout=min(90, 30 + scale / 20)))
         seeded["jobs_in_namespace"] = cluster.count_jobs(t.api, t.namespace)
         seeding.append({"scale": scale, **seeded})
         print(f"  seeded: {json.dumps(seeded)}", flush=True)
         label = f"{seeded['jobs_in_namespace']:,} jobs"
+        check = ops.check_list(t)
         r.pair(f"list {scale}", "GET /jobs", "LIST jobs in the namespace", label, sides, n,
-               warmup=min(plan.warmup, max(2, n // 10)))
+               warmup=min(plan.warmup, max(2, n // 10)))["check"] = check
         if scale == min(plan.list_n):
             r.concurrent(f"list {scale} c16", "GET /jobs", "LIST jobs in the namespace", label, sides,
                          plan.list_per_client)

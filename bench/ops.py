@@ -191,3 +191,33 @@ def _day_slice(body: bytes, iso_day: str, offset: int, size: int) -> list[str]:
                 break
         seen += 1
     return out
+
+
+def check_log_page(t: Target, job: str, pod: str, container: str, offset: int, size: int,
+                   day: str | None = None) -> str:
+    """One untimed comparison: the gateway's page against the direct slice."""
+    params: dict[str, Any] = {"from": offset, "size": size, **({"date": day} if day else {})}
+    query: dict[str, Any] = {"container": container}
+    if day:
+        query.update(timestamps="true", sinceTime=f"{day.replace('.', '-')}T00:00:00Z")
+    gateway = t.gateway_session().get(f"{t.base}/jobs/{job}/instances/{pod}/logs", params=params, timeout=120)
+    body = t.api.session().get(t.api.url(f"/api/v1/namespaces/{t.namespace}/pods/{pod}/log"), params=query,
+                               timeout=120).content
+    expected = (_day_slice(body, day.replace(".", "-"), offset, size) if day else
+                [line.decode("utf-8", "replace") for line in body.split(b"\n")[offset:offset + size]])
+    return "same lines" if gateway.status_code == 200 and gateway.json() == expected else (
+        f"DIFFERENT: gateway {gateway.status_code} {gateway.text[:200]!r}, direct {expected[:3]}...")
+
+
+def check_list(t: Target) -> str:
+    """One untimed comparison: the gateway's jobs against the apiserver's, by name, each with its selfLink."""
+    gateway = t.gateway_session().get(f"{t.base}/jobs", timeout=120)
+    items = t.api.session().get(t.api.url(jobs_path(t.namespace)), timeout=120).json().get("items") or []
+    if gateway.status_code != 200:
+        return f"DIFFERENT: gateway {gateway.status_code} {gateway.text[:200]!r}"
+    jobs = gateway.json().get("jobs") or []
+    same = sorted(j["metadata"]["name"] for j in jobs) == sorted(j["metadata"]["name"] for j in items)
+    linked = all(j["metadata"].get("selfLink") == f"/apis/batch/v1/namespaces/{t.namespace}/jobs/"
+                 f"{j['metadata']['name']}" for j in jobs)
+    return "same jobs, selfLinks set" if same and linked else (
+        f"DIFFERENT: {len(jobs)} jobs from the gateway, {len(items)} direct, selfLinks {'ok' if linked else 'wrong'}")

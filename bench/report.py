@@ -77,12 +77,14 @@ def table(results: list[dict]) -> str:
     lines.append("")
     lines.append("Latencies in ms; ratio = gateway / direct; req/s = completed calls / wall time of that side.")
     lines.append("Direct equivalents:")
-    seen = set()
+    grouped: dict[tuple[str, str], list[str]] = {}
     for r in results:
-        key = (r["operation"], r["direct_equivalent"])
-        if key not in seen:
-            seen.add(key)
-            lines.append(f"- {r['case']}: gateway `{r['operation']}` vs `{r['direct_equivalent']}`")
+        grouped.setdefault((r["operation"], r["direct_equivalent"]), []).append(r["case"])
+    for (operation, direct), names in grouped.items():
+        lines.append(f"- {', '.join(names)}: gateway `{operation}` vs direct `{direct}`")
+    checks = [f"{r['case']}: {r['check']}" for r in results if r.get("check")]
+    if checks:
+        lines.append("Answers compared once per case (untimed): " + "; ".join(checks))
     errors = [r for r in results if r["gateway"]["errors"] or r["direct"]["errors"]]
     for r in errors:
         lines.append(f"- ERRORS in {r['case']}: gateway {r['gateway']['errors']} "

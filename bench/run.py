@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     work = cluster.workdir()
     kubectl = cluster.Kubectl(args.kubectl, args.kubeconfig)
     api = cluster.Apiserver(kubectl, work)
-    gateway = Gateway(args.kubeconfig, run_id, os.path.join(work, "app_data"), out_dir / "gunicorn.log")
+    gateway = Gateway(args.kubeconfig, run_id, work, out_dir / "gunicorn.log")
     started = time.monotonic()
     meta = {
         "quick": args.quick, "profile": args.profile, "run_id": run_id, "started_at": stamp,
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         "git_dirty": bool(_sh("git", "status", "--porcelain", "--", "gateway", "gunicorn.conf.py", "wsgi.py")),
         "apiserver": api.server, "plan": plan.__dict__,
         "gateway_env": {k: v for k, v in gateway.env.items() if k.startswith("GATEWAY_")},
-        "client": f"python-requests Sessions (keep-alive), Accept-Encoding: identity, on both sides",
+        "client": "python-requests Sessions (keep-alive), Accept-Encoding: identity, on both sides",
     }
     runner: cases.Runner | None = None
     rss = RssSampler(gateway)
@@ -80,12 +80,15 @@ def main(argv: list[str] | None = None) -> int:
         meta["direct_auth"] = api.auth
         meta["namespace"] = namespace
         meta["apiserver_version"] = api.session().get(api.url("/version"), timeout=10).json().get("gitVersion")
-        target = ops.Target(gateway.url, USER, token, api, namespace, os.path.join(work, "app_data"))
+        target = ops.Target(gateway.url, USER, token, api, namespace, gateway.volume_root)
         # The user's first jobs, through the gateway (which creates the user's namespace as in real use).
         cases.gateway_create(target, "bench-get", {"containers": [{"image": "busybox", "command": ["true"]}]})
         cases.gateway_create(target, "bench-log", {"containers": [
             {"image": "busybox", "command": ["seq", "1", str(plan.log_lines)]}]})
-        runner = cases.Runner(target, plan, rss, gateway.worker_pids, out_dir, args.profile)
+        profile_dir = out_dir / f"profile-{stamp}"
+        if args.profile:
+            profile_dir.mkdir(parents=True, exist_ok=True)
+        runner = cases.Runner(target, plan, rss, gateway.worker_pids, profile_dir, args.profile)
         cases.single_job_cases(runner)
         cases.log_cases(runner, "bench-log")
         seeding = cases.list_cases(runner, USER)
@@ -100,11 +103,17 @@ def main(argv: list[str] | None = None) -> int:
             meta["gateway_workers_memory"] = workers
         finally:
             gateway.stop()
-            try:
-                meta["cleanup"] = cleanup(api, kubectl, gateway, run_id, wait=60 if args.quick else 300)
-            except Exception as exc:  # noqa: BLE001 - report, never hide the measurements
-                meta["cleanup"] = f"failed: {exc}"
-                print(f"cleanup failed: {exc}", flush=True)
+            for attempt in range(4):  # the shared local cluster may be restarting: try again for a while
+                try:
+                    meta["cleanup"] = cleanup(api, kubectl, gateway, run_id, wait=60 if args.quick else 300)
+                    break
+                except Exception as exc:  # noqa: BLE001 - report, never hide the measurements
+                    meta["cleanup"] = f"failed: {exc}"
+                    print(f"cleanup failed ({exc}); retrying in 20 s", flush=True)
+                    time.sleep(20)
+            else:
+                print(f"clean up by hand: kubectl delete clusterrolebinding tenx-bench-{run_id}-admin; kubectl "
+                      f"delete namespace {gateway.namespace_prefix}{USER} {gateway.gateway_namespace}", flush=True)
             shutil.rmtree(work, ignore_errors=True)
     meta.update(uptime_end=_sh("uptime"), loadavg_end=os.getloadavg(),
                 seconds=round(time.monotonic() - started, 1), failure=failure, seeding=seeding)

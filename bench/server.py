@@ -23,7 +23,7 @@ def free_port() -> int:
 
 
 class Gateway:
-    def __init__(self, kubeconfig: str, run_id: str, volume_root: str, log_path: Path):
+    def __init__(self, kubeconfig: str, run_id: str, workdir: str, log_path: Path):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.namespace_prefix = f"b{run_id}-"
@@ -34,8 +34,10 @@ class Gateway:
             "GATEWAY_BIND": f"127.0.0.1:{self.port}",
             "GATEWAY_NAMESPACE": self.gateway_namespace,
             "GATEWAY_NAMESPACE_PREFIX": self.namespace_prefix,
-            "GATEWAY_HOST_VOLUME_ROOT": volume_root,
+            "GATEWAY_HOST_VOLUME_ROOT": os.path.join(workdir, "app_data"),
+            "GATEWAY_DATA_DIR": os.path.join(workdir, "data"),  # the log archive (SQLite), unused by the cases
         }
+        self.volume_root = self.env["GATEWAY_HOST_VOLUME_ROOT"]
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
 

@@ -26,6 +26,8 @@ class Gateway:
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
+    # "/jobs//x" is not a path of the API: a 404 in the JSON error shape, not werkzeug's HTML redirect to "/jobs/x"
+    app.url_map.merge_slashes = False
     settings = config.from_env(overrides=test_config)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     regions = Regions(settings)

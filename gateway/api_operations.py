@@ -9,6 +9,7 @@ from http import HTTPStatus
 from typing import Any, Callable
 
 from .config import Settings
+from .names import DNS1123_LABEL, DNS1123_LABEL_MAX
 from .schemas import LogsQuerySchema
 
 JSON = "application/json"
@@ -27,9 +28,15 @@ PATH_PARAMETERS = {
     "instance_name": "One of the job's pods, as listed in `instance_names` by `GET /jobs/{job_name}`.",
 }
 
+# Path parameters' schemas beyond "a string": what the gateway accepts as a job name (anything else is 400 on
+# create, 404 elsewhere), so that clients and fuzzers can tell a valid name from an invalid one.
+PATH_PARAMETER_SCHEMAS = {
+    "job_name": {"type": "string", "pattern": DNS1123_LABEL.pattern, "maxLength": DNS1123_LABEL_MAX},
+}
+
 QUERY_PARAMETERS: dict[str, Callable[[Settings], tuple[str, dict[str, Any]]]] = {
     "date": lambda s: (f"Only the lines logged on this day (`YYYY.MM.DD`, days in {s.log_timezone}).",
-                       {"pattern": r"^\d{4}\.\d{2}\.\d{2}$", "example": "2015.12.29"}),
+                       {"pattern": r"^\d{4}\.(0[1-9]|1[0-2])\.(0[1-9]|[12]\d|3[01])$", "example": "2015.12.29"}),
     "from": lambda s: ("Index of the first line to return (0 = the first line).", {"default": 0}),
     "size": lambda s: (f"How many lines to return, at most {s.log_max_size}.",
                        {"default": s.log_default_size, "maximum": s.log_max_size}),
@@ -49,6 +56,23 @@ SEED_JOB = {
 
 def body(description: str, schema: Any, media: str = JSON) -> dict[str, Any]:
     return {"description": description, "content": {media: {"schema": schema}}}
+
+
+def links(**targets: tuple[str, dict[str, str]]) -> dict[str, Any]:
+    """OpenAPI links from a response to the calls it feeds (what a client, or a stateful fuzzer, can call next
+    with values from it): name -> (operationId, {parameter: runtime expression})."""
+    return {name: {"operationId": operation, "parameters": parameters}
+            for name, (operation, parameters) in targets.items()}
+
+
+# The calls on one job, reachable from anything that names it; the region is always the request's.
+_SAME_REGION = {"region": "$request.path.region"}
+
+
+def _job_links(job_name: str) -> dict[str, Any]:
+    job = {**_SAME_REGION, "job_name": job_name}
+    return links(GetJob=("jobs_get_job", job), DeleteJob=("jobs_delete_job", job),
+                 JobInstances=("jobs_job_instances", job), JobLogs=("jobs_job_logs", job))
 
 
 def error(code: int, description: str, *headers: str) -> dict[str, Any]:
@@ -90,15 +114,17 @@ def operations(settings: Settings) -> dict[str, dict[str, dict[str, Any]]]:
     return {
         "jobs.list_jobs": {"get": _jobs_call(
             "List the user's jobs", "Every Job in the user's namespace in this region.",
-            body("The user's jobs.", "JobList"))},
+            {**body("The user's jobs.", "JobList"), "links": _job_links("$response.body#/jobs/0/metadata/name")})},
         "jobs.get_job": {"get": _jobs_call(
             "Get a job", "The Job, plus the names of its pods (`instance_names`).",
-            body("The job and its instances.", "JobWithInstances"),
+            {**body("The job and its instances.", "JobWithInstances"), "links": links(InstanceLogs=(
+                "jobs_instance_logs", {**_SAME_REGION, "job_name": "$request.path.job_name",
+                                       "instance_name": "$response.body#/instance_names/0"}))},
             **{"404": error(404, "The region is unknown, or the user has no job of that name.")})},
         "jobs.create_job": {"post": {
             **_jobs_call(
                 "Create a job", "Runs job.json as a batch/v1 Job named `job_name`.",
-                body("The Job as created.", "CreatedJob"),
+                {**body("The Job as created.", "CreatedJob"), "links": _job_links("$request.path.job_name")},
                 **{"400": error(400, "The job name is not a DNS-1123 label, or the body is not a valid job.json; "
                                 "`errors` names each problem."),
                    "409": error(409, "The user already has a job of that name."),
@@ -113,7 +139,8 @@ def operations(settings: Settings) -> dict[str, dict[str, dict[str, Any]]]:
             **_jobs_call(
                 "Read an instance's log", "Lines `[from, from+size)` of one pod's log, of one day if `date` is "
                                           "given. An instance that has not started yet has no lines.",
-                body("The log lines, without their line ends.", {"type": "array", "items": {"type": "string"}}),
+                {**body("The log lines, without their line ends.", {"type": "array", "items": {"type": "string"}}),
+                 "headers": {"X-Log-Truncated": "X-Log-Truncated"}},
                 **{"400": error(400, "`date`, `from` or `size` is invalid; `errors` says which."),
                    "404": error(404, "The region is unknown, or the job or the instance does not exist.")}),
             "parameters": [{"in": "query", "schema": logs_query}],
@@ -122,8 +149,9 @@ def operations(settings: Settings) -> dict[str, dict[str, dict[str, Any]]]:
             **_jobs_call(
                 "Read a job's log (extension)", "Every instance's lines in time order, each prefixed by "
                                                 "`[instance name]`, from the log archive: lines outlive the pods.",
-                body("The log lines.", {"type": "array", "items": {"type": "string"},
-                                        "example": ["[myjob-x1y2z] test-cmd"]}),
+                {**body("The log lines.", {"type": "array", "items": {"type": "string"},
+                                           "example": ["[myjob-x1y2z] test-cmd"]}),
+                 "headers": {"X-Log-Truncated": "X-Log-Truncated"}},
                 **{"400": error(400, "`date`, `from` or `size` is invalid; `errors` says which."),
                    "404": error(404, "The region is unknown, or the user has no job of that name.")}),
             "parameters": [{"in": "query", "schema": logs_query}],
@@ -145,7 +173,8 @@ def operations(settings: Settings) -> dict[str, dict[str, dict[str, Any]]]:
                "503": not_ready})},
         "health.regions": {"get": _public(
             "operations", "List the regions", "The regions this gateway serves and whether each answers now.",
-            **{"200": body("The regions.", "RegionList")})},
+            **{"200": {**body("The regions.", "RegionList"), "links": links(ListJobs=(
+                "jobs_list_jobs", {"region": "$response.body#/regions/0/name"}))}})},
         "metrics.metrics": {"get": _public(
             "operations", "Prometheus metrics", "Requests by route and status, their latency, and the "
                                                 "apiserver calls behind them, summed over all workers.",

@@ -54,7 +54,8 @@ def _collect(args: argparse.Namespace) -> None:
         collectors.append(Collector(
             kube, store, elector, namespace_prefix=settings.namespace_prefix,
             archive_namespace=lambda ns, r=region: archive_namespace(r, ns, settings.default_region),
-            poll_seconds=settings.collector_poll_seconds, retention_days=settings.archive_retention_days))
+            poll_seconds=settings.collector_poll_seconds, retention_days=settings.archive_retention_days,
+            max_line_bytes=settings.log_max_bytes))
     threads = [threading.Thread(target=c.run, name=f"collector-{r}") for c, r in zip(collectors, regions.names)]
 
     def stop(signum, frame):

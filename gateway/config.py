@@ -30,6 +30,10 @@ class Settings:
     log_timezone: str = "UTC"
     log_default_size: int = 1000
     log_max_size: int = 10000
+    # the most bytes of log text one logs call returns (a longer page is cut short, a longer line cut)
+    log_max_bytes: int = 4 * 1024 * 1024
+    # the most jobs one list call returns (the apiserver's `limit`); more are left out and the body says so
+    list_max_jobs: int = 10000
     # (connect, read) seconds for every apiserver call
     kube_connect_timeout: float = 3.0
     kube_read_timeout: float = 20.0

@@ -1,12 +1,11 @@
 """What each call of the Jobs API does, in terms of Kubernetes: one user's namespace, one region's ``Kube``."""
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
-import orjson
-
-from . import errors, logs
+from . import errors, joblist, logs
 from .archive import LogStore
 from .archive.records import instance_record
 from .config import Settings
@@ -44,30 +43,44 @@ def _with_self_link(job: dict[str, Any]) -> dict[str, Any]:
     return job
 
 
-def list_jobs(kube: Kube, tenant: Tenant) -> dict[str, Any]:
-    job_list = orjson.loads(kube.list_jobs_raw(tenant.namespace))
-    return {"jobs": [_with_self_link(job) for job in job_list.get("items") or []]}
+def list_jobs_body(kube: Kube, tenant: Tenant, max_jobs: int) -> Iterator[bytes]:
+    """``{"jobs": [...]}`` (at most ``max_jobs``; ``"truncated": true`` when there are more), as a stream of JSON
+    bytes: the apiserver's list passes through without being parsed or held whole (see ``joblist``)."""
+    return joblist.job_list_body(kube.list_jobs_stream(tenant.namespace, limit=max_jobs))
+
+
+# Lets get_job ask for the Job and its pods at once; threads only wait on the apiserver.
+_ALONGSIDE = ThreadPoolExecutor(max_workers=8, thread_name_prefix="kube-alongside")
 
 
 def get_job(kube: Kube, tenant: Tenant, name: str) -> dict[str, Any]:
-    job = kube.get_job(tenant.namespace, name)
-    return {"instance_names": instance_names(kube, job), **_with_self_link(job)}
-
-
-def instance_names(kube: Kube, job: dict[str, Any]) -> list[str]:
-    """The Job's pods, oldest first, found by the Job's own selector (its controller-uid), so pods of an
+    """The Job and, in the same round trip, the pods labelled ``job-name=<name>`` (the Job controller sets the
+    legacy label too); of those, only the ones the Job's own selector (its controller-uid) matches, so pods of an
     earlier job of the same name never show up."""
-    return [pod["metadata"]["name"] for pod in _pods_of(kube, job)]
+    labelled = _ALONGSIDE.submit(kube.list_pods, tenant.namespace, f"job-name={name}")
+    job = kube.get_job(tenant.namespace, name)
+    pods = _selected(job, labelled.result().get("items") or [])
+    return {"instance_names": [pod["metadata"]["name"] for pod in pods], **_with_self_link(job)}
+
+
+def _match_labels(job: dict[str, Any]) -> dict[str, str]:
+    return ((job.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+
+
+def _selected(job: dict[str, Any], pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The pods the Job's selector matches, oldest first."""
+    wanted = _match_labels(job).items()
+    chosen = [pod for pod in pods
+              if wanted and all((pod["metadata"].get("labels") or {}).get(k) == v for k, v in wanted)]
+    chosen.sort(key=lambda pod: (pod["metadata"].get("creationTimestamp") or "", pod["metadata"]["name"]))
+    return chosen
 
 
 def _pods_of(kube: Kube, job: dict[str, Any]) -> list[dict[str, Any]]:
-    match_labels = ((job.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
-    if not match_labels:
+    selector = ",".join(f"{key}={value}" for key, value in sorted(_match_labels(job).items()))
+    if not selector:
         return []
-    selector = ",".join(f"{key}={value}" for key, value in sorted(match_labels.items()))
-    pods = kube.list_pods(job["metadata"]["namespace"], selector).get("items") or []
-    pods.sort(key=lambda pod: (pod["metadata"].get("creationTimestamp") or "", pod["metadata"]["name"]))
-    return pods
+    return _selected(job, kube.list_pods(job["metadata"]["namespace"], selector).get("items") or [])
 
 
 def create_job(kube: Kube, tenant: Tenant, name: str, spec: dict[str, Any], settings: Settings) -> dict[str, Any]:
@@ -101,9 +114,9 @@ def delete_job(kube: Kube, tenant: Tenant, name: str) -> dict[str, str]:
 
 
 def instance_log(kube: Kube, archive: LogStore, tenant: Tenant, job_name: str, instance: str,
-                 query: dict[str, Any], settings: Settings) -> list[str]:
+                 query: dict[str, Any], settings: Settings) -> logs.Page:
     """Lines ``[from, from+size)`` of one instance's log, of one day if ``date`` is given: from the pod while it
-    exists, from the archive once it is gone."""
+    exists, from the archive once it is gone. At most ``log_max_bytes`` of text: a bigger page is cut short."""
     try:
         pod = _instance_of(kube, tenant, job_name, instance)
     except errors.NotFound:
@@ -111,40 +124,62 @@ def instance_log(kube: Kube, archive: LogStore, tenant: Tenant, job_name: str, i
             raise
         containers = archive.containers(tenant.archive, instance)
         if not containers or query["size"] == 0:
-            return []
-        return archive.read(tenant.archive, instance, containers[0], day=query["date"],
-                            offset=query["offset"], size=query["size"])
+            return logs.Page([])
+        return logs.capped(archive.read(tenant.archive, instance, containers[0], day=query["date"],
+                                        offset=query["offset"], size=query["size"]), settings.log_max_bytes)
     return _live_log(kube, tenant, pod, query, settings)
 
 
 def _live_log(kube: Kube, tenant: Tenant, pod: dict[str, Any], query: dict[str, Any],
-              settings: Settings) -> list[str]:
+              settings: Settings) -> logs.Page:
     instance = pod["metadata"]["name"]
     container = pod["spec"]["containers"][0]["name"]
     offset, size, day = query["offset"], query["size"], query["date"]
+    cap = settings.log_max_bytes
     if size == 0:
-        return []
+        return logs.Page([])
     try:
         if day is None:
-            with kube.pod_log(tenant.namespace, instance, container=container) as chunks:
-                return logs.page(logs.iter_lines(chunks), offset, size)
+            return _plain_page(kube, tenant.namespace, instance, container, offset, size, cap)
         start, end = logs.day_bounds(day, settings.log_timezone)
         since = start.strftime("%Y-%m-%dT%H:%M:%SZ")
         with kube.pod_log(tenant.namespace, instance, container=container, timestamps=True,
                           since_time=since) as chunks:
-            return logs.page(logs.within(logs.iter_lines(chunks), start, end), offset, size)
+            return logs.page_capped(logs.within(logs.iter_lines(chunks, cap), start, end), offset, size, cap)
     except LogNotAvailable:
-        return []
+        return logs.Page([])
 
 
-def job_log(kube: Kube, archive: LogStore, tenant: Tenant, job_name: str, query: dict[str, Any]) -> list[str]:
+_WINDOW_BYTES_PER_LINE = 256  # an early page is first looked for in the log's first 256 bytes per line wanted
+_MAX_WINDOW = 1024 * 1024
+
+
+def _plain_page(kube: Kube, namespace: str, instance: str, container: str, offset: int, size: int,
+                cap: int) -> logs.Page:
+    """Lines [offset, offset+size) of the whole log. An early page is first read from a window of the log's
+    start (``limitBytes``): that answer ends by itself, so the apiserver connection is kept (no TLS handshake on
+    the next call); only if the window is too short is the log streamed."""
+    limit = max(16 * 1024, (offset + size) * _WINDOW_BYTES_PER_LINE)
+    if limit <= _MAX_WINDOW:
+        with kube.pod_log(namespace, instance, container=container, limit_bytes=limit) as chunks:
+            window = b"".join(chunks)
+        if len(window) < limit or window.count(b"\n") >= offset + size:
+            if len(window) >= limit:
+                window = window[: window.rfind(b"\n") + 1]  # the window may end inside a line
+            return logs.page_capped(logs.iter_lines(logs.skip_lines([window], offset), cap), 0, size, cap)
+    with kube.pod_log(namespace, instance, container=container) as chunks:
+        return logs.page_capped(logs.iter_lines(logs.skip_lines(chunks, offset), cap), 0, size, cap)
+
+
+def job_log(kube: Kube, archive: LogStore, tenant: Tenant, job_name: str, query: dict[str, Any],
+            max_bytes: int) -> logs.Page:
     """Every instance's lines in time order, each prefixed by ``[instance]``; read from the archive, which the
-    collector fills within a second or two of the lines being written."""
+    collector fills within a second or two of the lines being written. At most ``max_bytes`` of text."""
     rows = archive.read_job(tenant.archive, job_name, day=query["date"], offset=query["offset"],
                             size=query["size"]) if query["size"] else []
     if not rows:
         _require_job_somewhere(kube, archive, tenant, job_name)
-    return [f"[{instance}] {text}" for instance, text in rows]
+    return logs.capped((f"[{instance}] {text}" for instance, text in rows), max_bytes)
 
 
 def instances(kube: Kube, archive: LogStore, tenant: Tenant, job_name: str) -> dict[str, Any]:

@@ -105,8 +105,11 @@ class Kube:
 
     # -- the calls -----------------------------------------------------------------------------------------
 
-    def list_jobs_raw(self, namespace: str) -> bytes:
-        return self._send("GET", f"/apis/batch/v1/namespaces/{_q(namespace)}/jobs").data
+    def list_jobs_stream(self, namespace: str, limit: int | None = None) -> Iterator[bytes]:
+        """The JobList as the apiserver writes it, chunk by chunk; a refusal is raised here, before any chunk."""
+        response = self._send("GET", f"/apis/batch/v1/namespaces/{_q(namespace)}/jobs",
+                              query={"limit": limit} if limit else None, stream=True)
+        return _all_chunks(response)
 
     def get_job(self, namespace: str, name: str) -> dict[str, Any]:
         return self._json("GET", f"/apis/batch/v1/namespaces/{_q(namespace)}/jobs/{_q(name)}")
@@ -162,7 +165,7 @@ class Kube:
     @contextlib.contextmanager
     def pod_log(self, namespace: str, name: str, *, container: str, timestamps: bool = False,
                 since_time: str | None = None, follow: bool = False,
-                idle_timeout: float | None = None) -> Iterator[Iterator[bytes]]:
+                idle_timeout: float | None = None, limit_bytes: int | None = None) -> Iterator[Iterator[bytes]]:
         """A container's log as a stream of byte chunks. Leaving the block early closes the connection, so the
         apiserver stops sending; the rest of the log is never read. ``follow`` keeps the stream open while the
         container runs; ``idle_timeout`` then bounds how long a silent stream is waited on."""
@@ -173,6 +176,8 @@ class Kube:
             query["sinceTime"] = since_time  # not in the client's generated API, hence raw HTTP
         if follow:
             query["follow"] = "true"
+        if limit_bytes:
+            query["limitBytes"] = limit_bytes  # the answer then ends there: the connection stays reusable
         timeout = None
         if idle_timeout is not None:
             timeout = urllib3.Timeout(connect=self._timeout.connect_timeout, read=idle_timeout)
@@ -184,7 +189,9 @@ class Kube:
         try:
             yield _chunks(response)
         finally:
-            response.close()
+            if not follow:
+                _drain_a_little(response)
+            response.close()  # a no-op for the connection once urllib3 has put it back in the pool
             response.release_conn()
 
 
@@ -193,6 +200,28 @@ def _chunks(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
         yield from response.stream(_CHUNK, decode_content=True)
     except (urllib3.exceptions.HTTPError, OSError):
         raise errors.Unavailable("the log stream from the cluster broke off; try again") from None
+
+
+def _all_chunks(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
+    try:
+        yield from _chunks(response)
+    finally:
+        response.close()  # read to the end, urllib3 has already put the connection back in the pool
+        response.release_conn()
+
+
+def _drain_a_little(response: urllib3.BaseHTTPResponse, budget: int = 64 * 1024) -> None:
+    """Read what is left of a stream, up to ``budget`` bytes: when that reaches its end, urllib3 puts the
+    connection back in the pool and the next call skips a TLS handshake; a longer rest is dropped with the
+    connection."""
+    try:
+        while budget > 0:
+            data = response.read(min(budget, _CHUNK), decode_content=False)
+            if not data:
+                return
+            budget -= len(data)
+    except (urllib3.exceptions.HTTPError, OSError):
+        pass
 
 
 def _read_capped(response: urllib3.BaseHTTPResponse, limit: int = 64 * 1024) -> bytes:

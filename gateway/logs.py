@@ -7,16 +7,21 @@ from __future__ import annotations
 
 import datetime as dt
 from itertools import islice
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, NamedTuple
 from zoneinfo import ZoneInfo
 
 UTC = dt.timezone.utc
 _SECONDS = len("2006-01-02T15:04:05")
 
 
-def iter_lines(chunks: Iterable[bytes]) -> Iterator[str]:
+def iter_lines(chunks: Iterable[bytes], max_line_bytes: int | None = None) -> Iterator[str]:
     """Split a byte stream into text lines. Lines are cut at ``\\n`` before decoding, so a multi-byte UTF-8
-    character split across chunks survives; a last line without a newline is still a line."""
+    character split across chunks survives; a last line without a newline is still a line.
+
+    With ``max_line_bytes``, a longer line keeps only its first that many bytes and the rest is skipped as it
+    streams by, so a line without end cannot fill the memory.
+    """
+    cap = max_line_bytes
     pending = bytearray()
     for chunk in chunks:
         if not chunk:
@@ -25,16 +30,24 @@ def iter_lines(chunks: Iterable[bytes]) -> Iterator[str]:
         newline = chunk.find(b"\n")
         while newline != -1:
             if pending:
-                pending += chunk[start:newline]
+                _extend(pending, chunk, start, newline, cap)
                 yield pending.decode("utf-8", "replace")
                 pending.clear()
             else:
-                yield chunk[start:newline].decode("utf-8", "replace")
+                end = newline if cap is None else min(newline, start + cap)
+                yield chunk[start:end].decode("utf-8", "replace")
             start = newline + 1
             newline = chunk.find(b"\n", start)
-        pending += chunk[start:]
+        _extend(pending, chunk, start, len(chunk), cap)
     if pending:
         yield pending.decode("utf-8", "replace")
+
+
+def _extend(pending: bytearray, chunk: bytes, start: int, end: int, cap: int | None) -> None:
+    if cap is not None:
+        end = min(end, start + max(cap - len(pending), 0))
+    if end > start:
+        pending += chunk[start:end]
 
 
 def day_bounds(day: dt.date, timezone: str) -> tuple[dt.datetime, dt.datetime]:
@@ -89,6 +102,48 @@ def page(lines: Iterable[str], offset: int, size: int) -> list[str]:
     return list(islice(lines, offset, offset + size))
 
 
+class Page(NamedTuple):
+    lines: list[str]
+    # cut short by the byte limit: fewer lines than asked for, though the log may go on
+    truncated: bool = False
+
+
+def capped(lines: Iterable[str], max_bytes: int) -> Page:
+    """The leading lines of ``lines`` whose UTF-8 text adds up to at most ``max_bytes``; stops pulling once over.
+    A first line longer than that on its own is cut to it, so a page is never empty just for being big."""
+    kept: list[str] = []
+    used = 0
+    for line in lines:
+        size = len(line.encode())
+        if used + size > max_bytes:
+            if not kept:
+                kept.append(line.encode()[:max_bytes].decode("utf-8", "ignore"))
+            return Page(kept, True)
+        kept.append(line)
+        used += size
+    return Page(kept)
+
+
+def page_capped(lines: Iterable[str], offset: int, size: int, max_bytes: int) -> Page:
+    """``page`` with a byte budget: lines ``[offset, offset+size)``, but no more than ``max_bytes`` of them."""
+    return capped(islice(lines, offset, offset + size), max_bytes)
+
+
 def strip_timestamps(stamped_lines: Iterable[str]) -> Iterator[str]:
     for line in stamped_lines:
         yield line.partition(" ")[2]
+
+
+def skip_lines(chunks: Iterable[bytes], count: int) -> Iterator[bytes]:
+    """The byte stream after its first ``count`` lines. Newlines are counted in C, a chunk at a time, so the
+    lines before a late page are never split or decoded, and nothing is buffered."""
+    for chunk in chunks:
+        if count:
+            newlines = chunk.count(b"\n")
+            if newlines < count:
+                count -= newlines
+                continue
+            chunk = chunk.split(b"\n", count)[-1]
+            count = 0
+        if chunk:
+            yield chunk

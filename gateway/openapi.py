@@ -17,7 +17,7 @@ from flask import Flask
 from werkzeug.routing import Rule
 
 from . import response_schemas as rs
-from .api_operations import PATH_PARAMETERS, QUERY_PARAMETERS, TAGS, operations
+from .api_operations import PATH_PARAMETER_SCHEMAS, PATH_PARAMETERS, QUERY_PARAMETERS, TAGS, operations
 from .config import Settings
 from .schemas import JobSpecSchema
 
@@ -46,6 +46,9 @@ HEADERS = {
     "WWW-Authenticate": {"description": 'the scheme to use: `Token realm="tenx-gateway"`',
                          "schema": {"type": "string"}},
     "Allow": {"description": "the methods this path does answer", "schema": {"type": "string"}},
+    "X-Log-Truncated": {"description": "`true` when the page was cut short at `GATEWAY_LOG_MAX_BYTES` of text: it "
+                                       "holds fewer lines than asked for; continue from `from` + their number",
+                        "schema": {"type": "string", "enum": ["true"]}},
 }
 
 SECURITY_SCHEMES = {
@@ -120,7 +123,8 @@ def _operation_id(rule: Rule, method: str) -> str:
 
 
 def _path_parameter(name: str) -> dict[str, Any]:
-    return {"in": "path", "name": name, "required": True, "schema": {"type": "string"},
+    return {"in": "path", "name": name, "required": True,
+            "schema": dict(PATH_PARAMETER_SCHEMAS.get(name, {"type": "string"})),
             "description": PATH_PARAMETERS.get(name, "")}
 
 

@@ -62,6 +62,8 @@ class JobWithInstancesSchema(JobSchema):
 
 class JobListSchema(_Closed):
     jobs = fields.List(fields.Nested(JobSchema), required=True)
+    truncated = fields.Boolean(metadata={"description": "present (`true`) only when the user has more jobs than "
+                                                        "`GATEWAY_LIST_MAX_JOBS` and the rest were left out"})
 
 
 class CreatedJobSchema(_Closed):

@@ -22,6 +22,8 @@ INT32_MAX = 2**31 - 1
 QUANTITY = re.compile(r"^(\d+(\.\d*)?|\.\d+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?\d+)?$")
 ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 LOG_DATE = re.compile(r"^\d{4}\.\d{2}\.\d{2}$")
+# The largest `from`: beyond it no log reaches, and the stores' 64-bit integers (and islice) would overflow.
+LOG_MAX_OFFSET = 2**53 - 1
 
 
 class StrictBoolean(fields.Boolean):
@@ -158,7 +160,8 @@ class LogsQuerySchema(Schema):
         unknown = EXCLUDE
 
     date = fields.String(load_default=None)
-    offset = fields.Integer(data_key="from", load_default=0, validate=Range(min=0, error="must be 0 or more"))
+    offset = fields.Integer(data_key="from", load_default=0,
+                            validate=Range(min=0, max=LOG_MAX_OFFSET, error="must be from 0 to {max}"))
     size = fields.Integer(load_default=None, validate=Range(min=0, error="must be 0 or more"))
 
     def __init__(self, *, default_size: int, max_size: int, **kwargs: Any):

@@ -1,4 +1,7 @@
 """One JSON error shape for every status the API returns before it needs a cluster."""
+import io
+import json
+
 import pytest
 
 JOBS = "/v1/regions/us/jobs"
@@ -96,3 +99,16 @@ def test_429_after_repeated_bad_tokens(client, alice):
     assert 0 < int(response.headers["Retry-After"]) <= 60
     # the user name is throttled too, even for a caller who now has the right token
     assert client.get(JOBS, headers=alice).status_code == 429
+
+
+def test_double_slashes_are_404_json_not_a_redirect(client, alice):
+    response = client.get("/v1/regions/us/jobs//myjob", headers=alice)
+    assert response.status_code == 404 and response.get_json()["code"] == 404
+
+
+def test_413_for_a_chunked_body_over_the_cap(client, alice):
+    """No Content-Length: werkzeug would cut the body at the cap and hand on the first 64 KiB as if whole."""
+    body = json.dumps({"containers": [{"image": "busybox"}]}).encode() + b" " * (3 * 65536)
+    response = client.post("/v1/regions/us/jobs/myjob", headers={**alice, "Transfer-Encoding": "chunked"},
+                           input_stream=io.BytesIO(body), environ_base={"wsgi.input_terminated": True})
+    assert response.status_code == 413 and response.get_json()["code"] == 413

@@ -109,3 +109,55 @@ def test_empty_message_lines_survive():
 def test_day_then_page(offset, size, expected):
     chunks = [f"2026-11-25T00:00:0{i}.{i}Z l{i}\n".encode() for i in range(5)]
     assert logs.page(logs.within(logs.iter_lines(chunks), *DAY), offset, size) == expected
+
+
+def test_lines_longer_than_the_cap_are_cut_and_the_rest_skipped():
+    assert list(logs.iter_lines([b"abcdef\nxy\n"], 3)) == ["abc", "xy"]
+    assert list(logs.iter_lines([b"ab", b"cdef", b"gh\nij", b"klmnop"], 3)) == ["abc", "ijk"]
+    assert list(logs.iter_lines([b"\n\n"], 3)) == ["", ""]
+
+
+def test_a_line_without_end_never_holds_more_than_the_cap():
+    def endless():
+        while True:
+            yield b"x" * 65536
+
+    assert next(logs.iter_lines(_take(endless(), 100), 10)) == "x" * 10
+
+
+def _take(chunks, count):
+    for _, chunk in zip(range(count), chunks):
+        yield chunk
+
+
+def test_capped_keeps_whole_lines_within_the_byte_budget():
+    assert logs.capped(["aa", "bb", "cc"], 4) == logs.Page(["aa", "bb"], truncated=True)
+    assert logs.capped(["aa", "bb"], 4) == logs.Page(["aa", "bb"], truncated=False)
+    assert logs.capped([], 4) == logs.Page([], truncated=False)
+
+
+def test_capped_counts_utf8_bytes_and_cuts_a_lone_long_line_on_a_character():
+    assert logs.capped(["日志", "x"], 6) == logs.Page(["日志"], truncated=True)
+    assert logs.capped(["日志x"], 4) == logs.Page(["日"], truncated=True)
+
+
+def test_page_capped_stops_pulling_once_over_budget():
+    pulled = []
+
+    def source():
+        for i in range(1_000_000):
+            pulled.append(i)
+            yield f"{i:04d}"
+
+    assert logs.page_capped(source(), 10, 1000, 12) == logs.Page(["0010", "0011", "0012"], truncated=True)
+    assert len(pulled) == 14
+
+
+@pytest.mark.parametrize("count, expected", [(0, ["a", "b", "c"]), (1, ["b", "c"]), (2, ["c"]), (3, []), (9, [])])
+def test_skip_lines_across_chunk_boundaries(count, expected):
+    chunks = [b"a\nb", b"", b"\nc", b"\n"]
+    assert list(logs.iter_lines(logs.skip_lines(chunks, count))) == expected
+
+
+def test_skip_lines_keeps_a_last_line_without_newline():
+    assert list(logs.iter_lines(logs.skip_lines([b"1\n2\n3"], 2))) == ["3"]

@@ -31,7 +31,8 @@ _BATCH_SECONDS = 0.5
 class Collector:
     def __init__(self, kube: Kube, store: LogStore, elector: LeaderElector, *, namespace_prefix: str,
                  archive_namespace: Callable[[str], str] = lambda namespace: namespace,
-                 poll_seconds: float = 1.0, retention_days: int = 30, idle_timeout: float = 60.0):
+                 poll_seconds: float = 1.0, retention_days: int = 30, idle_timeout: float = 60.0,
+                 max_line_bytes: int | None = None):
         self._kube = kube
         self._archived_as = archive_namespace
         self._store = store
@@ -40,6 +41,7 @@ class Collector:
         self._poll = poll_seconds
         self._retention_days = retention_days
         self._idle_timeout = idle_timeout
+        self._max_line_bytes = max_line_bytes  # a line without end must not fill the collector's memory
         # keyed by (real namespace, archive key): the archive's namespace may be region-qualified
         self._followers: dict[tuple[str, ContainerKey], threading.Thread] = {}
         self._done: set[tuple[str, ContainerKey]] = set()
@@ -128,7 +130,7 @@ class Collector:
                                     idle_timeout=self._idle_timeout) as chunks:
                 batch: list = []
                 flushed = time.monotonic()
-                for line in unseen(parse_stamped(iter_lines(chunks)), point):
+                for line in unseen(parse_stamped(iter_lines(chunks, self._max_line_bytes)), point):
                     batch.append(line)
                     if len(batch) >= _BATCH_LINES or time.monotonic() - flushed >= _BATCH_SECONDS:
                         self._store.append(key, batch)

@@ -1,15 +1,18 @@
 """The five calls of the original Jobs API, under ``/v1/regions/<region>``."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, g, request
+from flask import Blueprint, Response, current_app, g, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
-from .. import errors, jobs
+from .. import errors, jobs, logs
 from ..auth import authenticate
 from ..names import is_dns1123_label, namespace_for
 from ..respond import json_response
 from ..schemas import JobSpecSchema, LogsQuerySchema, job_name_errors
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/regions/<region>")
+
+LOG_TRUNCATED_HEADER = "X-Log-Truncated"
 
 _job_spec_schema = JobSpecSchema()
 
@@ -51,9 +54,29 @@ def _existing_job_name(name: str) -> str:
     return name
 
 
+def _log_response(page: logs.Page):
+    """The lines, as the original's bare array; a page cut short by GATEWAY_LOG_MAX_BYTES says so in a header."""
+    response = json_response(page.lines)
+    if page.truncated:
+        response.headers[LOG_TRUNCATED_HEADER] = "true"
+    return response
+
+
+def _json_body():
+    """The parsed body, or None. A body over MAX_CONTENT_LENGTH is 413: werkzeug says so for a Content-Length, but
+    cuts a chunked body at the limit without a word, so whether more follows is checked here."""
+    data = request.get_data()
+    limit = request.max_content_length
+    if (request.content_length is None and limit is not None and len(data) >= limit
+            and request.environ["wsgi.input"].read(1)):
+        raise RequestEntityTooLarge()
+    return request.get_json(force=True, silent=True)
+
+
 @bp.get("/jobs")
 def list_jobs():
-    return json_response(jobs.list_jobs(_kube(), g.tenant))
+    settings = current_app.extensions["tenx"].settings
+    return Response(jobs.list_jobs_body(_kube(), g.tenant, settings.list_max_jobs), mimetype="application/json")
 
 
 @bp.get("/jobs/<job_name>")
@@ -70,7 +93,7 @@ def create_job(job_name: str):
     problems = job_name_errors(job_name)
     if problems:
         raise errors.BadRequest("invalid job name", errors={"job_name": problems})
-    body = request.get_json(force=True, silent=True)
+    body = _json_body()
     if not isinstance(body, dict):
         raise errors.BadRequest("the body must be a JSON object (job.json)")
     spec = _job_spec_schema.load(body)
@@ -89,15 +112,17 @@ def instance_logs(job_name: str, instance_name: str):
     query = _logs_query(settings)
     if not is_dns1123_label(job_name) or len(instance_name) > 253:
         raise errors.NotFound(f"instance {instance_name!r} of job {job_name!r} not found")
-    return json_response(jobs.instance_log(_kube(), _archive(), g.tenant, job_name, instance_name, query,
+    return _log_response(jobs.instance_log(_kube(), _archive(), g.tenant, job_name, instance_name, query,
                                            settings))
 
 
 @bp.get("/jobs/<job_name>/logs")
 def job_logs(job_name: str):
     """Extension: all instances' lines in time order, each prefixed by its instance name."""
-    query = _logs_query(current_app.extensions["tenx"].settings)
-    return json_response(jobs.job_log(_kube(), _archive(), g.tenant, _existing_job_name(job_name), query))
+    settings = current_app.extensions["tenx"].settings
+    query = _logs_query(settings)
+    return _log_response(jobs.job_log(_kube(), _archive(), g.tenant, _existing_job_name(job_name), query,
+                                      settings.log_max_bytes))
 
 
 @bp.get("/jobs/<job_name>/instances")

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from gateway.users import _MISS_REFRESH_SECONDS
+
 from .helpers import ApiClient
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -146,6 +148,9 @@ def make_user(gateway):
     def make(prefix: str = "u") -> ApiClient:
         name = f"{prefix}{secrets.token_hex(3)}"
         token = gateway.cli("users", "add", name).stdout.strip()
+        # a worker that read the user table less than _MISS_REFRESH_SECONDS before the add does not re-read it for
+        # an unknown name until then: a call right away could be a 401 (and count as a failed login)
+        time.sleep(_MISS_REFRESH_SECONDS + 0.1)
         return ApiClient(gateway.url, name, token)
     return make
 

@@ -33,7 +33,7 @@ NESTED = "TENX_TEST_NESTED"      # set for the suite run as the ServiceAccount, 
 # A new call in kube.py fails test_every_kube_call_is_accounted_for until it is added here and to rbac.yaml.
 KUBE_CALLS: dict[str, list[tuple[str, ...]] | None] = {
     "create_namespace": [("create", "namespaces")],
-    "list_jobs_raw": [("list", "jobs.batch", "-n", USER_NAMESPACE)],
+    "list_jobs_stream": [("list", "jobs.batch", "-n", USER_NAMESPACE)],
     "get_job": [("get", "jobs.batch", "-n", USER_NAMESPACE)],
     "create_job": [("create", "jobs.batch", "-n", USER_NAMESPACE)],
     "delete_job": [("delete", "jobs.batch", "-n", USER_NAMESPACE)],
