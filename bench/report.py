@@ -44,6 +44,10 @@ def targets(results: list[dict], worker_peak_mb: float | None, quick: bool) -> l
                 lambda r: r["ratio_p50"], 0.05, "x", logs_note, "<"),
         _target("logs last 100 lines: gateway p50 <= 1.1x whole-log read", _row(results, "logs last 100"),
                 lambda r: r["ratio_p50"], 1.1, "x", logs_note),
+        _target("archived log from=0 (100 lines): gateway p50 < 5% of whole-log read",
+                _row(results, "archived from 0"), lambda r: r["ratio_p50"], 0.05, "x", logs_note, "<"),
+        _target("archived log last 100 lines: gateway p50 <= 1.1x whole-log read",
+                _row(results, "archived last 100"), lambda r: r["ratio_p50"], 1.1, "x", logs_note),
     ]
     for row in c16:
         found.append(_target(f"{row['case']}: gateway req/s >= 0.8x direct", row, lambda r: r["throughput_ratio"],

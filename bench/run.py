@@ -83,14 +83,16 @@ def main(argv: list[str] | None = None) -> int:
         target = ops.Target(gateway.url, USER, token, api, namespace, gateway.volume_root)
         # The user's first jobs, through the gateway (which creates the user's namespace as in real use).
         cases.gateway_create(target, "bench-get", {"containers": [{"image": "busybox", "command": ["true"]}]})
-        cases.gateway_create(target, "bench-log", {"containers": [
-            {"image": "busybox", "command": ["seq", "1", str(plan.log_lines)]}]})
+        for job in ("bench-log", cases.ARCHIVED_JOB):  # the same log twice: one stays live, one gets archived
+            cases.gateway_create(target, job, {"containers": [
+                {"image": "busybox", "command": ["seq", "1", str(plan.log_lines)]}]})
         profile_dir = out_dir / f"profile-{stamp}"
         if args.profile:
             profile_dir.mkdir(parents=True, exist_ok=True)
         runner = cases.Runner(target, plan, rss, gateway.worker_pids, profile_dir, args.profile)
         cases.single_job_cases(runner)
         cases.log_cases(runner, "bench-log")
+        cases.archived_log_cases(runner, "bench-log")
         seeding = cases.list_cases(runner, USER)
     except BaseException as exc:  # report what was measured, then clean up, whatever went wrong
         failure = "".join(traceback.format_exception_only(type(exc), exc)).strip()

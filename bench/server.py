@@ -35,17 +35,21 @@ class Gateway:
             "GATEWAY_NAMESPACE": self.gateway_namespace,
             "GATEWAY_NAMESPACE_PREFIX": self.namespace_prefix,
             "GATEWAY_HOST_VOLUME_ROOT": os.path.join(workdir, "app_data"),
-            "GATEWAY_DATA_DIR": os.path.join(workdir, "data"),  # the log archive (SQLite), unused by the cases
+            "GATEWAY_DATA_DIR": os.path.join(workdir, "data"),  # the log archive (SQLite) of the archived case
         }
         self.volume_root = self.env["GATEWAY_HOST_VOLUME_ROOT"]
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
+        self.collector: subprocess.Popen | None = None
 
     def start(self, timeout: float = 60) -> None:
         with open(self.log_path, "wb") as sink:
             self.process = subprocess.Popen(
                 [str(VENV_BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), "wsgi:app"],
                 cwd=ROOT, env=self.env, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        with open(self.log_path.with_name("collector.log"), "wb") as sink:  # as `make run` does, beside the API
+            self.collector = subprocess.Popen([str(VENV_BIN / "tenx-gateway"), "collect"], cwd=ROOT, env=self.env,
+                                              stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -63,13 +67,14 @@ class Gateway:
         return int(self.env.get("GATEWAY_WORKERS", min(4, os.cpu_count() or 1)))
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        for process in (self.process, self.collector):
+            if process and process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
 
     def worker_pids(self) -> list[int]:
         """gunicorn's workers: the children of the master process."""
