@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     result = run(args.lines, args.repeat)
     print(f"archive (SQLite), one container, {result['lines']:,} lines loaded in {result['load_seconds']} s")
-    print(f"| read | p50 ms | p99 ms | / whole day |\n|---|---|---|---|")
+    print("| read | p50 ms | p99 ms | / whole day |\n|---|---|---|---|")
     print(f"| whole day ({result['lines']:,} lines) | {result['whole_day']['p50_ms']} | "
           f"{result['whole_day']['p99_ms']} | 1 |")
     for name, row in result["pages_of_100"].items():
