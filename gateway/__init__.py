@@ -31,9 +31,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     settings = config.from_env(overrides=test_config)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     regions = Regions(settings)
-    users = UserStore(lambda: regions.get(settings.default_region), namespace=settings.namespace,
-                      secret_name=settings.users_secret, cache_seconds=settings.auth_cache_seconds,
-                      namespace_prefix=settings.namespace_prefix)
+    users = UserStore.from_settings(settings, regions)
     throttle = FailureThrottle(settings.auth_failure_limit, settings.auth_failure_window_seconds)
     archive = LazyStore(settings.archive_store_url, settings.log_timezone)
     app.extensions["tenx"] = Gateway(settings, regions, users, throttle, archive)

@@ -13,10 +13,7 @@ from .users import UserStore
 
 def _store() -> UserStore:
     settings = config.from_env()
-    regions = Regions(settings)
-    return UserStore(lambda: regions.get(settings.default_region), namespace=settings.namespace,
-                     secret_name=settings.users_secret, cache_seconds=0,
-                     namespace_prefix=settings.namespace_prefix)
+    return UserStore.from_settings(settings, Regions(settings), cache_seconds=0)
 
 
 def _users_add(args: argparse.Namespace) -> None:
@@ -39,7 +36,7 @@ def _collect(args: argparse.Namespace) -> None:
     from .archive.collector import Collector
     from .archive.lease import LeaderElector
     from .jobs import archive_namespace
-    from .names import MANAGED_BY, MANAGED_BY_LABEL
+    from .manifest import namespace_manifest
 
     jsonlog.configure()
     settings = config.from_env()
@@ -48,8 +45,7 @@ def _collect(args: argparse.Namespace) -> None:
     collectors = []
     for region in regions.names:
         kube = regions.get(region)
-        kube.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {
-            "name": settings.namespace, "labels": {MANAGED_BY_LABEL: MANAGED_BY}}})
+        kube.create_namespace(namespace_manifest(settings.namespace))
         elector = LeaderElector(kube, settings.namespace, "tenx-gateway-collector")
         collectors.append(Collector(
             kube, store, elector, namespace_prefix=settings.namespace_prefix,

@@ -10,8 +10,8 @@ from .archive import LogStore
 from .archive.records import instance_record
 from .config import Settings
 from .kube import Kube, LogNotAvailable
-from .manifest import build_job
-from .names import MANAGED_BY, MANAGED_BY_LABEL, POD_JOB_NAME_LABELS, USERNAME_ANNOTATION
+from .manifest import build_job, namespace_manifest
+from .names import POD_JOB_NAME_LABELS
 
 
 @dataclass(frozen=True)
@@ -90,19 +90,11 @@ def create_job(kube: Kube, tenant: Tenant, name: str, spec: dict[str, Any], sett
         try:
             created = kube.create_job(tenant.namespace, manifest)
         except errors.NotFound:  # the user's first job: their namespace does not exist yet
-            kube.create_namespace(_namespace_manifest(tenant))
+            kube.create_namespace(namespace_manifest(tenant.namespace, tenant.username))
             created = kube.create_job(tenant.namespace, manifest)
     except errors.Conflict:
         raise errors.Conflict(f"job {name!r} already exists") from None
     return {"job": _with_self_link(created)}
-
-
-def _namespace_manifest(tenant: Tenant) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {
-        "name": tenant.namespace,
-        "labels": {MANAGED_BY_LABEL: MANAGED_BY},
-        "annotations": {USERNAME_ANNOTATION: tenant.username},
-    }}
 
 
 def delete_job(kube: Kube, tenant: Tenant, name: str) -> dict[str, str]:

@@ -166,9 +166,10 @@ class Kube:
     def pod_log(self, namespace: str, name: str, *, container: str, timestamps: bool = False,
                 since_time: str | None = None, follow: bool = False,
                 idle_timeout: float | None = None, limit_bytes: int | None = None) -> Iterator[Iterator[bytes]]:
-        """A container's log as a stream of byte chunks. Leaving the block early closes the connection, so the
-        apiserver stops sending; the rest of the log is never read. ``follow`` keeps the stream open while the
-        container runs; ``idle_timeout`` then bounds how long a silent stream is waited on."""
+        """A container's log as a stream of byte chunks. Leaving the block early reads at most 64 KiB more (so a
+        nearly finished answer keeps its connection), then closes the connection: the rest of a long log is never
+        read. ``follow`` keeps the stream open while the container runs; ``idle_timeout`` then bounds how long a
+        silent stream is waited on; ``limit_bytes`` makes the apiserver end the answer there."""
         query: dict[str, Any] = {"container": container}
         if timestamps:
             query["timestamps"] = "true"
@@ -191,8 +192,7 @@ class Kube:
         finally:
             if not follow:
                 _drain_a_little(response)
-            response.close()  # a no-op for the connection once urllib3 has put it back in the pool
-            response.release_conn()
+            _release(response)
 
 
 def _chunks(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
@@ -206,8 +206,14 @@ def _all_chunks(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
     try:
         yield from _chunks(response)
     finally:
-        response.close()  # read to the end, urllib3 has already put the connection back in the pool
-        response.release_conn()
+        _release(response)
+
+
+def _release(response: urllib3.BaseHTTPResponse) -> None:
+    """Close a stream: a no-op for its connection once read to the end (urllib3 has put it back in the pool);
+    otherwise the connection is dropped, so the apiserver stops sending."""
+    response.close()
+    response.release_conn()
 
 
 def _drain_a_little(response: urllib3.BaseHTTPResponse, budget: int = 64 * 1024) -> None:

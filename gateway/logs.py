@@ -129,11 +129,6 @@ def page_capped(lines: Iterable[str], offset: int, size: int, max_bytes: int) ->
     return capped(islice(lines, offset, offset + size), max_bytes)
 
 
-def strip_timestamps(stamped_lines: Iterable[str]) -> Iterator[str]:
-    for line in stamped_lines:
-        yield line.partition(" ")[2]
-
-
 def skip_lines(chunks: Iterable[bytes], count: int) -> Iterator[bytes]:
     """The byte stream after its first ``count`` lines. Newlines are counted in C, a chunk at a time, so the
     lines before a late page are never split or decoded, and nothing is buffered."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 import posixpath
 from typing import Any
 
-from .names import JOB_NAME_LABEL, container_name
+from .names import JOB_NAME_LABEL, MANAGED_BY, MANAGED_BY_LABEL, USERNAME_ANNOTATION, container_name
 from .schemas import TIMEZONE_VOLUME
 
 LOCALTIME = "/etc/localtime"
@@ -91,3 +91,11 @@ def _mount(mount: dict[str, Any]) -> dict[str, Any]:
     if mount.get("read_only"):
         result["readOnly"] = True
     return result
+
+
+def namespace_manifest(name: str, username: str | None = None) -> dict[str, Any]:
+    """A namespace the gateway manages: its own, or a user's (annotated with the user name)."""
+    metadata: dict[str, Any] = {"name": name, "labels": {MANAGED_BY_LABEL: MANAGED_BY}}
+    if username is not None:
+        metadata["annotations"] = {USERNAME_ANNOTATION: username}
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": metadata}

@@ -18,7 +18,9 @@ from typing import Any, Callable
 import orjson
 
 from . import errors
-from .kube import Kube
+from .config import Settings
+from .kube import Kube, Regions
+from .manifest import namespace_manifest
 from .names import MANAGED_BY, MANAGED_BY_LABEL, is_username, namespace_for
 
 TABLE_KEY = "users.json"
@@ -45,6 +47,13 @@ class UserStore:
         self._cached: dict[str, Any] | None = None
         self._cached_at = 0.0
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, regions: Regions, *, cache_seconds: float | None = None) -> UserStore:
+        """The store in the first region's cluster, as the settings place it."""
+        return cls(lambda: regions.get(settings.default_region), namespace=settings.namespace,
+                   secret_name=settings.users_secret, namespace_prefix=settings.namespace_prefix,
+                   cache_seconds=settings.auth_cache_seconds if cache_seconds is None else cache_seconds)
 
     # -- reading -------------------------------------------------------------------------------------------
 
@@ -128,8 +137,7 @@ class UserStore:
             data = {TABLE_KEY: base64.b64encode(orjson.dumps(table, option=orjson.OPT_SORT_KEYS)).decode()}
             try:
                 if secret is None:
-                    kube.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {
-                        "name": self._namespace, "labels": {MANAGED_BY_LABEL: MANAGED_BY}}})
+                    kube.create_namespace(namespace_manifest(self._namespace))
                     kube.create_secret(self._namespace, {
                         "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
                         "metadata": {"name": self._secret_name, "labels": {MANAGED_BY_LABEL: MANAGED_BY}},

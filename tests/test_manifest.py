@@ -3,7 +3,7 @@ import copy
 
 import pytest
 
-from gateway.manifest import build_job
+from gateway.manifest import build_job, namespace_manifest
 from gateway.schemas import JobSpecSchema
 
 from .seed import SEED_JOB
@@ -143,3 +143,11 @@ def test_input_is_not_mutated():
     job = build_job(spec, name="j", namespace="n", username="u", host_volume_root=ROOT)
     job["spec"]["template"]["spec"]["containers"][0]["command"].append("y")
     assert spec == before
+
+
+def test_namespaces_the_gateway_manages():
+    assert namespace_manifest("tenx-gateway") == {"apiVersion": "v1", "kind": "Namespace", "metadata": {
+        "name": "tenx-gateway", "labels": {"app.kubernetes.io/managed-by": "tenx-gateway"}}}
+    assert namespace_manifest("tenx-alice", "alice")["metadata"] == {
+        "name": "tenx-alice", "labels": {"app.kubernetes.io/managed-by": "tenx-gateway"},
+        "annotations": {"tenx-gateway/username": "alice"}}
