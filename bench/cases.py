@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.harness import wait_until
+
 from . import cluster, ops
 from .measure import Samples, Side, concurrent_pair, paired
 from .profile import format_profile, profile_side
@@ -162,12 +164,13 @@ def archived_log_cases(r: Runner, live_job: str) -> None:
     pod = session.get(f"{t.base}/jobs/{ARCHIVED_JOB}", timeout=60).json()["instance_names"][0]
     live_pod = session.get(f"{t.base}/jobs/{live_job}", timeout=60).json()["instance_names"][0]
     last_line = f"{t.base}/jobs/{ARCHIVED_JOB}/logs"
-    _poll(lambda: session.get(last_line, params={"from": lines - 1, "size": 1}, timeout=60).json(), 300,
-          "the collector to archive the whole log")
+    wait_until(lambda: session.get(last_line, params={"from": lines - 1, "size": 1}, timeout=60).json(), 300,
+               interval=1, what="the collector to archive the whole log")
     if session.delete(f"{t.base}/jobs/{ARCHIVED_JOB}", timeout=60).status_code != 200:
         raise RuntimeError("deleting the archived job through the gateway failed")
     pod_url = t.api.url(f"/api/v1/namespaces/{t.namespace}/pods/{pod}")
-    _poll(lambda: t.api.session().get(pod_url, timeout=60).status_code == 404, 120, "the pod to be deleted")
+    wait_until(lambda: t.api.session().get(pod_url, timeout=60).status_code == 404, 120,
+               interval=1, what="the pod to be deleted")
     scale = f"{lines:,}-line log, archived"
     for label, offset in (("from 0", 0), ("from mid", lines // 2), ("last 100", lines - 100)):
         archived = ops.log_sides(t, ARCHIVED_JOB, pod, ARCHIVED_JOB, offset, 100)[0]
@@ -175,14 +178,6 @@ def archived_log_cases(r: Runner, live_job: str) -> None:
         r.pair(f"archived {label}", f"GET .../logs?from={offset}&size=100 (pod and job deleted)",
                "GET pods/{pod}/log (whole log, of a live twin) + slice client-side", scale,
                (archived, whole_live), plan.log_n, warmup=3)
-
-
-def _poll(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(1)
 
 
 def list_cases(r: Runner, username: str) -> list[dict]:

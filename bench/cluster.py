@@ -14,6 +14,8 @@ from typing import Any, Callable, Iterable
 
 import requests
 
+from tests.harness import wait_until
+
 DELETE_BACKGROUND = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
 _RETRY_STATUSES = {429, 500, 502, 503, 504}
 
@@ -59,11 +61,10 @@ class Apiserver:
                       f"--serviceaccount={namespace}:{account}")
         self.token = self._kubectl("-n", namespace, "create", "token", account, "--duration=4h").stdout.strip()
         self.auth = f"bearer token of ServiceAccount {namespace}/{account} bound to cluster-admin"
-        deadline = time.monotonic() + 30  # RBAC for a new binding reaches the authorizer's cache shortly after
-        while self.session().get(self.server + "/apis/batch/v1/jobs?limit=1", timeout=10).status_code != 200:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the bench ServiceAccount's token was not authorised in 30 s")
-            time.sleep(0.5)
+        # RBAC for a new binding reaches the authorizer's cache shortly after
+        if not wait_until(lambda: self.session().get(self.server + "/apis/batch/v1/jobs?limit=1", timeout=10)
+                          .status_code == 200, 30, interval=0.5):
+            raise RuntimeError("the bench ServiceAccount's token was not authorised in 30 s")
 
     def session(self) -> requests.Session:
         session = requests.Session()

@@ -8,23 +8,13 @@ from typing import Any, Callable
 
 import requests
 
+from tests.seed import SEED_JOB
+
 from .cluster import DELETE_BACKGROUND, Apiserver, jobs_path
 from .measure import Side, UnexpectedResponse, expect
 
-# The README's job.json, with parallelism 0 so that the many Jobs the bench creates start no pods.
-CREATE_SPEC: dict[str, Any] = {
-    "containers": [{
-        "image": "index.tenxcloud.com/tenxcloud/perl_job:latest",
-        "pull_always": True,
-        "command": ["echo", "test-cmd"],
-        "env": [{"name": "KEY", "value": "value"}],
-        "resources": {"limits": {"memory": "512Mi"}},
-        "volumeMounts": [{"name": "volume-name1", "mountPath": "/data"}],
-    }],
-    "volumes": [{"name": "volume-name1", "type": "host"}],
-    "sync_timezone": True,
-    "parallelism": 0,
-}
+# The seed job.json (tests/seed.py), with parallelism 0 so that the many Jobs the bench creates start no pods.
+CREATE_SPEC: dict[str, Any] = {**SEED_JOB, "parallelism": 0}
 
 
 def gateway_manifest(spec: dict[str, Any], *, name: str, namespace: str, username: str,

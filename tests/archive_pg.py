@@ -11,13 +11,14 @@ import itertools
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
 from typing import Iterator
 
 import pytest
+
+from .harness import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTALL = ROOT / "scripts" / "install-postgres.sh"
@@ -31,12 +32,6 @@ def _bin_dir() -> Path:
         pytest.fail(f"PostgreSQL is not installed and {INSTALL.name} could not install it:\n{done.stderr}",
                     pytrace=False)
     return Path(done.stdout.strip().splitlines()[-1])
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _as_owner(args: list[str]) -> list[str]:
@@ -58,7 +53,7 @@ def postgres_server() -> Iterator[str]:
 
     bin_dir = _bin_dir()
     home = Path(tempfile.mkdtemp(prefix="tenx-archive-pg-"))
-    data, log, port = home / "data", home / "server.log", _free_port()
+    data, log, port = home / "data", home / "server.log", free_port()
     pg_ctl = [str(bin_dir / "pg_ctl"), "-D", str(data)]
     try:
         if os.geteuid() == 0:

@@ -1,15 +1,10 @@
-"""The job.json of the original API document (../shared/seed/jobs-api.md), used as-is by several tests."""
+"""The job.json of the original API document (../shared/seed/jobs-api.md), used as-is by tests, bench and soak.
 
-SEED_JOB = {
-    "containers": [{
-        "image": "index.tenxcloud.com/tenxcloud/perl_job:latest",
-        "pull_always": True,
-        "command": ["echo", "test-cmd"],
-        "env": [{"name": "KEY", "value": "value"}],
-        "ports": [{"port": 22, "protocol": "TCP"}],
-        "resources": {"limits": {"memory": "512Mi"}},
-        "volumeMounts": [{"name": "volume-name1", "mountPath": "/data"}],
-    }],
-    "volumes": [{"name": "volume-name1", "type": "host"}],
-    "sync_timezone": True,
-}
+Its one copy is the OpenAPI document's example (gateway/api_operations.py), so the documented example and the one
+the tests send cannot drift apart. A deep copy: a test that edits it cannot change it for the next.
+"""
+import copy
+
+from gateway.api_operations import SEED_JOB as _DOCUMENTED
+
+SEED_JOB = copy.deepcopy(_DOCUMENTED)

@@ -5,8 +5,8 @@
 - ``SecondApiserver``: a second kube-apiserver process on the shared etcd, with the running one's binary, certificates
   and flags but its own port, so a test can kill, pause and restart *its* apiserver without disturbing the shared
   cluster; and a kubeconfig that points at it.
-- ``GatewayServer``: gunicorn with the shipped gunicorn.conf.py (and optionally the collector) on a kubeconfig and
-  settings of the test's choosing, its output captured, its workers' pids and memory readable from /proc.
+- ``make_namespace``, ``Load``: a user's namespace made behind the gateway's back; client threads in a loop.
+- ``GatewayServer``, ``free_port``, ``wait_until``, ``kubectl``: from tests/harness.py (re-exported here).
 
 Nothing here imports pytest, so the soak can use it outside the test run.
 """
@@ -17,11 +17,8 @@ import json
 import math
 import os
 import re
-import secrets
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -30,13 +27,10 @@ from typing import Any, Callable
 
 import requests
 
-from .helpers import ApiClient
+from ..harness import (ADMIN_KUBECONFIG, LOCAL, ROOT, VENV_BIN, ApiClient, GatewayServer,  # noqa: F401 (re-exported)
+                       free_port, kubectl, wait_until)
 
-ROOT = Path(__file__).resolve().parents[2]
-LOCAL = ROOT / ".local"
 RESULTS = LOCAL / "reliability"
-VENV_BIN = Path(sys.executable).parent
-ADMIN_KUBECONFIG = LOCAL / "kubeconfig"
 
 
 def record(name: str, figures: dict[str, Any]) -> dict[str, Any]:
@@ -46,24 +40,6 @@ def record(name: str, figures: dict[str, Any]) -> dict[str, Any]:
     (RESULTS / f"{name}.json").write_text(json.dumps(entry, indent=2, default=str) + "\n")
     print(f"\n[reliability] {name}: {json.dumps(figures, default=str)}")
     return entry
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until(predicate, timeout: float, interval: float = 0.1):
-    """Poll until ``predicate()`` is truthy and return it; None once ``timeout`` seconds have passed."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            return None
-        time.sleep(interval)
 
 
 # -- a second apiserver ------------------------------------------------------------------------------------------
@@ -163,158 +139,6 @@ class SecondApiserver:
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
-
-
-# -- a gateway of the test's own -----------------------------------------------------------------------------------
-
-
-class GatewayServer:
-    """gunicorn with the shipped config serving the gateway, on a kubeconfig and settings the caller picks.
-
-    Names are unique to the instance: its own namespace for the users Secret and its own user namespace prefix, so
-    several can run beside the session's gateway. ``close()`` stops it and deletes those namespaces.
-    """
-
-    def __init__(self, workdir: Path, *, kubeconfig: Path | str | None = None, collector: bool = False,
-                 **settings: str):
-        self.workdir = Path(workdir)
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        run_id = secrets.token_hex(3)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.namespace_prefix = f"r{run_id}-"
-        self.output = self.workdir / "gunicorn.log"
-        self.collector_output = self.workdir / "collector.log"
-        self.admin_env = {
-            **os.environ,
-            "KUBECONFIG": str(ADMIN_KUBECONFIG),
-            "GATEWAY_BIND": f"127.0.0.1:{self.port}",
-            "GATEWAY_NAMESPACE": f"tenx-gateway-r{run_id}",
-            "GATEWAY_NAMESPACE_PREFIX": self.namespace_prefix,
-            "GATEWAY_HOST_VOLUME_ROOT": str(self.workdir / "app_data"),
-            "GATEWAY_DATA_DIR": str(self.workdir / "data"),
-            "GATEWAY_AUTH_CACHE_SECONDS": "1",
-            "GATEWAY_WORKERS": "2",
-            "PROMETHEUS_MULTIPROC_DIR": str(self.workdir / "metrics"),
-            **settings,
-        }
-        self.server_env = dict(self.admin_env, KUBECONFIG=str(kubeconfig or ADMIN_KUBECONFIG))
-        self.process: subprocess.Popen | None = None
-        self.collector: subprocess.Popen | None = None
-        self._want_collector = collector
-
-    @property
-    def workers(self) -> int:
-        return int(self.server_env["GATEWAY_WORKERS"])
-
-    def start(self, timeout: float = 60) -> "GatewayServer":
-        with open(self.output, "ab") as sink:
-            self.process = subprocess.Popen([str(VENV_BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"),
-                                             "wsgi:app"], cwd=ROOT, env=self.server_env, stdout=sink,
-                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        if self._want_collector:
-            with open(self.collector_output, "ab") as sink:
-                self.collector = subprocess.Popen([str(VENV_BIN / "tenx-gateway"), "collect"], cwd=ROOT,
-                                                  env=self.server_env, stdout=sink, stderr=subprocess.STDOUT,
-                                                  stdin=subprocess.DEVNULL)
-
-        def up() -> bool:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited:\n{self.log_text()[-3000:]}")
-            try:
-                requests.get(self.url + "/healthz", timeout=2)
-            except requests.ConnectionError:
-                return False
-            return len(self.worker_pids()) == self.workers
-
-        if not wait_until(up, timeout):
-            self.close()
-            raise RuntimeError(f"gateway did not start within {timeout}s:\n{self.log_text()[-3000:]}")
-        return self
-
-    def worker_pids(self) -> list[int]:
-        """gunicorn's workers: the master's children (the metrics dir cleanup forks nothing)."""
-        if not self.process:
-            return []
-        pid = self.process.pid
-        try:
-            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        except OSError:
-            return []
-        return sorted(int(c) for c in children)
-
-    def workers_rss_kib(self) -> int:
-        """Resident memory of all workers, summed, in KiB (VmRSS from /proc)."""
-        total = 0
-        for pid in self.worker_pids():
-            try:
-                status = Path(f"/proc/{pid}/status").read_text()
-            except OSError:
-                continue
-            total += int(re.search(r"^VmRSS:\s+(\d+) kB", status, flags=re.MULTILINE).group(1))
-        return total
-
-    def log_text(self) -> str:
-        return self.output.read_text(errors="replace") if self.output.exists() else ""
-
-    def collector_text(self) -> str:
-        return self.collector_output.read_text(errors="replace") if self.collector_output.exists() else ""
-
-    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        """``tenx-gateway`` with this gateway's settings, on the admin kubeconfig (the shared apiserver)."""
-        return subprocess.run([str(VENV_BIN / "tenx-gateway"), *args], env=self.admin_env, capture_output=True,
-                              text=True, check=check, timeout=60)
-
-    def add_user(self, prefix: str = "u") -> ApiClient:
-        """A new user, once every worker is sure to know it: a worker re-reads the user table for an unknown name
-        unless it read it less than ``_MISS_REFRESH_SECONDS`` ago, so from that long after the add on, any read
-        sees the user. (Polling instead would count failed logins, which are throttled.)"""
-        from gateway.users import _MISS_REFRESH_SECONDS
-        name = f"{prefix}{secrets.token_hex(3)}"
-        token = self.cli("users", "add", name).stdout.strip()
-        time.sleep(_MISS_REFRESH_SECONDS + 0.1)
-        client = ApiClient(self.url, name, token)
-        status = client.get("/jobs").status_code
-        if status != 200:
-            raise RuntimeError(f"user {name} not accepted by the gateway: {status}")
-        return client
-
-    def namespace_of(self, client: ApiClient) -> str:
-        from gateway.names import namespace_for
-        return namespace_for(client.username, self.namespace_prefix)
-
-    def terminate(self, timeout: float = 60) -> int | None:
-        """SIGTERM to gunicorn's master (and the collector); returns gunicorn's exit code."""
-        code = None
-        for child in (self.process, self.collector):
-            if child and child.poll() is None:
-                child.terminate()
-        for child in (self.process, self.collector):
-            if child:
-                try:
-                    child.wait(timeout=timeout)
-                except subprocess.TimeoutExpired:
-                    child.kill()
-                    child.wait(timeout=30)
-        if self.process:
-            code = self.process.returncode
-        return code
-
-    def close(self) -> None:
-        self.terminate()
-        listed = subprocess.run([str(LOCAL / "bin/kubectl"), "--kubeconfig", str(ADMIN_KUBECONFIG), "get",
-                                 "namespaces", "-o", "name"], capture_output=True, text=True, timeout=60).stdout
-        doomed = [n.split("/", 1)[1] for n in listed.split()
-                  if n.split("/", 1)[1].startswith(self.namespace_prefix)]
-        doomed.append(self.admin_env["GATEWAY_NAMESPACE"])
-        subprocess.run([str(LOCAL / "bin/kubectl"), "--kubeconfig", str(ADMIN_KUBECONFIG), "delete", "namespace",
-                        "--wait=false", "--ignore-not-found", *doomed], capture_output=True, timeout=60)
-
-
-def kubectl(*args: str, kubeconfig: Path | str = ADMIN_KUBECONFIG, check: bool = True,
-            stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([str(LOCAL / "bin/kubectl"), "--kubeconfig", str(kubeconfig), *args], capture_output=True,
-                          text=True, check=check, timeout=60, input=stdin)
 
 
 def make_namespace(gateway: GatewayServer, client: ApiClient, *, max_pods: int | None = None) -> str:
