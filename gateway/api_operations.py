@@ -18,7 +18,7 @@ PUBLIC: list[dict[str, list[str]]] = []
 
 TAGS = [
     {"name": "jobs", "description": "The five calls of the original Jobs API."},
-    {"name": "operations", "description": "Health, readiness, regions and metrics; no credentials needed."},
+    {"name": "operations", "description": "Health, readiness and regions; no credentials needed."},
     {"name": "documentation", "description": "This document and its page."},
 ]
 
@@ -31,7 +31,7 @@ PATH_PARAMETERS = {
 # Path parameters' schemas beyond "a string": what the gateway accepts as a job name (anything else is 400 on
 # create, 404 elsewhere), so that clients and fuzzers can tell a valid name from an invalid one.
 PATH_PARAMETER_SCHEMAS = {
-    "job_name": {"type": "string", "pattern": DNS1123_LABEL.pattern, "maxLength": DNS1123_LABEL_MAX},
+    "job_name": {"type": "string", "pattern": f"^{DNS1123_LABEL.pattern}$", "maxLength": DNS1123_LABEL_MAX},
 }
 
 QUERY_PARAMETERS: dict[str, Callable[[Settings], tuple[str, dict[str, Any]]]] = {
@@ -175,10 +175,6 @@ def operations(settings: Settings) -> dict[str, dict[str, dict[str, Any]]]:
             "operations", "List the regions", "The regions this gateway serves and whether each answers now.",
             **{"200": {**body("The regions.", "RegionList"), "links": links(ListJobs=(
                 "jobs_list_jobs", {"region": "$response.body#/regions/0/name"}))}})},
-        "metrics.metrics": {"get": _public(
-            "operations", "Prometheus metrics", "Requests by route and status, their latency, and the "
-                                                "apiserver calls behind them, summed over all workers.",
-            **{"200": body("Prometheus text format 0.0.4.", {"type": "string"}, "text/plain")})},
         "docs.openapi": {"get": _public(
             "documentation", "This OpenAPI document", "Built from the gateway's routes and schemas.",
             **{"200": body("OpenAPI 3.", {"type": "object"})})},

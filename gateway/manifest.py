@@ -1,13 +1,21 @@
-"""job.json (as loaded by ``JobSpecSchema``) -> a batch/v1 Job manifest. Pure: no I/O, inputs never mutated."""
+"""job.json (as loaded by ``JobSpecSchema``) -> a batch/v1 Job manifest. Pure: no I/O, inputs never mutated.
+
+Every pod is locked down the same way, whatever job.json says (it has no field for any of this): no service account
+token, no privilege escalation, the runtime's default seccomp profile, never privileged, no host namespaces. Root
+inside the container stays allowed: the original ran arbitrary images as their own user, and most public images
+run as root; without escalation, privileges or a token, that root cannot reach past its container's limits.
+"""
 from __future__ import annotations
 
 import posixpath
 from typing import Any
 
-from .names import JOB_NAME_LABEL, MANAGED_BY, MANAGED_BY_LABEL, USERNAME_ANNOTATION, container_name
+from .names import JOB_NAME_LABEL, MANAGED_BY, MANAGED_BY_LABEL, USERNAME_ANNOTATION, container_names
 from .schemas import TIMEZONE_VOLUME
 
 LOCALTIME = "/etc/localtime"
+POD_SECURITY_CONTEXT = {"seccompProfile": {"type": "RuntimeDefault"}}
+CONTAINER_SECURITY_CONTEXT = {"allowPrivilegeEscalation": False, "privileged": False}
 
 # job.json extension -> Job spec field, copied when given
 _JOB_SPEC_EXTENSIONS = {
@@ -26,7 +34,8 @@ def host_volume_path(root: str, username: str, job_name: str, volume_name: str) 
 
 def build_job(spec: dict[str, Any], *, name: str, namespace: str, username: str,
               host_volume_root: str) -> dict[str, Any]:
-    labels = {JOB_NAME_LABEL: name}
+    # managed-by on the pods too: the collector's watch selects them by it, server side
+    labels = {JOB_NAME_LABEL: name, MANAGED_BY_LABEL: MANAGED_BY}
     job_spec: dict[str, Any] = {"parallelism": 1, "completions": 1}
     for key, field in _JOB_SPEC_EXTENSIONS.items():
         if spec.get(key) is not None:
@@ -51,12 +60,15 @@ def _pod_spec(spec: dict[str, Any], *, name: str, username: str, host_volume_roo
     ]
     if spec.get("sync_timezone"):
         volumes.append({"name": TIMEZONE_VOLUME, "hostPath": {"path": LOCALTIME}})
+    names = container_names(name, len(spec["containers"]))
     pod_spec: dict[str, Any] = {
-        "containers": [_container(c, name=container_name(name, i), sync_timezone=spec.get("sync_timezone", False))
+        "containers": [_container(c, name=names[i], sync_timezone=spec.get("sync_timezone", False))
                        for i, c in enumerate(spec["containers"])],
         "restartPolicy": "OnFailure",
         "terminationGracePeriodSeconds": 30,
         "dnsPolicy": "ClusterFirst",
+        "automountServiceAccountToken": False,
+        "securityContext": _copy(POD_SECURITY_CONTEXT),
     }
     if volumes:
         pod_spec["volumes"] = volumes
@@ -83,7 +95,13 @@ def _container(container: dict[str, Any], *, name: str, sync_timezone: bool) -> 
         result["volumeMounts"] = mounts
     if container.get("pull_always") is not None:
         result["imagePullPolicy"] = "Always" if container["pull_always"] else "IfNotPresent"
+    result["securityContext"] = _copy(CONTAINER_SECURITY_CONTEXT)
     return result
+
+
+def _copy(context: dict[str, Any]) -> dict[str, Any]:
+    """A fresh copy per use, so no two manifests (or a caller's edit of one) share a nested dict."""
+    return {key: dict(value) if isinstance(value, dict) else value for key, value in context.items()}
 
 
 def _mount(mount: dict[str, Any]) -> dict[str, Any]:

@@ -4,11 +4,15 @@ from __future__ import annotations
 import hashlib
 import re
 
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# Patterns are used with fullmatch: with re.match, "$" also matches before a final "\n", so "abc\n" would pass.
+DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 DNS1123_LABEL_MAX = 63
-HASHED_SUFFIX = re.compile(r"-[0-9a-f]{8}$")
+# A pod's name: a DNS-1123 subdomain (labels joined by dots), at most 253 characters.
+DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+DNS1123_SUBDOMAIN_MAX = 253
+HASHED_SUFFIX = re.compile(r"-[0-9a-f]{8}\Z")
 # User names go into namespace names and host paths: a leading alphanumeric rules out "." and "..".
-USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "tenx-gateway"
@@ -19,11 +23,16 @@ POD_JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
 
 
 def is_dns1123_label(value: str) -> bool:
-    return len(value) <= DNS1123_LABEL_MAX and bool(DNS1123_LABEL.match(value))
+    return len(value) <= DNS1123_LABEL_MAX and bool(DNS1123_LABEL.fullmatch(value))
+
+
+def is_pod_name(value: str) -> bool:
+    """A name a pod can have; anything else (".", "..", "a/b", "x\\n") never reaches an apiserver path."""
+    return len(value) <= DNS1123_SUBDOMAIN_MAX and bool(DNS1123_SUBDOMAIN.fullmatch(value))
 
 
 def is_username(value: str) -> bool:
-    return bool(USERNAME.match(value))
+    return bool(USERNAME.fullmatch(value))
 
 
 def namespace_for(username: str, prefix: str = "tenx-") -> str:
@@ -44,9 +53,15 @@ def namespace_for(username: str, prefix: str = "tenx-") -> str:
     return f"{prefix}{slug}-{digest}" if slug else f"{prefix}{digest}"
 
 
-def container_name(job_name: str, index: int) -> str:
-    """The first container carries the job's name, as in the original; later ones get ``-<n>``."""
-    if index == 0:
-        return job_name
-    suffix = f"-{index}"
-    return job_name[: DNS1123_LABEL_MAX - len(suffix)].rstrip("-") + suffix
+def container_names(job_name: str, count: int) -> list[str]:
+    """The first container carries the job's name, as in the original; later ones get ``-<n>``. Every name is a
+    DNS-1123 label and they are all different, even where cutting the job's name to make room for the suffix
+    would repeat one already taken (a 63-character ``x...-1`` with two containers)."""
+    names = [job_name][:count]
+    for index in range(1, count):
+        for suffix in (f"-{index}", f"-c{index}", *(f"-c{index}-{n}" for n in range(1, count + 2))):
+            candidate = job_name[: DNS1123_LABEL_MAX - len(suffix)].rstrip("-") + suffix
+            if candidate not in names:
+                names.append(candidate)
+                break
+    return names

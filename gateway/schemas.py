@@ -1,16 +1,18 @@
 """The only validators: job.json and the logs query.
 
 Code after ``load()`` trusts its output. Unknown fields in job.json are rejected by name (marshmallow's RAISE);
-unknown query parameters are ignored, as most HTTP APIs do.
+unknown query parameters are ignored, as most HTTP APIs do. ``null`` for an optional field of job.json means the
+field is absent: clients of the original written in Go or JavaScript send ``null`` for an empty list.
 """
 from __future__ import annotations
 
 import datetime as dt
 import re
+from dataclasses import dataclass
 from typing import Any
 
-from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, post_load, validates_schema
-from marshmallow.validate import Length, OneOf, Range, Regexp
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, post_load, pre_load, validates_schema
+from marshmallow.validate import Length, OneOf, Range, Validator
 
 from .names import DNS1123_LABEL, DNS1123_LABEL_MAX
 
@@ -18,12 +20,59 @@ TIMEZONE_VOLUME = "tenxcloud-time-zone"
 SUPPORTED_VOLUME_TYPES = ("host",)
 INT32_MAX = 2**31 - 1
 
-# Kubernetes resource.Quantity, unsigned: "512Mi", "0.5", "125m", "1e3".
-QUANTITY = re.compile(r"^(\d+(\.\d*)?|\.\d+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?\d+)?$")
-ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+# Kubernetes resource.Quantity, unsigned: "512Mi", "0.5", "125m", "1e3". Patterns below are matched whole.
+QUANTITY = re.compile(r"(\d+(\.\d*)?|\.\d+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?\d+)?")
+ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
+NO_WHITE_SPACE = re.compile(r"\S+")
 LOG_DATE = re.compile(r"^\d{4}\.\d{2}\.\d{2}$")
 # The largest `from`: beyond it no log reaches, and the stores' 64-bit integers (and islice) would overflow.
 LOG_MAX_OFFSET = 2**53 - 1
+
+
+@dataclass(frozen=True)
+class JobLimits:
+    """What one create may ask for (the GATEWAY_JOB_MAX_* settings); ``None`` leaves a dimension unlimited."""
+
+    parallelism: int | None = None
+    completions: int | None = None
+    containers: int | None = None
+    command_items: int | None = None  # entries of command, and of args, per container
+    env_vars: int | None = None       # per container
+    container_bytes: int | None = None  # UTF-8 bytes of command + args + env names and values, per container
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> JobLimits:
+        return cls(parallelism=settings.job_max_parallelism, completions=settings.job_max_completions,
+                   containers=settings.job_max_containers, command_items=settings.job_max_command_items,
+                   env_vars=settings.job_max_env_vars, container_bytes=settings.job_max_container_bytes)
+
+
+class FullMatch(Validator):
+    """Like marshmallow's Regexp, but the whole value must match: Regexp uses ``re.match``, where ``$`` also
+    matches before a final newline, so ``"1Mi\\n"`` would pass."""
+
+    def __init__(self, pattern: re.Pattern, error: str):
+        self.pattern = pattern
+        self.error = error
+
+    def __call__(self, value: str) -> str:
+        if not self.pattern.fullmatch(value):
+            raise ValidationError(self.error)
+        return value
+
+
+class Text(fields.String):
+    """A string that can be sent on: a lone UTF-16 surrogate (``"\\ud800"`` is valid JSON) has no UTF-8 form."""
+
+    default_error_messages = {"surrogate": "must be valid Unicode text (it contains a lone surrogate)"}
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise self.make_error("surrogate") from None
+        return text
 
 
 class StrictBoolean(fields.Boolean):
@@ -43,33 +92,42 @@ def _int(minimum: int, maximum: int = INT32_MAX, **kwargs: Any) -> fields.Intege
     return fields.Integer(strict=True, validate=Range(min=minimum, max=maximum), **kwargs)
 
 
+DNS1123_LABEL_ERROR = ("must be a DNS-1123 label: lower-case letters, digits and '-', starting and ending with a "
+                       "letter or digit")
+
+
 def _dns_label(**kwargs: Any) -> fields.String:
-    return fields.String(
-        validate=[Length(min=1, max=DNS1123_LABEL_MAX),
-                  Regexp(DNS1123_LABEL, error="must be a DNS-1123 label: lower-case letters, digits and '-', "
-                                              "starting and ending with a letter or digit")],
-        **kwargs)
+    return Text(validate=[Length(min=1, max=DNS1123_LABEL_MAX), FullMatch(DNS1123_LABEL, DNS1123_LABEL_ERROR)],
+                **kwargs)
 
 
 class StrictSchema(Schema):
     class Meta:
         unknown = RAISE
 
+    @pre_load
+    def _null_is_absent(self, data: Any, **_: Any) -> Any:
+        """``"env": null`` reads as no ``env``; a required field given ``null`` still says it may not be null."""
+        if not isinstance(data, dict):
+            return data
+        optional = {f.data_key or name for name, f in self.fields.items() if not f.required}
+        return {key: value for key, value in data.items() if value is not None or key not in optional}
+
 
 class EnvVarSchema(StrictSchema):
-    name = fields.String(required=True, validate=[Length(min=1, max=256),
-                                                  Regexp(ENV_NAME, error="must be a valid environment variable name")])
-    value = fields.String(load_default="")
+    name = Text(required=True, validate=[Length(min=1, max=256),
+                                         FullMatch(ENV_NAME, "must be a valid environment variable name")])
+    value = Text(load_default="")
 
 
 class PortSchema(StrictSchema):
     port = _int(1, 65535, required=True)
-    protocol = fields.String(load_default="TCP", validate=OneOf(["TCP", "UDP", "SCTP"]))
+    protocol = Text(load_default="TCP", validate=OneOf(["TCP", "UDP", "SCTP"]))
 
 
 class LimitsSchema(StrictSchema):
-    cpu = fields.String(validate=Regexp(QUANTITY, error="must be a Kubernetes quantity such as 125m or 0.5"))
-    memory = fields.String(validate=Regexp(QUANTITY, error="must be a Kubernetes quantity such as 512Mi"))
+    cpu = Text(validate=FullMatch(QUANTITY, "must be a Kubernetes quantity such as 125m or 0.5"))
+    memory = Text(validate=FullMatch(QUANTITY, "must be a Kubernetes quantity such as 512Mi"))
 
 
 class ResourcesSchema(StrictSchema):
@@ -77,8 +135,8 @@ class ResourcesSchema(StrictSchema):
 
 
 class VolumeMountSchema(StrictSchema):
-    name = fields.String(required=True)
-    mount_path = fields.String(required=True, data_key="mountPath", validate=Length(min=1, max=4096))
+    name = Text(required=True)
+    mount_path = Text(required=True, data_key="mountPath", validate=Length(min=1, max=4096))
     read_only = _strict_bool(data_key="readOnly", load_default=False)
 
     @validates_schema
@@ -93,11 +151,11 @@ class VolumeMountSchema(StrictSchema):
 
 
 class ContainerSchema(StrictSchema):
-    image = fields.String(required=True, validate=[Length(min=1, max=1024),
-                                                   Regexp(r"^\S+$", error="must not contain white space")])
+    image = Text(required=True, validate=[Length(min=1, max=1024),
+                                          FullMatch(NO_WHITE_SPACE, "must not contain white space")])
     pull_always = _strict_bool(load_default=None)
-    command = fields.List(fields.String(), load_default=None)
-    args = fields.List(fields.String(), load_default=None)
+    command = fields.List(Text(), load_default=None)
+    args = fields.List(Text(), load_default=None)
     env = fields.List(fields.Nested(EnvVarSchema), load_default=list)
     ports = fields.List(fields.Nested(PortSchema), load_default=list)
     resources = fields.Nested(ResourcesSchema, load_default=dict)
@@ -113,13 +171,14 @@ class ContainerSchema(StrictSchema):
 
 class VolumeSchema(StrictSchema):
     name = _dns_label(required=True)
-    type = fields.String(required=True, validate=OneOf(
+    type = Text(required=True, validate=OneOf(
         SUPPORTED_VOLUME_TYPES, error="volume type {input!r} is not supported; supported: " +
                                       ", ".join(SUPPORTED_VOLUME_TYPES)))
 
 
 class JobSpecSchema(StrictSchema):
-    """job.json of the original API, plus the snake_case extensions documented in the README."""
+    """job.json of the original API, plus the snake_case extensions documented in the README. With ``limits``,
+    a request over a cap is refused with the field, the cap and the setting that sets it."""
 
     containers = fields.List(fields.Nested(ContainerSchema), required=True,
                              validate=Length(min=1, error="at least one container is required"))
@@ -130,6 +189,38 @@ class JobSpecSchema(StrictSchema):
     backoff_limit = _int(0, load_default=None)
     active_deadline_seconds = _int(1, load_default=None)
     ttl_seconds_after_finished = _int(0, load_default=None)
+
+    def __init__(self, *, limits: JobLimits | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.limits = limits or JobLimits()
+
+    @validates_schema
+    def _within_limits(self, data: dict, **_: Any) -> None:
+        limits, errors = self.limits, {}
+
+        def over(key: str, value: int, cap: int | None, setting: str, what: str = "") -> None:
+            if cap is not None and value > cap:
+                errors.setdefault(key, []).append(f"{what or 'must be'} at most {cap} (GATEWAY_{setting})")
+
+        for key in ("parallelism", "completions"):
+            if data.get(key) is not None:
+                over(key, data[key], getattr(limits, key), f"JOB_MAX_{key.upper()}")
+        containers = data.get("containers") or []
+        over("containers", len(containers), limits.containers, "JOB_MAX_CONTAINERS", "there may be")
+        for index, container in enumerate(containers):
+            at = f"containers.{index}"
+            for key in ("command", "args"):
+                over(f"{at}.{key}", len(container.get(key) or []), limits.command_items, "JOB_MAX_COMMAND_ITEMS",
+                     "may have")
+            env = container.get("env") or []
+            over(f"{at}.env", len(env), limits.env_vars, "JOB_MAX_ENV_VARS", "may have")
+            size = sum(len(text.encode()) for text in [*(container.get("command") or []),
+                                                       *(container.get("args") or []),
+                                                       *(e["name"] for e in env), *(e["value"] for e in env)])
+            over(at, size, limits.container_bytes, "JOB_MAX_CONTAINER_BYTES",
+                 f"command, args and env take {size} bytes; there may be")
+        if errors:
+            raise ValidationError(errors)
 
     @validates_schema
     def _volumes_consistent(self, data: dict, **_: Any) -> None:
@@ -154,10 +245,17 @@ class JobSpecSchema(StrictSchema):
 
 
 class LogsQuerySchema(Schema):
-    """``date=YYYY.MM.DD&from=N&size=M``; ``size`` defaults and caps come from the settings."""
+    """``date=YYYY.MM.DD&from=N&size=M``; ``size`` defaults and caps come from the settings. An empty parameter
+    (``date=``, as an old client's form or template leaves it) means the parameter is absent."""
 
     class Meta:
         unknown = EXCLUDE
+
+    @pre_load
+    def _empty_is_absent(self, data: Any, **_: Any) -> Any:
+        if isinstance(data, dict):
+            return {key: value for key, value in data.items() if value != ""}
+        return data
 
     date = fields.String(load_default=None)
     offset = fields.Integer(data_key="from", load_default=0,
@@ -181,7 +279,8 @@ class LogsQuerySchema(Schema):
 
 
 def parse_log_date(text: str) -> dt.date:
-    if not LOG_DATE.match(text):
+    """``YYYY.MM.DD`` in ASCII digits (``\\d`` alone would take any script's digits, ``$`` a final newline)."""
+    if not (text.isascii() and LOG_DATE.fullmatch(text)):
         raise ValidationError("must be a date as YYYY.MM.DD", "date")
     try:
         return dt.datetime.strptime(text, "%Y.%m.%d").date()
@@ -193,8 +292,7 @@ def job_name_errors(name: str) -> list[str]:
     """The URL's job name must be a DNS-1123 label, since it names the Job, its pods' label and a host folder."""
     if len(name) > DNS1123_LABEL_MAX:
         return [f"must be at most {DNS1123_LABEL_MAX} characters"]
-    if not DNS1123_LABEL.match(name):
-        return ["must be a DNS-1123 label: lower-case letters, digits and '-', starting and ending with a letter "
-                "or digit"]
+    if not DNS1123_LABEL.fullmatch(name):
+        return [DNS1123_LABEL_ERROR]
     return []
 

@@ -22,23 +22,27 @@ def only_container(job):
 
 
 MINIMAL = {"containers": [{"image": "busybox"}]}
+LABELS = {"name": "job-api", "app.kubernetes.io/managed-by": "tenx-gateway"}
+LOCKED_CONTAINER = {"allowPrivilegeEscalation": False, "privileged": False}
 
 
 def test_minimal_job_has_the_originals_shape():
     assert build(MINIMAL) == {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": "job-api", "namespace": "tenx-nkwanglei8lrp", "labels": {"name": "job-api"}},
+        "metadata": {"name": "job-api", "namespace": "tenx-nkwanglei8lrp", "labels": LABELS},
         "spec": {
             "parallelism": 1,
             "completions": 1,
             "template": {
-                "metadata": {"name": "job-api", "labels": {"name": "job-api"}},
+                "metadata": {"name": "job-api", "labels": LABELS},
                 "spec": {
-                    "containers": [{"name": "job-api", "image": "busybox"}],
+                    "containers": [{"name": "job-api", "image": "busybox", "securityContext": LOCKED_CONTAINER}],
                     "restartPolicy": "OnFailure",
                     "terminationGracePeriodSeconds": 30,
                     "dnsPolicy": "ClusterFirst",
+                    "automountServiceAccountToken": False,
+                    "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
                 },
             },
         },
@@ -64,6 +68,7 @@ def test_the_seed_job_json_maps_like_the_original_response():
             {"name": "tenxcloud-time-zone", "readOnly": True, "mountPath": "/etc/localtime"},
         ],
         "imagePullPolicy": "Always",
+        "securityContext": LOCKED_CONTAINER,
     }]
 
 
@@ -80,7 +85,7 @@ def test_pull_policy_left_to_kubernetes_when_not_given():
 def test_command_and_args():
     job = build({"containers": [{"image": "busybox", "command": ["sh", "-c"], "args": ["echo $0", "x"]}]})
     assert only_container(job) == {"name": "job-api", "image": "busybox", "command": ["sh", "-c"],
-                                   "args": ["echo $0", "x"]}
+                                   "args": ["echo $0", "x"], "securityContext": LOCKED_CONTAINER}
 
 
 def test_env_value_defaults_to_empty():
@@ -116,6 +121,24 @@ def test_sync_timezone_mounts_localtime_in_every_container():
     for container in job["spec"]["template"]["spec"]["containers"]:
         assert container["volumeMounts"] == [
             {"name": "tenxcloud-time-zone", "readOnly": True, "mountPath": "/etc/localtime"}]
+
+
+def test_every_pod_is_locked_down_whatever_job_json_says():
+    job = build({"containers": [{"image": "a"}, {"image": "b"}], "volumes": [{"name": "v", "type": "host"}],
+                 "sync_timezone": True})
+    pod = job["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
+    assert not {"hostNetwork", "hostPID", "hostIPC", "serviceAccountName", "initContainers"} & set(pod)
+    assert [c["securityContext"] for c in pod["containers"]] == [LOCKED_CONTAINER] * 2
+    pod["containers"][0]["securityContext"]["privileged"] = True  # one manifest's edit leaks into no other
+    assert build(MINIMAL)["spec"]["template"]["spec"]["containers"][0]["securityContext"] == LOCKED_CONTAINER
+
+
+def test_a_63_character_name_ending_like_a_suffix_keeps_container_names_apart():
+    job = build({"containers": [{"image": "a"}, {"image": "b"}]}, name="x" * 61 + "-1")
+    names = [c["name"] for c in job["spec"]["template"]["spec"]["containers"]]
+    assert len(set(names)) == 2 and names[0] == "x" * 61 + "-1"
 
 
 def test_second_container_gets_an_indexed_name():

@@ -1,6 +1,6 @@
 import pytest
 
-from gateway.names import container_name, is_dns1123_label, is_username, namespace_for
+from gateway.names import container_names, is_dns1123_label, is_pod_name, is_username, namespace_for
 
 
 @pytest.mark.parametrize("username, namespace", [
@@ -39,6 +39,29 @@ def test_user_names(name, ok):
 
 
 def test_container_names():
-    assert container_name("job", 0) == "job"
-    assert container_name("job", 2) == "job-2"
-    assert len(container_name("y" * 63, 12)) == 63
+    assert container_names("job", 1) == ["job"]
+    assert container_names("job", 3) == ["job", "job-1", "job-2"]
+    assert all(len(name) == 63 for name in container_names("y" * 63, 12)[1:])
+
+
+@pytest.mark.parametrize("job_name", ["x" * 61 + "-1", "x" * 60 + "-1", "a-1", "x" * 62 + "1", "x" * 58 + "-c1-1"])
+@pytest.mark.parametrize("count", [2, 3, 12])
+def test_container_names_never_repeat_and_are_labels(job_name, count):
+    names = container_names(job_name, count)
+    assert len(set(names)) == count
+    assert all(is_dns1123_label(name) for name in names)
+
+
+@pytest.mark.parametrize("value", ["abc\n", "abc\r\n", "\nabc"])
+def test_a_trailing_newline_is_not_part_of_a_valid_name(value):
+    assert not is_dns1123_label(value)
+    assert not is_pod_name(value)
+    assert not is_username(value)
+
+
+@pytest.mark.parametrize("name, ok", [("job-api-x7k2p", True), ("a.b-c", True), ("x" * 253, True),
+                                      ("x" * 254, False), (".", False), ("..", False), ("a/b", False),
+                                      ("A", False), ("a..b", False), (".a", False), ("a.", False), ("", False),
+                                      ("%2e%2e", False)])
+def test_pod_names(name, ok):
+    assert is_pod_name(name) is ok

@@ -4,7 +4,7 @@ import datetime as dt
 import pytest
 from marshmallow import ValidationError
 
-from gateway.schemas import JobSpecSchema, LogsQuerySchema, job_name_errors
+from gateway.schemas import JobLimits, JobSpecSchema, LogsQuerySchema, job_name_errors
 
 
 def errors_of(body):
@@ -128,6 +128,99 @@ def test_bad_container_fields(fields):
                                       ("job.api", False)])
 def test_job_names(name, ok):
     assert (job_name_errors(name) == []) is ok
+
+
+@pytest.mark.parametrize("fields", [{"env": [{"name": "A\n"}]}, {"resources": {"limits": {"memory": "1Mi\n"}}},
+                                    {"resources": {"limits": {"cpu": "1\n"}}}, {"image": "busybox\n"}])
+def test_a_trailing_newline_is_refused(fields):
+    assert errors_of(container(**fields))
+
+
+def test_a_volume_name_with_a_trailing_newline_is_refused():
+    assert "name" in errors_of({**container(), "volumes": [{"name": "v\n", "type": "host"}]})["volumes"][0]
+
+
+@pytest.mark.parametrize("name", ["abc\n", "abc\n\n"])
+def test_a_job_name_with_a_trailing_newline_is_refused(name):
+    assert job_name_errors(name)
+
+
+@pytest.mark.parametrize("fields", [{"command": ["echo", "\ud800"]}, {"args": ["\udfff"]},
+                                    {"env": [{"name": "A", "value": "x\ud800y"}]}, {"image": "busy\udc00box"}])
+def test_lone_surrogates_are_refused(fields):
+    messages = errors_of(container(**fields))
+    assert "lone surrogate" in str(messages)
+
+
+def test_null_means_absent_for_every_optional_field():
+    body = {"containers": [{"image": "busybox", "pull_always": None, "command": None, "args": None, "env": None,
+                            "ports": None, "resources": None, "volumeMounts": None}],
+            "volumes": None, "sync_timezone": None, "parallelism": None, "completions": None, "backoff_limit": None,
+            "active_deadline_seconds": None, "ttl_seconds_after_finished": None}
+    assert JobSpecSchema().load(body) == JobSpecSchema().load({"containers": [{"image": "busybox"}]})
+
+
+def test_null_inside_optional_objects_means_absent():
+    loaded = JobSpecSchema().load({"containers": [{"image": "b", "resources": {"limits": {"cpu": None, "memory": "1Mi"}},
+                                                   "env": [{"name": "A", "value": None}],
+                                                   "ports": [{"port": 22, "protocol": None}],
+                                                   "volumeMounts": [{"name": "v", "mountPath": "/d", "readOnly": None}]}],
+                                   "volumes": [{"name": "v", "type": "host"}]})
+    container_ = loaded["containers"][0]
+    assert container_["resources"] == {"limits": {"memory": "1Mi"}}
+    assert container_["env"] == [{"name": "A", "value": ""}]
+    assert container_["ports"] == [{"port": 22, "protocol": "TCP"}]
+    assert container_["volume_mounts"] == [{"name": "v", "mount_path": "/d", "read_only": False}]
+
+
+@pytest.mark.parametrize("body, field", [({"containers": None}, "containers"),
+                                         ({"containers": [{"image": None}]}, "containers"),
+                                         ({"containers": [None]}, "containers")])
+def test_null_for_a_required_field_is_still_refused(body, field):
+    assert field in errors_of(body)
+
+
+LIMITS = JobLimits(parallelism=10, completions=100, containers=3, command_items=4, env_vars=2, container_bytes=64)
+
+
+def limited_errors(body):
+    with pytest.raises(ValidationError) as caught:
+        JobSpecSchema(limits=LIMITS).load(body)
+    return caught.value.normalized_messages()
+
+
+@pytest.mark.parametrize("field, value, setting", [("parallelism", 1_000_000, "GATEWAY_JOB_MAX_PARALLELISM"),
+                                                   ("completions", 1_000_000, "GATEWAY_JOB_MAX_COMPLETIONS"),
+                                                   ("parallelism", 11, "GATEWAY_JOB_MAX_PARALLELISM")])
+def test_over_a_job_cap_names_the_field_and_the_cap(field, value, setting):
+    messages = limited_errors({**container(), field: value})
+    assert messages[field] == [f"must be at most {getattr(LIMITS, field)} ({setting})"]
+
+
+def test_at_the_caps_is_fine():
+    JobSpecSchema(limits=LIMITS).load({"containers": [{"image": "a", "command": ["1", "2", "3", "4"],
+                                                       "env": [{"name": "A"}, {"name": "B"}]}] * 3,
+                                       "parallelism": 10, "completions": 100})
+
+
+def test_too_many_containers():
+    assert limited_errors({"containers": [{"image": "a"}] * 4}) == {
+        "containers": ["there may be at most 3 (GATEWAY_JOB_MAX_CONTAINERS)"]}
+
+
+def test_too_many_command_items_env_vars_and_bytes():
+    messages = limited_errors(container(command=["x"] * 5, args=["y"] * 5, env=[{"name": f"E{i}"} for i in range(3)]))
+    assert messages["containers.0.command"] == ["may have at most 4 (GATEWAY_JOB_MAX_COMMAND_ITEMS)"]
+    assert messages["containers.0.args"] == ["may have at most 4 (GATEWAY_JOB_MAX_COMMAND_ITEMS)"]
+    assert messages["containers.0.env"] == ["may have at most 2 (GATEWAY_JOB_MAX_ENV_VARS)"]
+    assert "containers.0" not in messages  # 16 bytes
+    big = limited_errors(container(command=["x" * 65]))
+    assert big == {"containers.0": ["command, args and env take 65 bytes; there may be at most 64 "
+                                    "(GATEWAY_JOB_MAX_CONTAINER_BYTES)"]}
+
+
+def test_no_limits_without_settings():
+    JobSpecSchema().load({**container(), "parallelism": 1_000_000, "completions": 1_000_000})
 
 
 def logs_query(args, default_size=1000, max_size=10000):
