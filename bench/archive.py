@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from gateway.archive import ContainerKey, LogLine, open_store
+from gateway.store import ContainerKey, LogLine, open_store
 
 from .measure import percentile
 

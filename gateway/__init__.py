@@ -7,7 +7,7 @@ from typing import Any, Mapping
 from flask import Flask
 
 from . import config, errors, jsonlog, metrics
-from .archive import LazyStore
+from .store import LazyStore
 from .kube import Regions
 from .throttle import FailureThrottle
 from .users import UserStore

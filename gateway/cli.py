@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 
-from . import config, errors, jsonlog
+from . import config, errors
 from .kube import Regions
 from .users import UserStore
 
@@ -31,40 +29,10 @@ def _users_remove(args: argparse.Namespace) -> None:
 
 
 def _collect(args: argparse.Namespace) -> None:
-    """Run one collector per region until SIGTERM or SIGINT; the Lease makes extra replicas wait as standbys."""
-    from .archive import open_store
-    from .archive.collector import Collector
-    from .archive.lease import LeaderElector
-    from .jobs import archive_namespace
-    from .manifest import namespace_manifest
-
-    jsonlog.configure()
-    settings = config.from_env()
-    regions = Regions(settings)
-    store = open_store(settings.archive_store_url, settings.log_timezone)
-    collectors = []
-    for region in regions.names:
-        kube = regions.get(region)
-        kube.create_namespace(namespace_manifest(settings.namespace))
-        elector = LeaderElector(kube, settings.namespace, "tenx-gateway-collector")
-        collectors.append(Collector(
-            kube, store, elector, namespace_prefix=settings.namespace_prefix,
-            archive_namespace=lambda ns, r=region: archive_namespace(r, ns, settings.default_region),
-            poll_seconds=settings.collector_poll_seconds, retention_days=settings.archive_retention_days,
-            max_line_bytes=settings.log_max_bytes))
-    threads = [threading.Thread(target=c.run, name=f"collector-{r}") for c, r in zip(collectors, regions.names)]
-
-    def stop(signum, frame):
-        for collector in collectors:
-            collector.stop()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    store.close()
+    from .collector import run
+    code = run()
+    if code:
+        sys.exit(code)
 
 
 def parser() -> argparse.ArgumentParser:

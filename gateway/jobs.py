@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from . import errors, joblist, logs
-from .archive import LogStore
-from .archive.records import instance_record
+from .store import LogStore
+from .store.records import instance_record
 from .config import Settings
 from .kube import Kube, LogNotAvailable
 from .manifest import build_job, namespace_manifest

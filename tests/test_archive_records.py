@@ -1,5 +1,5 @@
 """Instance records: what a pod did and why, from its status."""
-from gateway.archive.records import instance_record
+from gateway.store.records import instance_record
 
 
 def pod(phase="Running", statuses=None, conditions=None, **status):

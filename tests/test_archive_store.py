@@ -1,14 +1,15 @@
 """The log archive: both stores pass the same tests, including that a page of a day is an indexed range read."""
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from gateway.archive import ContainerKey, LogLine, ResumePoint, open_store
-from gateway.archive.store import NS, DayClock
+from gateway.store import ContainerKey, LogLine, ResumePoint, open_store
+from gateway.store.base import NS, DayClock
 
 pytest_plugins = ["tests.archive_pg"]
 
@@ -95,11 +96,11 @@ def test_resume_point_counts_lines_at_the_last_stamp(store):
     assert store.resume_point(KEY) == ResumePoint(None, 0)
     t1, t2 = ts("2026-11-25T10:00:00.000000001Z"), ts("2026-11-25T10:00:00.5Z")
     store.append(KEY, [LogLine(t1, "a"), LogLine(t2, "b"), LogLine(t2, "c"), LogLine(t2, "d")])
-    assert store.resume_point(KEY) == ResumePoint(t2, 3)
+    assert store.resume_point(KEY) == ResumePoint(t2, 3, attempt=0, next_seq=4)
     store.append(KEY, [LogLine(t2, "e")])
-    assert store.resume_point(KEY) == ResumePoint(t2, 4)
+    assert store.resume_point(KEY) == ResumePoint(t2, 4, attempt=0, next_seq=5)
     store.append(KEY, [LogLine(t2 + 1, "f")])
-    assert store.resume_point(KEY) == ResumePoint(t2 + 1, 1)
+    assert store.resume_point(KEY) == ResumePoint(t2 + 1, 1, attempt=0, next_seq=6)
     other = ContainerKey("tenx-alice", "job-a", "job-a-x7k2p", "sidecar")
     assert store.resume_point(other) == ResumePoint(None, 0)
 
@@ -143,9 +144,10 @@ def test_read_job_interleaves_instances_in_time_order(store):
     store.append(a, [LogLine(t, "a0"), LogLine(t + NS, "a1"), LogLine(t + 2 * NS, "a2")])
     store.append(a2, [LogLine(t + 2 * NS, "a2 side")])
     store.append(other, [LogLine(t, "other job")])
-    everything = [("job-a-aaaaa", "a0"), ("job-a-bbbbb", "b0"), ("job-a-aaaaa", "a1"),
-                  ("job-a-aaaaa", "a2"), ("job-a-aaaaa", "a2 side"), ("job-a-bbbbb", "b2"),
-                  ("job-a-bbbbb", "b2'")]
+    # lines stamped alike keep the order their containers were first archived in (b, then a, then a's side)
+    everything = [("job-a-bbbbb", "b0"), ("job-a-aaaaa", "a0"), ("job-a-aaaaa", "a1"),
+                  ("job-a-bbbbb", "b2"), ("job-a-bbbbb", "b2'"), ("job-a-aaaaa", "a2"),
+                  ("job-a-aaaaa", "a2 side")]
     assert store.read_job("tenx-alice", "job-a") == everything
     assert store.read_job("tenx-alice", "job-a", offset=2, size=3) == everything[2:5]
     assert store.read_job("tenx-alice", "job-a", day=D) == everything[:3]
@@ -313,3 +315,74 @@ def test_an_archive_outlives_its_store(archive):
     assert again.read("tenx-alice", "job-a-x7k2p", "job-a") == ["kept"]
     again.append(KEY, lines("2026-11-25T10:00:01Z", ["and more"]))
     assert again.read("tenx-alice", "job-a-x7k2p", "job-a", day=D) == ["kept", "and more"]
+
+
+def test_delete_namespace_forgets_its_lines_and_records_only(store):
+    store.append(KEY, lines("2026-11-25T10:00:00Z", ["a", "b"]))
+    store.put_instance("tenx-alice", "job-a", "job-a-x7k2p", {"name": "job-a-x7k2p"})
+    bob = ContainerKey("tenx-bob", "job-a", "job-a-bbbbb", "job-a")
+    store.append(bob, lines("2026-11-25T10:00:00Z", ["kept"]))
+    assert store.delete_namespace("tenx-alice") == 3
+    assert store.read_job("tenx-alice", "job-a") == [] and store.instances("tenx-alice", "job-a") == []
+    assert not store.known_instance("tenx-alice", "job-a", "job-a-x7k2p")
+    assert store.read_job("tenx-bob", "job-a") == [("job-a-bbbbb", "kept")]
+    assert store.delete_namespace("tenx-nobody") == 0
+
+
+def test_a_deposed_writer_is_refused_in_the_appending_transaction(store):
+    """Fencing: once a writer with token 6 appended, a writer with token 5 (the old leader, resumed) is refused
+    and nothing it sent is kept; an append that expects another next line number is refused too."""
+    from gateway.store import Deposed, StreamMoved
+    store.append(KEY, lines("2026-11-25T10:00:00Z", ["a", "b"]), fence=5)
+    store.append(KEY, lines("2026-11-25T10:00:02Z", ["c"]), fence=6, expect_next=2)
+    with pytest.raises(Deposed):
+        store.append(KEY, lines("2026-11-25T10:00:03Z", ["stale"]), fence=5)
+    with pytest.raises(StreamMoved):
+        store.append(KEY, lines("2026-11-25T10:00:03Z", ["twice"]), fence=6, expect_next=2)
+    assert store.read("tenx-alice", "job-a-x7k2p", "job-a") == ["a", "b", "c"]
+    assert store.max_fence() == 6
+    store.append(KEY, lines("2026-11-25T10:00:04Z", ["d"]), fence=7, attempt=1, expect_next=3)
+    assert store.resume_point(KEY).attempt == 1 and store.read("tenx-alice", "job-a-x7k2p", "job-a")[-1] == "d"
+
+
+def test_heartbeats(store):
+    assert store.heartbeats() == {}
+    store.heartbeat("us", "collector-1", 0.25)
+    store.heartbeat("us", "collector-2", 1.5)
+    (age, lag), = store.heartbeats().values()
+    assert 0 <= age < 60 and lag == 1.5
+
+
+def test_job_pages_walk_an_index_from_a_remembered_cursor(archive):
+    """Keyset paging: 3 instances x 2,000 lines; every page, fresh or continued from a remembered cursor, equals
+    the slice of the whole order, and the plan reads log_lines_job in order (no sort of the job)."""
+    store = archive()
+    t = ts("2026-11-25T10:00:00Z")
+    keys = [ContainerKey("tenx-alice", "job-k", f"job-k-{i}", "job-k") for i in range(3)]
+    for i, key in enumerate(keys):
+        store.append(key, [LogLine(t + n * 1000 + i, f"{i}:{n}") for n in range(2000)])
+    store.analyze()
+    whole = store.read_job("tenx-alice", "job-k", size=10_000)
+    assert len(whole) == 6000 and whole[:3] == [("job-k-0", "0:0"), ("job-k-1", "1:0"), ("job-k-2", "2:0")]
+    for offset in range(0, 6000, 700):  # sequential pages: each continues from the cursor the last one left
+        assert store.read_job("tenx-alice", "job-k", offset=offset, size=700) == whole[offset:offset + 700]
+    for offset in (5999, 10, 3333, 0):  # and jumps back and forth
+        assert store.read_job("tenx-alice", "job-k", offset=offset, size=5) == whole[offset:offset + 5]
+    assert store.read_job("tenx-alice", "job-k", day=D, offset=4000, size=3) == whole[4000:4003]
+    with contextlib.closing(store.iter_read_job("tenx-alice", "job-k", offset=100)) as rows:
+        assert next(rows) == whole[100]
+    plan = store.explain_read_job("tenx-alice", "job-k")
+    print(f"\n{archive.kind} job page plan:\n{plan}")
+    if archive.kind == "sqlite":
+        assert "log_lines_job" in plan and "TEMP B-TREE" not in plan, plan
+    else:
+        assert "log_lines_job" in plan and "Sort" not in plan, plan
+
+
+def test_an_archive_page_streams_from_the_cursor(store):
+    """A reader that stops early takes only what it used: the rest stays in the database."""
+    store.append(KEY, lines("2026-11-25T10:00:00Z", [f"line {i}" for i in range(500)]))
+    with contextlib.closing(store.iter_read("tenx-alice", "job-a-x7k2p", "job-a", offset=10, size=400)) as rows:
+        assert [next(rows) for _ in range(3)] == ["line 10", "line 11", "line 12"]
+    store.append(KEY, lines("2026-11-25T11:00:00Z", ["after"]))  # the connection went back: writes go on
+    assert store.read("tenx-alice", "job-a-x7k2p", "job-a", offset=500) == ["after"]

@@ -17,9 +17,9 @@ from .. import errors
 from ..kube import Kube, LogNotAvailable
 from ..logs import iter_lines
 from .lease import LeaderElector
-from .lines import parse_stamped, since_time, unseen
-from .records import TERMINAL_PHASES, instance_record, job_of
-from .store import ContainerKey, LogStore
+from ..store.lines import parse_stamped, since_time, unseen
+from ..store.records import TERMINAL_PHASES, instance_record, job_of
+from ..store import ContainerKey, LogStore
 
 log = logging.getLogger(__name__)
 

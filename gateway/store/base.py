@@ -7,10 +7,11 @@ indexed range read however large the log grows.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 from zoneinfo import ZoneInfo
 
 NS = 1_000_000_000
@@ -35,9 +36,23 @@ class LogLine:
 @dataclass(frozen=True)
 class ResumePoint:
     """Where a broken log stream picks up: ask the apiserver for lines since ``last_ts_ns`` (whole seconds), drop
-    lines older than ``last_ts_ns``, and drop the first ``lines_at_last_ts`` lines stamped exactly ``last_ts_ns``."""
+    lines older than ``last_ts_ns``, and drop the first ``lines_at_last_ts`` lines stamped exactly ``last_ts_ns``.
+
+    ``attempt`` is the container attempt (its restartCount) the last stored line came from, and ``next_seq`` the
+    number the next line gets: an append that expects it fails if another writer appended in between."""
     last_ts_ns: int | None
     lines_at_last_ts: int
+    attempt: int | None = None
+    next_seq: int = 0
+
+
+class Deposed(Exception):
+    """The write came from a collector whose fencing token is older than one already used on this stream: a
+    newer leader took over, and this one must stop writing."""
+
+
+class StreamMoved(Exception):
+    """Another writer appended to the stream since the caller read its resume point: re-read and resume."""
 
 
 @dataclass(frozen=True)
@@ -131,29 +146,48 @@ class LogStore(ABC):
     timezone: str
 
     @abstractmethod
-    def append(self, key: ContainerKey, lines: Sequence[LogLine]) -> None:
-        """Append lines (in time order) to a container's log, in one transaction."""
+    def append(self, key: ContainerKey, lines: Sequence[LogLine], *, attempt: int = 0, fence: int | None = None,
+               expect_next: int | None = None) -> None:
+        """Append lines (in time order) of one container attempt to its log, in one transaction.
+
+        ``fence`` (the writer's leadership token): raises ``Deposed`` if the stream already saw a larger one, else
+        records it, in the same transaction. ``expect_next``: raises ``StreamMoved`` unless the stream's next line
+        number is that (so two writers can never both append the same lines)."""
 
     @abstractmethod
     def resume_point(self, key: ContainerKey) -> ResumePoint:
         """Where the collector resumes this container's stream; (None, 0) if nothing is stored."""
 
-    @abstractmethod
     def read(self, namespace: str, instance: str, container: str, *, day: dt.date | None = None,
              offset: int = 0, size: int = 1000) -> list[str]:
         """Lines ``[offset, offset+size)`` of one day of a container's log (of the whole log without ``day``);
         one indexed range read. Past the end, or for an unknown container: []."""
+        with contextlib.closing(self.iter_read(namespace, instance, container, day=day, offset=offset,
+                                               size=size)) as rows:
+            return list(rows)
+
+    @abstractmethod
+    def iter_read(self, namespace: str, instance: str, container: str, *, day: dt.date | None = None,
+                  offset: int = 0, size: int = 1000) -> Iterator[str]:
+        """``read`` as a stream from the database's cursor: a caller that stops early (a byte cap) never loads
+        the rest. Close it (``contextlib.closing``) to give its connection back at once."""
 
     @abstractmethod
     def explain_read(self, namespace: str, instance: str, container: str, *, day: dt.date | None = None,
                      offset: int = 0, size: int = 1000) -> str:
         """The database's plan for that ``read``, as text (for tests and the benchmark)."""
 
-    @abstractmethod
     def read_job(self, namespace: str, job: str, *, day: dt.date | None = None, offset: int = 0,
                  size: int = 1000) -> list[tuple[str, str]]:
-        """(instance, text) of every container of every instance of a job, ordered by (ts, instance, container,
+        """(instance, text) of every container of every instance of a job, ordered by (ts, container stream,
         seq), then paged."""
+        with contextlib.closing(self.iter_read_job(namespace, job, day=day, offset=offset, size=size)) as rows:
+            return list(rows)
+
+    @abstractmethod
+    def iter_read_job(self, namespace: str, job: str, *, day: dt.date | None = None, offset: int = 0,
+                      size: int = 1000) -> Iterator[tuple[str, str]]:
+        """``read_job`` as a stream, walked along an index from a remembered keyset cursor (no sort)."""
 
     @abstractmethod
     def containers(self, namespace: str, instance: str) -> list[str]:
@@ -175,6 +209,22 @@ class LogStore(ABC):
     @abstractmethod
     def delete_job(self, namespace: str, job: str) -> int:
         """Forget a job's logs and records (e.g. before a job of the same name is created); rows deleted."""
+
+    @abstractmethod
+    def delete_namespace(self, namespace: str) -> int:
+        """Forget every log and record of a namespace (a user removed with ``--purge``); rows deleted."""
+
+    @abstractmethod
+    def max_fence(self) -> int:
+        """The largest fencing token any stream has seen (0 if none): a recreated Lease starts above it."""
+
+    @abstractmethod
+    def heartbeat(self, region: str, holder: str, lag_seconds: float) -> None:
+        """The leading collector of ``region`` says it is alive and how far behind the cluster it is."""
+
+    @abstractmethod
+    def heartbeats(self) -> dict[str, tuple[float, float]]:
+        """Region -> (seconds since its collector's last heartbeat, the lag it reported then)."""
 
     @abstractmethod
     def prune(self, older_than: dt.date) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Iterable, Iterator
 
-from .store import NS, LogLine, ResumePoint
+from .base import NS, LogLine, ResumePoint
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 

@@ -1,4 +1,7 @@
-"""The log archive: container logs and instance records kept after their pods are gone.
+"""The log archive's store: container logs and instance records kept after their pods are gone.
+
+The collector (``gateway.collector``) fills it; the Jobs API reads it. ``base`` is the interface and the pure
+line numbering, ``sql`` the one implementation over SQL, ``sqlite``/``postgres`` the two dialects beside it.
 
 ``open_store(url, timezone)`` picks the backend from the URL: ``sqlite:///abs/path.db`` for one host,
 ``postgresql://...`` when several gateway replicas share the archive.
@@ -8,9 +11,9 @@ from __future__ import annotations
 import os
 import threading
 
-from .store import ContainerKey, LogLine, LogStore, ResumePoint
+from .base import ContainerKey, Deposed, LogLine, LogStore, ResumePoint, StreamMoved
 
-__all__ = ["ContainerKey", "LazyStore", "LogLine", "LogStore", "ResumePoint", "open_store"]
+__all__ = ["ContainerKey", "Deposed", "LazyStore", "LogLine", "LogStore", "ResumePoint", "StreamMoved", "open_store"]
 
 
 def open_store(url: str, timezone: str = "UTC") -> LogStore:

@@ -1,0 +1,299 @@
+"""The log archive over SQL, once for both databases: the statements, the numbering, fencing and paging.
+
+A dialect (``sqlite.py``, ``postgres.py``) supplies the schema, connections and transactions, the placeholder
+style, how rows are bulk-inserted and how a result is streamed; everything else lives here. Statements are
+written with ``?`` placeholders; the PostgreSQL dialect turns them into ``%s``.
+
+Job-level pages walk the index ``log_lines_job (job_id, day, ts_ns, stream, seq)`` in order, so a page never
+sorts the job's lines; the cursor (the key of a page's last line) is remembered for a short while so that the
+next page starts from it instead of skipping every line before it again.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import threading
+import time
+from abc import abstractmethod
+from collections import OrderedDict
+from typing import Any, Iterator, Sequence
+
+from .base import (ContainerKey, DayClock, Deposed, LogLine, LogStore, ResumePoint, Row, StreamMoved, StreamState,
+                   check_page, number_lines)
+
+KEYED = "FROM log_streams WHERE namespace = ? AND instance = ? AND container = ?"
+STREAM = f"(SELECT id {KEYED})"
+# The whole log is numbered from its first line still kept (prune may have dropped earlier days).
+FIRST = f"(SELECT first_seq {KEYED})"
+READ_SEQ = (f"SELECT text FROM log_lines WHERE stream = {STREAM} AND seq >= {FIRST} + ?"
+            f" AND seq < {FIRST} + ? ORDER BY seq")
+READ_DAY = (f"SELECT text FROM log_lines WHERE stream = {STREAM} AND day = ? AND day_seq >= ?"
+            " AND day_seq < ? ORDER BY day_seq")
+JOB_ID = "(SELECT id FROM log_jobs WHERE namespace = ? AND job = ?)"
+READ_JOB = ("SELECT l.day, l.ts_ns, l.stream, l.seq, s.instance, l.text FROM log_lines l"
+            " JOIN log_streams s ON s.id = l.stream"
+            f" WHERE l.job_id = {JOB_ID} {{day}} {{after}}"
+            " ORDER BY l.day, l.ts_ns, l.stream, l.seq LIMIT ? OFFSET ?")
+AFTER = "AND (l.day, l.ts_ns, l.stream, l.seq) > (?, ?, ?, ?)"
+_STATE = "id, job_id, fence, next_seq, day, next_day_seq, last_ts_ns, lines_at_last_ts"
+ENSURE_JOB = "INSERT INTO log_jobs (namespace, job) VALUES (?, ?) ON CONFLICT (namespace, job) DO NOTHING"
+# Creates the container's stream or locks the one there, in one statement, so a concurrent prune deleting it
+# cannot slip in between; the no-op update is what takes the row lock (PostgreSQL).
+LOCK_STREAM = ("INSERT INTO log_streams (namespace, job, instance, container, job_id)"
+               f" VALUES (?, ?, ?, ?, {JOB_ID})"
+               " ON CONFLICT (namespace, instance, container) DO UPDATE SET next_seq = log_streams.next_seq"
+               f" RETURNING {_STATE}")
+LOCK_EXISTING = ("UPDATE log_streams SET next_seq = next_seq WHERE namespace = ? AND instance = ? AND container = ?"
+                 f" RETURNING {_STATE}")
+UPDATE_STREAM = ("UPDATE log_streams SET next_seq = ?, day = ?, next_day_seq = ?, last_ts_ns = ?,"
+                 " lines_at_last_ts = ?, attempt = ?, fence = ? WHERE id = ?")
+INSERT_LINES = "INSERT INTO log_lines (stream, seq, day, day_seq, ts_ns, text, job_id, attempt) VALUES (?,?,?,?,?,?,?,?)"
+# Records of instances that finished before the cutoff and have no line left; then containers with no line left
+# whose instance has no record (first_seq = next_seq: prune keeps first_seq at the first line still kept).
+PRUNE_RECORDS = ("DELETE FROM log_instances WHERE finished_day < ? AND NOT EXISTS (SELECT 1 FROM log_streams s"
+                 " WHERE s.namespace = log_instances.namespace AND s.instance = log_instances.instance"
+                 " AND s.next_seq > s.first_seq)")
+PRUNE_STREAMS = ("DELETE FROM log_streams WHERE first_seq = next_seq AND NOT EXISTS (SELECT 1 FROM log_instances i"
+                 " WHERE i.namespace = log_streams.namespace AND i.job = log_streams.job"
+                 " AND i.instance = log_streams.instance)")
+# Archives written before job_id, attempt and fence existed get them here (a no-op on an up-to-date archive).
+BACKFILL = (
+    "INSERT INTO log_jobs (namespace, job) SELECT DISTINCT namespace, job FROM log_streams WHERE job_id IS NULL"
+    " ON CONFLICT (namespace, job) DO NOTHING",
+    "UPDATE log_streams SET job_id = (SELECT id FROM log_jobs j WHERE j.namespace = log_streams.namespace"
+    " AND j.job = log_streams.job) WHERE job_id IS NULL",
+    "UPDATE log_lines SET job_id = (SELECT job_id FROM log_streams s WHERE s.id = log_lines.stream)"
+    " WHERE job_id IS NULL",
+)
+CURSOR_SECONDS = 30.0  # how long a page's end is trusted as the next page's start (late lines may shift it)
+CURSORS = 1024
+
+
+class SqlStore(LogStore):
+    """Everything but the dialect. Subclasses provide ``_read``/``_write`` (a connection, in a transaction for
+    writes), ``_iterate`` (a streamed result), ``_insert_rows`` and the value conversions."""
+
+    timezone: str
+    collate = ""  # PostgreSQL compares text in the database's locale; names must sort byte-wise everywhere
+
+    def __init__(self) -> None:
+        self._cursors: OrderedDict[tuple, list[tuple[int, tuple, float]]] = OrderedDict()
+        self._cursor_lock = threading.Lock()
+
+    # -- the dialect -------------------------------------------------------------------------------------
+
+    @abstractmethod
+    def _read(self) -> contextlib.AbstractContextManager[Any]:
+        """A connection for reads (``execute(sql, params)`` returns a cursor)."""
+
+    @abstractmethod
+    def _write(self) -> contextlib.AbstractContextManager[Any]:
+        """A connection inside a write transaction: committed on leaving, rolled back on an exception."""
+
+    @abstractmethod
+    def _iterate(self, sql: str, params: Sequence[Any]) -> Iterator[tuple]:
+        """Rows of a query, fetched from the database a few at a time, on a connection held until closed."""
+
+    def _insert_rows(self, conn: Any, rows: list[tuple]) -> None:
+        conn.executemany(self._sql(INSERT_LINES), rows)
+
+    def _sql(self, statement: str) -> str:
+        return statement
+
+    def _day_in(self, day: dt.date | None) -> Any:
+        return day
+
+    def _day_out(self, value: Any) -> dt.date | None:
+        return value
+
+    @abstractmethod
+    def _json_in(self, record: dict[str, Any]) -> Any: ...
+
+    @abstractmethod
+    def _json_out(self, value: Any) -> dict[str, Any]: ...
+
+    def _execute(self, conn: Any, statement: str, params: Sequence[Any] = ()) -> Any:
+        return conn.execute(self._sql(statement), tuple(params))
+
+    # -- writes ------------------------------------------------------------------------------------------
+
+    def append(self, key: ContainerKey, lines: Sequence[LogLine], *, attempt: int = 0, fence: int | None = None,
+               expect_next: int | None = None) -> None:
+        if not lines:
+            return
+        clock = DayClock(self.timezone)
+        with self._write() as conn:
+            found = self._execute(conn, LOCK_EXISTING, (key.namespace, key.instance, key.container)).fetchone()
+            if found is None:  # the container's first lines
+                self._execute(conn, ENSURE_JOB, (key.namespace, key.job))
+                found = self._execute(conn, LOCK_STREAM, (key.namespace, key.job, key.instance, key.container,
+                                                          key.namespace, key.job)).fetchone()
+            stream, job_id, stored_fence, *state = found
+            if fence is not None and fence < stored_fence:
+                raise Deposed(f"stream {key.instance}/{key.container} is fenced at {stored_fence}, "
+                              f"this writer holds {fence}")
+            if expect_next is not None and state[0] != expect_next:
+                raise StreamMoved(f"stream {key.instance}/{key.container} is at line {state[0]}, "
+                                  f"not {expect_next}")
+            state[1] = self._day_out(state[1])
+
+            def next_day_seq(day: dt.date) -> int:
+                top = self._execute(conn, "SELECT max(day_seq) FROM log_lines WHERE stream = ? AND day = ?",
+                                    (stream, self._day_in(day))).fetchone()[0]
+                return 0 if top is None else top + 1
+
+            rows, after = number_lines(lines, StreamState(*state), clock, next_day_seq)
+            self._insert_rows(conn, [_line_row(stream, r, job_id, attempt, self._day_in) for r in rows])
+            self._execute(conn, UPDATE_STREAM, (after.next_seq, self._day_in(after.day), after.next_day_seq,
+                                                after.last_ts_ns, after.lines_at_last_ts, attempt,
+                                                max(stored_fence, fence or 0), stream))
+
+    def put_instance(self, namespace: str, job: str, instance: str, record: dict[str, Any]) -> None:
+        finished = DayClock(self.timezone).stamp_day(record.get("finished"))
+        with self._write() as conn:
+            self._execute(conn, "INSERT INTO log_instances VALUES (?,?,?,?,?,?) ON CONFLICT (namespace, job, instance)"
+                          " DO UPDATE SET created = excluded.created, finished_day = excluded.finished_day,"
+                          " record = excluded.record",
+                          (namespace, job, instance, record.get("created"), self._day_in(finished),
+                           self._json_in(record)))
+
+    def delete_job(self, namespace: str, job: str) -> int:
+        return self._delete("namespace = ? AND job = ?", (namespace, job))
+
+    def delete_namespace(self, namespace: str) -> int:
+        return self._delete("namespace = ?", (namespace,))
+
+    def _delete(self, where: str, params: tuple) -> int:
+        with self._write() as conn:
+            lines = self._execute(conn, f"DELETE FROM log_lines WHERE stream IN (SELECT id FROM log_streams"
+                                  f" WHERE {where})", params).rowcount
+            self._execute(conn, f"DELETE FROM log_streams WHERE {where}", params)
+            self._execute(conn, f"DELETE FROM log_jobs WHERE {where}", params)
+            records = self._execute(conn, f"DELETE FROM log_instances WHERE {where}", params).rowcount
+        with self._cursor_lock:
+            self._cursors.clear()
+        return lines + records
+
+    def prune(self, older_than: dt.date) -> int:
+        cutoff = self._day_in(older_than)
+        lines = 0
+        with self._read() as conn:
+            streams = [stream for (stream,) in self._execute(conn, "SELECT id FROM log_streams").fetchall()]
+        # One short transaction per container, so the collector is never locked out for long.
+        for stream in streams:
+            with self._write() as conn:
+                self._lock_for_prune(conn, stream)
+                lines += self._execute(conn, "DELETE FROM log_lines WHERE stream = ? AND day < ?",
+                                       (stream, cutoff)).rowcount
+                self._execute(conn, "UPDATE log_streams SET first_seq = coalesce((SELECT min(seq) FROM log_lines"
+                              " WHERE stream = ?), next_seq) WHERE id = ?", (stream, stream))
+        with self._write() as conn:
+            records = self._execute(conn, PRUNE_RECORDS, (cutoff,)).rowcount
+            self._execute(conn, PRUNE_STREAMS)
+        return lines + records
+
+    def _lock_for_prune(self, conn: Any, stream: int) -> None:
+        """Lock the stream first, so the delete sees any append that was under way (PostgreSQL)."""
+
+    def heartbeat(self, region: str, holder: str, lag_seconds: float) -> None:
+        with self._write() as conn:
+            self._execute(conn, "INSERT INTO collector_heartbeats VALUES (?, ?, ?, ?) ON CONFLICT (region)"
+                          " DO UPDATE SET holder = excluded.holder, beat = excluded.beat, lag = excluded.lag",
+                          (region, holder, time.time(), float(lag_seconds)))
+
+    def heartbeats(self) -> dict[str, tuple[float, float]]:
+        now = time.time()
+        with self._read() as conn:
+            rows = self._execute(conn, "SELECT region, beat, lag FROM collector_heartbeats").fetchall()
+        return {region: (max(0.0, now - beat), lag) for region, beat, lag in rows}
+
+    def max_fence(self) -> int:
+        with self._read() as conn:
+            return self._execute(conn, "SELECT coalesce(max(fence), 0) FROM log_streams").fetchone()[0]
+
+    # -- reads -------------------------------------------------------------------------------------------
+
+    def resume_point(self, key: ContainerKey) -> ResumePoint:
+        with self._read() as conn:
+            row = self._execute(conn, f"SELECT last_ts_ns, lines_at_last_ts, attempt, next_seq {KEYED}",
+                                (key.namespace, key.instance, key.container)).fetchone()
+        return ResumePoint(*row) if row else ResumePoint(None, 0)
+
+    def _read_query(self, namespace: str, instance: str, container: str, day: dt.date | None, offset: int,
+                    size: int) -> tuple[str, tuple[Any, ...]]:
+        check_page(offset, size)
+        if day is None:
+            key = (namespace, instance, container)
+            return self._sql(READ_SEQ), key + key + (offset,) + key + (offset + size,)
+        return self._sql(READ_DAY), (namespace, instance, container, self._day_in(day), offset, offset + size)
+
+    def iter_read(self, namespace: str, instance: str, container: str, *, day: dt.date | None = None,
+                  offset: int = 0, size: int = 1000) -> Iterator[str]:
+        query, params = self._read_query(namespace, instance, container, day, offset, size)
+        return (text for (text,) in self._iterate(query, params))
+
+    def iter_read_job(self, namespace: str, job: str, *, day: dt.date | None = None, offset: int = 0,
+                      size: int = 1000) -> Iterator[tuple[str, str]]:
+        check_page(offset, size)
+        base, after = self._cursor_before(namespace, job, day, offset)
+        params: list[Any] = [namespace, job]
+        if day is not None:
+            params.append(self._day_in(day))
+        if after is not None:
+            params += after
+        query = READ_JOB.format(day="AND l.day = ?" if day is not None else "",
+                                after=AFTER if after is not None else "")
+        params += [size, offset - base]
+        return self._walk_job((namespace, job, day), offset, self._iterate(self._sql(query), params))
+
+    def _walk_job(self, cursor_key: tuple, offset: int, rows: Iterator[tuple]) -> Iterator[tuple[str, str]]:
+        position, last = offset, None
+        try:
+            for day, ts_ns, stream, seq, instance, text in rows:
+                last = (day, ts_ns, stream, seq)
+                position += 1
+                yield instance, text
+        finally:
+            if hasattr(rows, "close"):
+                rows.close()
+            if last is not None:
+                self._remember_cursor(cursor_key, position, last)
+
+    def _cursor_before(self, namespace: str, job: str, day: dt.date | None, offset: int) -> tuple[int, tuple | None]:
+        """The remembered cursor nearest below ``offset``: (its position, the key of the line before it)."""
+        now = time.monotonic()
+        with self._cursor_lock:
+            known = self._cursors.get((namespace, job, day)) or []
+            fresh = [(n, key) for n, key, seen in known if n <= offset and now - seen < CURSOR_SECONDS]
+        return max(fresh, default=(0, None), key=lambda item: item[0])
+
+    def _remember_cursor(self, cursor_key: tuple, position: int, last: tuple) -> None:
+        now = time.monotonic()
+        with self._cursor_lock:
+            known = [c for c in self._cursors.pop(cursor_key, []) if now - c[2] < CURSOR_SECONDS and c[0] != position]
+            self._cursors[cursor_key] = (known + [(position, last, now)])[-8:]
+            while len(self._cursors) > CURSORS:
+                self._cursors.popitem(last=False)
+
+    def containers(self, namespace: str, instance: str) -> list[str]:
+        with self._read() as conn:
+            return [c for (c,) in self._execute(
+                conn, "SELECT container FROM log_streams WHERE namespace = ? AND instance = ? ORDER BY id",
+                (namespace, instance))]
+
+    def known_instance(self, namespace: str, job: str, instance: str) -> bool:
+        with self._read() as conn:
+            return bool(self._execute(
+                conn, "SELECT EXISTS (SELECT 1 FROM log_instances WHERE namespace = ? AND job = ? AND instance = ?)"
+                " OR EXISTS (SELECT 1 FROM log_streams WHERE namespace = ? AND instance = ? AND job = ?)",
+                (namespace, job, instance, namespace, instance, job)).fetchone()[0])
+
+    def instances(self, namespace: str, job: str) -> list[dict[str, Any]]:
+        with self._read() as conn:
+            return [self._json_out(r) for (r,) in self._execute(
+                conn, "SELECT record FROM log_instances WHERE namespace = ? AND job = ?"
+                f" ORDER BY created IS NULL, created{self.collate}, instance{self.collate}", (namespace, job))]
+
+
+def _line_row(stream: int, row: Row, job_id: int, attempt: int, day_in: Any) -> tuple:
+    return (stream, row.seq, day_in(row.day), row.day_seq, row.ts_ns, row.text, job_id, attempt)
