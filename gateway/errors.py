@@ -36,6 +36,16 @@ class Unauthorized(GatewayError):
     code = 401
 
 
+class Forbidden(GatewayError):
+    code = 403
+
+
+class Forbidden(GatewayError):
+    """The cluster refused what the caller asked for (a quota, an admission policy); the message says why."""
+
+    code = 403
+
+
 class NotFound(GatewayError):
     code = 404
 
@@ -46,6 +56,13 @@ class Conflict(GatewayError):
 
 class TooManyRequests(GatewayError):
     code = 429
+
+
+class BadGateway(GatewayError):
+    """The cluster refused the gateway itself (its credentials or permissions) or answered nonsense: the
+    operator's problem, not the caller's, and retrying will not help until it is fixed."""
+
+    code = 502
 
 
 class Unavailable(GatewayError):

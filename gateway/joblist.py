@@ -3,7 +3,11 @@
 Each Job gets ``metadata.selfLink``. The list is never decoded: in the apiserver's JSON a Job inside ``items``
 starts with ``{"metadata":{"name":"`` right after ``[`` or ``,`` (Go writes struct fields in declaration order
 and escapes every quote inside a string, so those bytes can only be an item's start), and selfLink goes right
-after its ``"namespace":"..."``, where Go itself would write it. Memory stays at about one chunk."""
+after its ``"namespace":"..."``, where Go itself would write it. Memory stays at about one chunk.
+
+A list is complete only when the source ends with the document's end: the last 2 KiB are held back until then,
+so a stream that breaks off (the source raises) never yields a JSON document that parses, and one that simply
+stops early, without its closing ``]}``, raises ``Incomplete``."""
 from __future__ import annotations
 
 from typing import Iterable, Iterator
@@ -15,9 +19,44 @@ _CONTINUE = b'"continue":"'
 _LOOKAHEAD = 2048  # an item's name, generateName and namespace fit in this many bytes
 
 
-def job_list_body(chunks: Iterable[bytes]) -> Iterator[bytes]:
+class Incomplete(ValueError):
+    """The apiserver's list ended before the document did."""
+
+
+class JobListBody:
+    """The rewritten list as an iterator of bytes whose ``close`` also closes the source (a generator's close
+    does nothing before it has started, so an unread body would keep the apiserver's connection)."""
+
+    def __init__(self, chunks: Iterable[bytes]):
+        self._source = chunks
+        self._rewrite = _rewrite(iter(chunks))
+        self._primed: list[bytes] = []
+
+    def prime(self) -> None:
+        """Read up to the first bytes of the answer now, so a list that fails before it starts fails here (as an
+        error response) rather than after a 200 has been sent."""
+        if not self._primed:
+            self._primed.append(next(self._rewrite))
+
+    def __iter__(self) -> JobListBody:
+        return self
+
+    def __next__(self) -> bytes:
+        return self._primed.pop() if self._primed else next(self._rewrite)
+
+    def close(self) -> None:
+        self._rewrite.close()
+        close = getattr(self._source, "close", None)
+        if close is not None:
+            close()
+
+
+def job_list_body(chunks: Iterable[bytes]) -> JobListBody:
+    return JobListBody(chunks)
+
+
+def _rewrite(iterator: Iterator[bytes]) -> Iterator[bytes]:
     buf, head = b"", True
-    iterator = iter(chunks)
     done = False
     while not done:
         chunk = next(iterator, None)
@@ -27,7 +66,7 @@ def job_list_body(chunks: Iterable[bytes]) -> Iterator[bytes]:
             at = buf.find(_ITEMS)
             if at < 0:
                 if done:
-                    raise ValueError("not a list")
+                    raise Incomplete("the answer holds no list")
                 continue
             head = False
             truncated = _CONTINUE in buf[:at] and not buf.startswith(_CONTINUE + b'"', buf.find(_CONTINUE))
@@ -36,6 +75,8 @@ def job_list_body(chunks: Iterable[bytes]) -> Iterator[bytes]:
                 buf = b"[]" + buf[4:]
             yield b'{"truncated":true,"jobs":' if truncated else b'{"jobs":'
             buf = b" " + buf  # one byte of context before the first unprocessed byte (never emitted)
+        if done and not buf.rstrip().endswith(b"]}"):
+            raise Incomplete("the list ended before its end")
         limit = len(buf) if done else len(buf) - _LOOKAHEAD
         if limit <= 1:
             continue

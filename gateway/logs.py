@@ -10,6 +10,8 @@ from itertools import islice
 from typing import Iterable, Iterator, NamedTuple
 from zoneinfo import ZoneInfo
 
+import orjson
+
 UTC = dt.timezone.utc
 _SECONDS = len("2006-01-02T15:04:05")
 
@@ -50,12 +52,25 @@ def _extend(pending: bytearray, chunk: bytes, start: int, end: int, cap: int | N
         pending += chunk[start:end]
 
 
+_FIRST = dt.datetime.min.replace(tzinfo=UTC)
+_LAST = dt.datetime.max.replace(tzinfo=UTC)
+
+
 def day_bounds(day: dt.date, timezone: str) -> tuple[dt.datetime, dt.datetime]:
-    """[start, end) of a calendar day in ``timezone``, as UTC datetimes (a DST day is 23 or 25 hours long)."""
+    """[start, end) of a calendar day in ``timezone``, as UTC datetimes (a DST day is 23 or 25 hours long).
+
+    At the ends of the calendar (0001.01.01 east of UTC, 9999.12.31) a bound that Python cannot represent is
+    clamped to its first or last moment: such a day simply holds no line, rather than overflowing."""
     zone = ZoneInfo(timezone)
-    start = dt.datetime.combine(day, dt.time(0), zone)
-    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), zone)
-    return start.astimezone(UTC), end.astimezone(UTC)
+    return _utc_midnight(day, zone, _FIRST), (
+        _LAST if day == dt.date.max else _utc_midnight(day + dt.timedelta(days=1), zone, _LAST))
+
+
+def _utc_midnight(day: dt.date, zone: ZoneInfo, clamp: dt.datetime) -> dt.datetime:
+    try:
+        return dt.datetime.combine(day, dt.time(0), zone).astimezone(UTC)
+    except OverflowError:
+        return clamp
 
 
 def _utc_key(stamp: str) -> str | None:
@@ -72,7 +87,7 @@ def _utc_key(stamp: str) -> str | None:
         return None
     if parsed.tzinfo is None:
         return None
-    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return _seconds(parsed.astimezone(UTC))
 
 
 def within(stamped_lines: Iterable[str], start: dt.datetime, end: dt.datetime) -> Iterator[str]:
@@ -81,7 +96,7 @@ def within(stamped_lines: Iterable[str], start: dt.datetime, end: dt.datetime) -
     A container's log is in time order, so the first line at or past ``end`` ends the read. A line without a
     readable stamp (none is expected) goes with the line before it.
     """
-    low, high = start.strftime("%Y-%m-%dT%H:%M:%S"), end.strftime("%Y-%m-%dT%H:%M:%S")
+    low, high = _seconds(start), _seconds(end)
     inside = False
     for line in stamped_lines:
         stamp, _, message = line.partition(" ")
@@ -97,6 +112,11 @@ def within(stamped_lines: Iterable[str], start: dt.datetime, end: dt.datetime) -
             yield message
 
 
+def _seconds(moment: dt.datetime) -> str:
+    """'YYYY-MM-DDTHH:MM:SS' with four year digits even before year 1000 (strftime's %Y writes '1' for year 1)."""
+    return moment.isoformat(timespec="seconds")[:_SECONDS]
+
+
 def page(lines: Iterable[str], offset: int, size: int) -> list[str]:
     """Lines ``[offset, offset+size)``; stops pulling from ``lines`` once it has them."""
     return list(islice(lines, offset, offset + size))
@@ -108,20 +128,39 @@ class Page(NamedTuple):
     truncated: bool = False
 
 
+def json_size(line: str) -> int:
+    """Bytes the line takes in the JSON array sent: its encoding (a control character escapes to 6 bytes, a
+    quote or backslash to 2) and the comma before the next one."""
+    return len(orjson.dumps(line)) + 1
+
+
 def capped(lines: Iterable[str], max_bytes: int) -> Page:
-    """The leading lines of ``lines`` whose UTF-8 text adds up to at most ``max_bytes``; stops pulling once over.
-    A first line longer than that on its own is cut to it, so a page is never empty just for being big."""
+    """The leading lines of ``lines`` whose JSON array (as sent, with its brackets and commas) is at most
+    ``max_bytes``; stops pulling once over. A first line too long on its own is cut to fit, so a page is never
+    empty just for being big."""
     kept: list[str] = []
-    used = 0
+    used = 1  # "[" and, in place of the last line's comma, "]"
     for line in lines:
-        size = len(line.encode())
+        size = json_size(line)
         if used + size > max_bytes:
             if not kept:
-                kept.append(line.encode()[:max_bytes].decode("utf-8", "ignore"))
+                kept.append(_cut_to(line, max_bytes - used - 1))
             return Page(kept, True)
         kept.append(line)
         used += size
     return Page(kept)
+
+
+def _cut_to(line: str, budget: int) -> str:
+    """The longest start of ``line`` whose JSON string is at most ``budget`` bytes (a character at a time from
+    the UTF-8 cut, which is never shorter than the JSON)."""
+    text = line.encode()[:max(budget - 2, 0)].decode("utf-8", "ignore")
+    size = len(orjson.dumps(text))
+    while size > budget and text:
+        # drop about as many characters as the JSON is over, then refine
+        text = text[: max(len(text) - max((size - budget) // 6, 1), 0)]
+        size = len(orjson.dumps(text))
+    return text
 
 
 def page_capped(lines: Iterable[str], offset: int, size: int, max_bytes: int) -> Page:

@@ -4,7 +4,7 @@ import random
 import orjson
 import pytest
 
-from gateway.joblist import job_list_body
+from gateway.joblist import Incomplete, job_list_body
 
 
 def job(name, namespace="tenx-alice", **extra_metadata):
@@ -65,3 +65,56 @@ def test_empty_and_null_items():
 
 def test_a_continue_token_marks_the_list_truncated():
     assert rewrite(job_list(TRICKY[:2], "abc"), [10]) == expected(TRICKY[:2], truncated=True)
+
+
+@pytest.mark.parametrize("cut", [10, 60, 200, -30, -2, -1])
+def test_a_list_that_stops_early_raises_instead_of_ending_the_document(cut):
+    raw = job_list(TRICKY)
+    with pytest.raises(Incomplete):
+        b"".join(job_list_body([raw[:cut]]))
+
+
+def test_a_trailing_newline_is_fine():
+    assert orjson.loads(b"".join(job_list_body([job_list(TRICKY[:1]) + b"\n"]))) == expected(TRICKY[:1])
+
+
+def test_nothing_of_the_end_is_sent_before_the_source_ends():
+    raw = job_list(TRICKY * 20)
+
+    def breaking():
+        yield raw[:len(raw) - 5]
+        raise ConnectionError("cut")
+
+    sent = b""
+    with pytest.raises(ConnectionError):
+        for piece in job_list_body(breaking()):
+            sent += piece
+    assert sent and not sent.endswith(b"]}")
+
+
+class Source:
+    def __init__(self, chunks):
+        self.chunks, self.closed = iter(chunks), False
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return next(self.chunks)
+
+    def close(self):
+        self.closed = True
+
+
+def test_close_closes_the_source_even_when_nothing_was_read():
+    source = Source([job_list(TRICKY)])
+    job_list_body(source).close()
+    assert source.closed
+
+
+def test_prime_reads_the_head_once():
+    source = Source([job_list(TRICKY)])
+    body = job_list_body(source)
+    body.prime()
+    body.prime()
+    assert orjson.loads(b"".join(body)) == expected(TRICKY)

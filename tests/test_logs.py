@@ -1,7 +1,10 @@
 """Log slicing: lines from byte chunks, one day's lines, and paging, on edge cases."""
 import datetime as dt
 
+import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway import logs
 
@@ -61,6 +64,20 @@ def test_day_bounds_utc():
 def test_day_bounds_in_another_zone():
     start, end = logs.day_bounds(dt.date(2015, 12, 29), "Asia/Shanghai")
     assert start == dt.datetime(2015, 12, 28, 16, tzinfo=UTC) and end - start == dt.timedelta(hours=24)
+
+
+@pytest.mark.parametrize("day, zone", [(dt.date(9999, 12, 31), "UTC"), (dt.date(9999, 12, 31), "America/New_York"),
+                                       (dt.date(1, 1, 1), "Asia/Shanghai"), (dt.date(1, 1, 1), "UTC")])
+def test_day_bounds_at_the_ends_of_the_calendar_clamp_instead_of_overflowing(day, zone):
+    start, end = logs.day_bounds(day, zone)
+    assert start < end
+    assert list(logs.within(["2026-11-25T00:00:00Z today"], start, end)) == []
+
+
+def test_within_compares_four_digit_years():
+    start, end = logs.day_bounds(dt.date(1, 1, 1), "UTC")
+    assert list(logs.within(["0001-01-01T10:00:00Z ancient", "2026-01-01T00:00:00Z later"], start, end)) == [
+        "ancient"]
 
 
 def test_day_bounds_on_a_dst_change():
@@ -130,15 +147,34 @@ def _take(chunks, count):
         yield chunk
 
 
-def test_capped_keeps_whole_lines_within_the_byte_budget():
-    assert logs.capped(["aa", "bb", "cc"], 4) == logs.Page(["aa", "bb"], truncated=True)
-    assert logs.capped(["aa", "bb"], 4) == logs.Page(["aa", "bb"], truncated=False)
+def test_capped_keeps_whole_lines_within_the_json_byte_budget():
+    # '["aa","bb"]' is 11 bytes, '["aa","bb","cc"]' 16: the cap is on what is sent
+    assert logs.capped(["aa", "bb", "cc"], 11) == logs.Page(["aa", "bb"], truncated=True)
+    assert logs.capped(["aa", "bb", "cc"], 15) == logs.Page(["aa", "bb"], truncated=True)
+    assert logs.capped(["aa", "bb"], 11) == logs.Page(["aa", "bb"], truncated=False)
     assert logs.capped([], 4) == logs.Page([], truncated=False)
 
 
 def test_capped_counts_utf8_bytes_and_cuts_a_lone_long_line_on_a_character():
-    assert logs.capped(["日志", "x"], 6) == logs.Page(["日志"], truncated=True)
-    assert logs.capped(["日志x"], 4) == logs.Page(["日"], truncated=True)
+    assert logs.capped(["日志", "x"], 10) == logs.Page(["日志"], truncated=True)  # '["日志"]' is 10 bytes
+    assert logs.capped(["日志x"], 7) == logs.Page(["日"], truncated=True)
+
+
+def test_capped_counts_escapes_as_sent():
+    """Control characters escape to 6 bytes each: a 1,000-byte cap once sent 5,998."""
+    page = logs.capped(["\x01" * 1000], 1000)
+    sent = len(orjson.dumps(page.lines))
+    assert page.truncated and 990 <= sent <= 1000
+    page = logs.capped(['"\\' * 300, "x"], 1000)
+    assert len(orjson.dumps(page.lines)) <= 1000
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(max_size=300)), st.integers(min_value=4, max_value=2000))
+def test_capped_never_sends_more_than_the_cap(lines, cap):
+    page = logs.capped(lines, cap)
+    assert len(orjson.dumps(page.lines)) <= cap
+    assert page.truncated == (page.lines != lines)
 
 
 def test_page_capped_stops_pulling_once_over_budget():
@@ -149,7 +185,8 @@ def test_page_capped_stops_pulling_once_over_budget():
             pulled.append(i)
             yield f"{i:04d}"
 
-    assert logs.page_capped(source(), 10, 1000, 12) == logs.Page(["0010", "0011", "0012"], truncated=True)
+    # '["0010","0011","0012"]' is 22 bytes
+    assert logs.page_capped(source(), 10, 1000, 22) == logs.Page(["0010", "0011", "0012"], truncated=True)
     assert len(pulled) == 14
 
 
