@@ -13,7 +13,8 @@ def _remove_metrics_dir(path, master_pid):
         shutil.rmtree(path, ignore_errors=True)
 
 
-# Metrics from every worker go to files here, summed by /metrics (gateway/metrics.py). Set before anything imports
+# Metrics from every worker go to files here, summed by the master's metrics listener (gateway/metrics.py,
+# GATEWAY_METRICS_BIND; the API port has no /metrics). Set before anything imports
 # prometheus_client, which picks its multiprocess mode on import; without the variable, a fresh temp dir that goes
 # when the master exits.
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -60,6 +61,31 @@ def on_starting(server):
     """Samples left by an earlier run would be added to this one's."""
     for stale in glob.glob(os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], "*.db")):
         os.remove(stale)
+
+
+_metrics_server = None  # the master's metrics listener, started by when_ready
+
+
+def when_ready(server):
+    """Serve /metrics from the master, on its own address: kept off the public API port, and answering even when
+    every worker is busy. A taken port is logged and the API serves on without metrics (an operator sees the
+    scrape target down), rather than refusing to start."""
+    global _metrics_server
+    from gateway import config, metrics
+    bind = config.from_env().metrics_bind
+    try:
+        _metrics_server = metrics.serve(bind)
+    except OSError as exc:
+        server.log.error("metrics listener on %s not started: %s", bind, exc)
+        return
+    if _metrics_server is not None:
+        server.log.info("metrics on http://%s/metrics", bind)
+
+
+def post_fork(server, worker):
+    """A worker inherits the master's metrics socket; it never serves it, so it lets it go at once."""
+    if _metrics_server is not None:
+        _metrics_server.socket.close()
 
 
 def child_exit(server, worker):

@@ -5,10 +5,12 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import config, errors, jsonlog, metrics
 from .store import LazyStore
 from .kube import Regions
+from .tenancy import TenantWalls
 from .throttle import FailureThrottle
 from .users import UserStore
 
@@ -22,6 +24,7 @@ class Gateway:
     users: UserStore
     login_throttle: FailureThrottle
     archive: LazyStore
+    walls: TenantWalls
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -30,19 +33,21 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.url_map.merge_slashes = False
     settings = config.from_env(overrides=test_config)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    if settings.trusted_proxy_hops:
+        # the client is the address the outermost trusted proxy saw (X-Forwarded-For), for the login throttle and
+        # the access log; behind an Ingress every peer address is the Ingress's
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_hops)  # type: ignore[method-assign]
     regions = Regions(settings)
     users = UserStore.from_settings(settings, regions)
     throttle = FailureThrottle(settings.auth_failure_limit, settings.auth_failure_window_seconds)
     archive = LazyStore(settings.archive_store_url, settings.log_timezone)
-    app.extensions["tenx"] = Gateway(settings, regions, users, throttle, archive)
+    app.extensions["tenx"] = Gateway(settings, regions, users, throttle, archive, TenantWalls(settings))
     errors.init_app(app)
     metrics.init_app(app)
     jsonlog.init_app(app)
 
-    from .views import docs, health, jobs
-    from .views import metrics as metrics_view
+    from .views import docs, health, jobs  # no /metrics here: it has its own listener (gunicorn.conf.py)
     app.register_blueprint(jobs.bp)
     app.register_blueprint(health.bp)
-    app.register_blueprint(metrics_view.bp)
     app.register_blueprint(docs.bp)
     return app

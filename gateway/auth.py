@@ -1,15 +1,17 @@
 """The original API's credentials: a ``username`` header and ``Authorization: token <token>``."""
 from __future__ import annotations
 
+import ipaddress
+import math
 from typing import Mapping
 
-import math
-
 from . import errors
+from .names import is_username
 from .throttle import FailureThrottle
 from .users import UserStore
 
 _CHALLENGE = {"WWW-Authenticate": 'Token realm="tenx-gateway"'}
+_IPV6_CLIENT_PREFIX = 64  # one subscriber's share of IPv6: any address in a /64 is the same client
 
 
 def credentials(headers: Mapping[str, str]) -> tuple[str, str]:
@@ -27,19 +29,43 @@ def credentials(headers: Mapping[str, str]) -> tuple[str, str]:
     return username, token
 
 
-def authenticate(headers: Mapping[str, str], users: UserStore, throttle: FailureThrottle, client: str) -> str:
-    """The caller's user name, once the token is proven to be theirs.
+def client_key(address: str) -> str:
+    """The throttle key of a client address: IPv4 as is, IPv6 by its /64 (a host gets a whole /64 for free)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return f"client:{address[:64]}"
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:  # ::ffff:192.0.2.1 is the IPv4 client 192.0.2.1
+            return f"client:{ip.ipv4_mapped}"
+        return f"client:{ipaddress.ip_network(f'{ip}/{_IPV6_CLIENT_PREFIX}', strict=False)}"
+    return f"client:{ip}"
 
-    Failures are counted per client address and per user name; past the limit the caller gets 429 before the
-    token is even looked at, so guessing stays slow whichever of the two an attacker varies.
-    """
-    username, token = credentials(headers)
-    keys = (f"client:{client}", f"user:{username}")
-    wait = throttle.retry_after(keys)
+
+def _refuse(wait: float) -> None:
     if wait:
         raise errors.TooManyRequests("too many failed logins; try again later",
                                      headers={"Retry-After": str(math.ceil(wait))})
+
+
+def authenticate(headers: Mapping[str, str], users: UserStore, throttle: FailureThrottle, client: str) -> str:
+    """The caller's user name, once the token is proven to be theirs.
+
+    Failures are counted per client address and per user name. A client past its limit gets 429 before anything
+    else. A user name past its limit gets 429 only from clients that have failed themselves within the window: a
+    client with a clean record always has its credentials checked, so nobody can lock a user out by failing in
+    their name, while a guesser gets one wrong try per address per window at a name under attack. A name that
+    cannot be a user's is refused before it becomes a throttle key, so made-up names cannot fill the table.
+    """
+    username, token = credentials(headers)
+    by_client = client_key(client)
+    _refuse(throttle.retry_after([by_client]))
+    if not is_username(username):
+        raise errors.Unauthorized("invalid username or token", headers=_CHALLENGE)
+    by_name = f"user:{username}"
+    if throttle.failed(by_client):
+        _refuse(throttle.retry_after([by_name]))
     if not users.verify(username, token):
-        throttle.record_failure(keys)
+        throttle.record_failure((by_client, by_name))
         raise errors.Unauthorized("invalid username or token", headers=_CHALLENGE)
     return username

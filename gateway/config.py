@@ -24,6 +24,10 @@ class Settings:
     # failed logins per client address or user name before 429, and the window they are counted in
     auth_failure_limit: int = 10
     auth_failure_window_seconds: float = 60.0
+    # X-Forwarded-For entries set by proxies we trust (an Ingress: 1); 0 = use the peer address as the client
+    trusted_proxy_hops: int = field(default=0, metadata={"min": 0, "max": 10})
+    # host:port where gunicorn's master serves /metrics (never on the API port); "off" = no metrics listener
+    metrics_bind: str = "127.0.0.1:9090"
     namespace_prefix: str = "tenx-"
     host_volume_root: str = "/tenxcloud/app_data"
     max_body_bytes: int = 64 * 1024

@@ -1,9 +1,11 @@
 """Prometheus metrics: HTTP requests by route, and the apiserver calls behind them.
 
-Labels never carry a job, user or instance name: HTTP requests are labelled with the Flask URL rule
-(``/v1/regions/<region>/jobs/<job_name>``), apiserver calls with the resource kind taken from the path. Under gunicorn
-every worker writes its samples to ``PROMETHEUS_MULTIPROC_DIR`` (gunicorn.conf.py sets it before the workers fork)
-and ``/metrics`` adds up all workers' files, whichever worker answers the scrape.
+Labels never carry a job, user or instance name, nor anything else a client makes up: HTTP requests are labelled
+with the Flask URL rule (``/v1/regions/<region>/jobs/<job_name>``) and one of the HTTP methods the API knows (any
+other counts as ``other``), apiserver calls with the resource kind taken from the path. So no request, with or
+without credentials, adds a label value beyond a fixed set. Under gunicorn every worker writes its samples to
+``PROMETHEUS_MULTIPROC_DIR`` (gunicorn.conf.py sets it before the workers fork) and the master serves their sum on
+its own listener (``GATEWAY_METRICS_BIND``), never on the API port: ``serve`` below.
 """
 from __future__ import annotations
 
@@ -12,11 +14,12 @@ import re
 import time
 
 from flask import Flask, Response, g, request
-from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest, start_http_server
 from prometheus_client.multiprocess import MultiProcessCollector
 
-SCRAPE_ENDPOINT = "metrics.metrics"  # gateway/views/metrics.py, not counted
 UNMATCHED = "<unmatched>"  # 404 and 405 answers: no rule, and the raw path is not a label value
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+OTHER_METHOD = "other"  # any other method, made up or not: one label value, however many are sent
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 HTTP_REQUESTS = Counter("tenx_gateway_http_requests_total", "HTTP requests answered, by method, route and status.",
@@ -56,14 +59,46 @@ def route_of_request() -> str:
     return request.url_rule.rule if request.url_rule is not None else UNMATCHED
 
 
-def exposition() -> Response:
-    """All workers' samples in the Prometheus text format."""
+def method_label(method: str) -> str:
+    return method if method in KNOWN_METHODS else OTHER_METHOD
+
+
+def registry() -> CollectorRegistry:
+    """All workers' samples under gunicorn (their files summed), else this process's own."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        MultiProcessCollector(registry)
-    else:
-        registry = REGISTRY
-    return Response(generate_latest(registry), content_type=CONTENT_TYPE_PLAIN_0_0_4)
+        summed = CollectorRegistry()
+        MultiProcessCollector(summed)
+        return summed
+    return REGISTRY
+
+
+def exposition() -> bytes:
+    """The samples in the Prometheus text format (0.0.4)."""
+    return generate_latest(registry())
+
+
+def parse_bind(text: str) -> tuple[str, int] | None:
+    """``"127.0.0.1:9090"`` -> ``("127.0.0.1", 9090)``, ``"[::1]:9090"`` -> ``("::1", 9090)``, ``":9090"`` -> all
+    addresses; ``"off"`` -> ``None`` (no listener). Anything else is a ValueError naming the setting."""
+    text = text.strip()
+    if text.lower() == "off":
+        return None
+    host, sep, port = text.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"GATEWAY_METRICS_BIND: {text!r} is not host:port or 'off'")
+    return host or "0.0.0.0", int(port)
+
+
+def serve(bind: str):
+    """Serve the summed samples on ``bind`` from a daemon thread of this process (gunicorn's master, which never
+    serves API requests and outlives its workers): the WSGI server, or None when ``bind`` is ``off``. Any path
+    answers with the samples; an address in use raises OSError."""
+    address = parse_bind(bind)
+    if address is None:
+        return None
+    server, _ = start_http_server(address[1], address[0], registry=registry())
+    return server
 
 
 def _start_timer() -> None:
@@ -71,13 +106,11 @@ def _start_timer() -> None:
 
 
 def _observe(response: Response) -> Response:
-    if request.endpoint == SCRAPE_ENDPOINT:  # scrapes would outnumber everything else
-        return response
-    route = route_of_request()
+    route, method = route_of_request(), method_label(request.method)
     started = g.get("metrics_started")
     if started is not None:
-        HTTP_LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
-    HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+        HTTP_LATENCY.labels(method, route).observe(time.perf_counter() - started)
+    HTTP_REQUESTS.labels(method, route, str(response.status_code)).inc()
     return response
 
 

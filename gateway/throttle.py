@@ -1,6 +1,7 @@
 """Throttling of failed logins: after ``limit`` failures within ``window`` seconds, a key (a client address or a
 user name) is refused with 429 until the oldest of those failures ages out. Per process: with N gunicorn workers an
-attacker gets at most N x limit tries per window, still far too few to guess a 256-bit token."""
+attacker gets at most N x limit tries per window, still far too few to guess a 256-bit token. How the keys combine
+(a user name's block applies only to clients that failed themselves) is gateway/auth.py's."""
 from __future__ import annotations
 
 import threading
@@ -29,6 +30,13 @@ class FailureThrottle:
                 if failures is not None and len(failures) >= self._limit:
                     wait = max(wait, failures[0] + self._window - now)
         return max(wait, 0.0)
+
+    def failed(self, key: str) -> bool:
+        """Whether ``key`` failed at least once within the window."""
+        now = self._clock()
+        with self._lock:
+            failures = self._failures.get(key)
+            return bool(failures) and failures[-1] > now - self._window
 
     def record_failure(self, keys: Iterable[str]) -> None:
         now = self._clock()

@@ -1,8 +1,9 @@
 """Users and their API tokens, kept in one Secret in the gateway's namespace.
 
 Only a SHA-256 of each token is stored: tokens are 256 random bits, so a fast hash is as safe as a slow one and
-keeps every request cheap. The table is cached for ``auth_cache_seconds``; a removed user is locked out within
-that time on every gateway process.
+keeps every request cheap. Each gateway process keeps the table in memory, kept current by a background thread that
+watches the Secret (a change arrives within milliseconds) and re-reads it every ``auth_cache_seconds``; a login only
+reads memory, so a known and an unknown user name cost the same time and no request waits on the apiserver.
 """
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
+import logging
+import math
+import os
 import secrets
 import threading
 import time
@@ -23,8 +27,13 @@ from .kube import Kube, Regions
 from .manifest import namespace_manifest
 from .names import MANAGED_BY, MANAGED_BY_LABEL, is_username, namespace_for
 
+log = logging.getLogger(__name__)
+
 TABLE_KEY = "users.json"
+# A user just added (or removed) is known to every gateway process within this long while the watch runs; tests
+# wait this long after `users add` (tests/integration/conftest.py).
 _MISS_REFRESH_SECONDS = 0.5
+_FIRST_LOAD_SECONDS = 10.0  # how long the first logins of a process wait for the table before 503
 _NO_USER_DIGEST = hashlib.sha256(b"no such user").hexdigest()
 
 
@@ -36,6 +45,13 @@ def new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
+def _table(secret: dict[str, Any] | None) -> dict[str, Any]:
+    if not secret:
+        return {}
+    raw = (secret.get("data") or {}).get(TABLE_KEY)
+    return orjson.loads(base64.b64decode(raw)) if raw else {}
+
+
 class UserStore:
     def __init__(self, kube_for_users: Callable[[], Kube], *, namespace: str, secret_name: str,
                  cache_seconds: float, namespace_prefix: str):
@@ -44,8 +60,9 @@ class UserStore:
         self._secret_name = secret_name
         self._cache_seconds = cache_seconds
         self._namespace_prefix = namespace_prefix
-        self._cached: dict[str, Any] | None = None
-        self._cached_at = 0.0
+        self._users: dict[str, Any] = {}
+        self._loaded = threading.Event()
+        self._refresher_pid: int | None = None  # the process whose thread keeps the table; a fork starts its own
         self._lock = threading.Lock()
 
     @classmethod
@@ -63,38 +80,65 @@ class UserStore:
         except errors.NotFound:
             return None
 
-    @staticmethod
-    def _table(secret: dict[str, Any] | None) -> dict[str, Any]:
-        if not secret:
-            return {}
-        raw = (secret.get("data") or {}).get(TABLE_KEY)
-        return orjson.loads(base64.b64decode(raw)) if raw else {}
-
-    def _users(self, max_age: float | None = None) -> dict[str, Any]:
-        now = time.monotonic()
-        max_age = self._cache_seconds if max_age is None else max_age
-        with self._lock:
-            if self._cached is not None and now - self._cached_at < max_age:
-                return self._cached
-        table = self._table(self._secret())
-        with self._lock:
-            self._cached, self._cached_at = table, now
-        return table
-
     def verify(self, username: str, token: str) -> bool:
-        """Constant-time check of a token against the stored digest; unknown users cost the same.
-
-        A user name missing from the cached table makes the table be re-read (at most every
-        ``_MISS_REFRESH_SECONDS``), so a user just added can log in within that time.
-        """
-        entry = self._users().get(username)
-        if entry is None:
-            entry = self._users(max_age=_MISS_REFRESH_SECONDS).get(username)
+        """Constant-time check of a token against the stored digest, from memory only; unknown users cost the same
+        (a dict lookup, then the same digest and comparison against a stand-in)."""
+        entry = self._current().get(username)
         stored = entry["token_sha256"] if entry else _NO_USER_DIGEST
         return hmac.compare_digest(stored, token_digest(token)) and entry is not None
 
+    def _current(self) -> dict[str, Any]:
+        """The table in memory; the first call of a process starts the refresher and waits for its first read."""
+        if self._refresher_pid != os.getpid():
+            with self._lock:
+                if self._refresher_pid != os.getpid():
+                    self._loaded.clear()
+                    threading.Thread(target=self._refresh_forever, name="users-refresher", daemon=True).start()
+                    self._refresher_pid = os.getpid()
+        if not self._loaded.wait(_FIRST_LOAD_SECONDS):
+            raise errors.Unavailable("the user table could not be read from the cluster yet; try again shortly",
+                                     headers={"Retry-After": "5"})
+        return self._users
+
+    def _refresh_forever(self) -> None:
+        """Read the Secret, then watch it until the watch ends (after ``cache_seconds``), and again; on errors
+        retry with a capped backoff, keeping the last table (a cluster that cannot be reached fails the job calls
+        anyway, with 503)."""
+        period = max(1, math.ceil(self._cache_seconds))
+        backoff = 0.2
+        while True:
+            try:
+                self._watch_once(period)
+                backoff = 0.2
+            except Exception as exc:  # noqa: BLE001 - the thread must outlive any failure
+                # the first failure of a run as a warning; the retries (every `period` at most) at debug level
+                log.log(logging.WARNING if backoff == 0.2 else logging.DEBUG,
+                        "reading the user table failed (%s); retrying in %.1f s", exc, backoff)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, period)
+
+    def _watch_once(self, period: int) -> None:
+        secret = self._secret()
+        self._publish(_table(secret))
+        version = (secret or {}).get("metadata", {}).get("resourceVersion")
+        started = time.monotonic()
+        for event in self._kube().watch_secret(self._namespace, self._secret_name, version, period):
+            kind = event.get("type")
+            if kind in ("ADDED", "MODIFIED"):
+                self._publish(_table(event.get("object")))
+            elif kind == "DELETED":
+                self._publish({})
+            elif kind == "ERROR":  # e.g. 410 Gone: the version is too old; read afresh
+                return
+        if time.monotonic() - started < 0.5:  # a watch the apiserver ends at once: do not spin on it
+            time.sleep(0.5)
+
+    def _publish(self, table: dict[str, Any]) -> None:
+        self._users = table  # replaced whole, never changed in place: readers need no lock
+        self._loaded.set()
+
     def list(self) -> list[dict[str, str]]:
-        table = self._table(self._secret())
+        table = _table(self._secret())
         return [{"name": name, "namespace": namespace_for(name, self._namespace_prefix),
                  "created": entry.get("created", "")} for name, entry in sorted(table.items())]
 
@@ -132,7 +176,7 @@ class UserStore:
         kube = self._kube()
         for _ in range(attempts):
             secret = self._secret()
-            table = self._table(secret)
+            table = _table(secret)
             change(table)
             data = {TABLE_KEY: base64.b64encode(orjson.dumps(table, option=orjson.OPT_SORT_KEYS)).decode()}
             try:
@@ -147,7 +191,5 @@ class UserStore:
                     kube.replace_secret(self._namespace, self._secret_name, secret)
             except errors.Conflict:
                 continue
-            with self._lock:
-                self._cached = None
             return
         raise errors.Conflict("the user table kept changing underneath; try again")

@@ -44,3 +44,13 @@ def test_memory_is_bounded():
     for i in range(1000):
         throttle.record_failure([f"ip:{i}"])
     assert len(throttle._failures) == 100
+
+
+def test_failed_within_the_window_only():
+    clock = Clock()
+    throttle = FailureThrottle(3, 60, clock=clock)
+    assert not throttle.failed("client:a")
+    throttle.record_failure(["client:a"])
+    assert throttle.failed("client:a") and not throttle.failed("client:b")
+    clock.now += 60
+    assert not throttle.failed("client:a")

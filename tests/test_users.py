@@ -1,0 +1,102 @@
+"""The user table in memory: a login never calls the apiserver, whatever the name; a background thread keeps the
+table current from a watch on the Secret."""
+import base64
+import queue
+import threading
+import time
+
+import orjson
+import pytest
+
+from gateway import errors
+from gateway.users import UserStore, token_digest
+
+
+def secret_of(users: dict[str, str], version: str) -> dict:
+    table = {name: {"token_sha256": token_digest(token)} for name, token in users.items()}
+    return {"metadata": {"name": "users", "resourceVersion": version},
+            "data": {"users.json": base64.b64encode(orjson.dumps(table)).decode()}}
+
+
+class CountingKube:
+    """The two calls the refresher makes, each counted with the thread that made it; watch events come from a
+    queue the test fills."""
+
+    def __init__(self, secret):
+        self.secret = secret
+        self.events: queue.Queue = queue.Queue()
+        self.calls: list[tuple[str, int]] = []
+
+    def get_secret(self, namespace, name):
+        self.calls.append(("get_secret", threading.get_ident()))
+        if self.secret is None:
+            raise errors.NotFound("no secret")
+        return self.secret
+
+    def watch_secret(self, namespace, name, resource_version, timeout_seconds):
+        self.calls.append(("watch_secret", threading.get_ident()))
+        deadline = time.monotonic() + timeout_seconds
+        while time.monotonic() < deadline:
+            try:
+                yield self.events.get(timeout=0.05)
+            except queue.Empty:
+                pass
+
+    def calls_from(self, thread_id):
+        return [name for name, ident in self.calls if ident == thread_id]
+
+
+def store_on(kube, cache_seconds=1):
+    return UserStore(lambda: kube, namespace="gw", secret_name="users", cache_seconds=cache_seconds,
+                     namespace_prefix="tenx-")
+
+
+def wait_for(check, timeout=5):
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
+def test_verify_never_calls_the_apiserver():
+    kube = CountingKube(secret_of({"alice": "alice-token"}, "1"))
+    store = store_on(kube)
+    names = ["alice", "bob", "nobody", "alice"] * 50
+    results = [store.verify(name, "alice-token") for name in names]
+    assert results == [name == "alice" for name in names]
+    assert kube.calls_from(threading.get_ident()) == []  # known or unknown: memory only
+    assert kube.calls_from(None) == [] and {name for name, _ in kube.calls} <= {"get_secret", "watch_secret"}
+
+
+def test_a_change_arrives_through_the_watch():
+    kube = CountingKube(secret_of({"alice": "alice-token"}, "1"))
+    store = store_on(kube, cache_seconds=30)
+    assert not store.verify("bob", "bob-token")
+    kube.events.put({"type": "MODIFIED", "object": secret_of({"alice": "alice-token", "bob": "bob-token"}, "2")})
+    wait_for(lambda: store.verify("bob", "bob-token"))
+    kube.events.put({"type": "DELETED", "object": secret_of({}, "3")})
+    wait_for(lambda: not store.verify("alice", "alice-token"))
+    assert kube.calls_from(threading.get_ident()) == []
+
+
+def test_the_table_is_read_again_after_each_watch():
+    kube = CountingKube(secret_of({}, "1"))
+    store = store_on(kube, cache_seconds=1)
+    assert not store.verify("carol", "carol-token")
+    kube.secret = secret_of({"carol": "carol-token"}, "2")  # changed without an event reaching the watch
+    wait_for(lambda: store.verify("carol", "carol-token"), timeout=5)
+
+
+def test_no_secret_yet_is_an_empty_table():
+    store = store_on(CountingKube(None))
+    assert not store.verify("alice", "alice-token")
+
+
+def test_a_table_that_cannot_be_read_is_503(monkeypatch):
+    class Down(CountingKube):
+        def get_secret(self, namespace, name):
+            raise errors.Unavailable("down")
+
+    monkeypatch.setattr("gateway.users._FIRST_LOAD_SECONDS", 0.3)
+    with pytest.raises(errors.Unavailable):
+        store_on(Down(None)).verify("alice", "alice-token")
