@@ -94,8 +94,21 @@ class InstanceSchema(_Open):
                      "restart_count": 0}]})
 
 
+class HeldBackSchema(_Closed):
+    """Why a job has fewer instances than it asks for: the Job controller's latest refusal to create a pod."""
+
+    reason = fields.String(required=True, validate=OneOf(["ExceededQuota", "FailedCreate"]))
+    message = fields.String(required=True, metadata={"example": 'pods "myjob-x7k2p" is forbidden: exceeded quota: '
+                                                                "tenx-gateway-quota, requested: pods=1, used: pods=20, "
+                                                                "limited: pods=20"})
+    since = fields.String(required=True, metadata={"description": "when the controller last reported it"})
+
+
 class InstanceListSchema(_Closed):
     instances = fields.List(fields.Nested(InstanceSchema), required=True)
+    held_back = fields.Nested(HeldBackSchema, metadata={
+        "description": "present while the job's pods are held back (a quota, a LimitRange, an admission policy); "
+                       "GET /jobs/{job_name} shows the same as a `PodsHeldBack` condition in `status.conditions`"})
 
 
 class StatusOkSchema(_Closed):

@@ -1,8 +1,9 @@
 """The objects that wall in one user's namespace, as manifests. Pure: no I/O.
 
-- a ResourceQuota, so one user cannot take the cluster: non-finished pods, Job objects, CPU and memory;
-- a LimitRange, so a container whose job.json names no limits still gets requests and limits (a quota on CPU and
-  memory refuses pods without them);
+- a ResourceQuota, so one user cannot take the cluster: non-finished pods, Job objects, and the CPU and memory
+  their pods request (what the scheduler reserves for them);
+- a LimitRange, so a container whose job.json names no limits still gets requests and limits (a quota on requests
+  refuses pods without them), and no one container's limits pass the whole quota;
 - a NetworkPolicy: no ingress, and no egress to the cloud metadata address or the Kubernetes API. It is enforced
   only by a NetworkPolicy-capable CNI (Calico, Cilium, ...); elsewhere it is stored and has no effect.
 """
@@ -27,15 +28,17 @@ def resource_quota(namespace: str, *, pods: int, jobs: int, cpu: str, memory: st
     return {
         "apiVersion": "v1", "kind": "ResourceQuota", "metadata": _metadata(QUOTA_NAME, namespace),
         "spec": {"hard": {"pods": str(pods), "count/jobs.batch": str(jobs),
-                          "requests.cpu": cpu, "limits.cpu": cpu, "requests.memory": memory, "limits.memory": memory}},
+                          "requests.cpu": cpu, "requests.memory": memory}},
     }
 
 
-def limit_range(namespace: str, *, cpu: str, memory: str) -> dict[str, Any]:
-    defaults = {"cpu": cpu, "memory": memory}
+def limit_range(namespace: str, *, cpu: str, memory: str, cpu_request: str, memory_request: str, max_cpu: str,
+                max_memory: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1", "kind": "LimitRange", "metadata": _metadata(LIMITS_NAME, namespace),
-        "spec": {"limits": [{"type": "Container", "default": dict(defaults), "defaultRequest": dict(defaults)}]},
+        "spec": {"limits": [{"type": "Container", "default": {"cpu": cpu, "memory": memory},
+                             "defaultRequest": {"cpu": cpu_request, "memory": memory_request},
+                             "max": {"cpu": max_cpu, "memory": max_memory}}]},
     }
 
 
@@ -70,6 +73,9 @@ def tenant_walls(namespace: str, settings: Any, denied: Iterable[str]) -> list[d
     return [
         resource_quota(namespace, pods=settings.tenant_quota_pods, jobs=settings.tenant_quota_jobs,
                        cpu=settings.tenant_quota_cpu, memory=settings.tenant_quota_memory),
-        limit_range(namespace, cpu=settings.tenant_default_cpu, memory=settings.tenant_default_memory),
+        limit_range(namespace, cpu=settings.tenant_default_cpu, memory=settings.tenant_default_memory,
+                    cpu_request=settings.tenant_default_cpu_request,
+                    memory_request=settings.tenant_default_memory_request,
+                    max_cpu=settings.tenant_quota_cpu, max_memory=settings.tenant_quota_memory),
         network_policy(namespace, denied),
     ]

@@ -11,16 +11,17 @@ def test_resource_quota():
     assert resource_quota("tenx-a", pods=20, jobs=100, cpu="8", memory="16Gi") == {
         "apiVersion": "v1", "kind": "ResourceQuota",
         "metadata": {"name": "tenx-gateway-quota", "namespace": "tenx-a", "labels": LABELS},
-        "spec": {"hard": {"pods": "20", "count/jobs.batch": "100", "requests.cpu": "8", "limits.cpu": "8",
-                          "requests.memory": "16Gi", "limits.memory": "16Gi"}}}
+        "spec": {"hard": {"pods": "20", "count/jobs.batch": "100", "requests.cpu": "8", "requests.memory": "16Gi"}}}
 
 
 def test_limit_range_fills_requests_and_limits():
-    assert limit_range("tenx-a", cpu="500m", memory="512Mi") == {
+    assert limit_range("tenx-a", cpu="500m", memory="512Mi", cpu_request="10m", memory_request="32Mi", max_cpu="8",
+                       max_memory="16Gi") == {
         "apiVersion": "v1", "kind": "LimitRange",
         "metadata": {"name": "tenx-gateway-limits", "namespace": "tenx-a", "labels": LABELS},
         "spec": {"limits": [{"type": "Container", "default": {"cpu": "500m", "memory": "512Mi"},
-                             "defaultRequest": {"cpu": "500m", "memory": "512Mi"}}]}}
+                             "defaultRequest": {"cpu": "10m", "memory": "32Mi"},
+                             "max": {"cpu": "8", "memory": "16Gi"}}]}}
 
 
 def test_network_policy_denies_ingress_and_named_egress():
@@ -58,4 +59,5 @@ def test_tenant_walls_follow_the_settings():
     quota, limits, policy = tenant_walls("tenx-a", settings, ["169.254.169.254/32"])
     assert quota["spec"]["hard"]["pods"] == "3" and quota["spec"]["hard"]["count/jobs.batch"] == "4"
     assert limits["spec"]["limits"][0]["default"] == {"cpu": "100m", "memory": "64Mi"}
+    assert limits["spec"]["limits"][0]["max"] == {"cpu": "2", "memory": "1Gi"}
     assert policy["kind"] == "NetworkPolicy"
