@@ -47,6 +47,12 @@ class Settings:
     data_dir: str = "/var/lib/tenx-gateway"
     archive_retention_days: int = 30
     collector_poll_seconds: float = 1.0
+    # the collector: streams followed at once (more wait in a queue), its health/metrics port (0 = none), the
+    # Lease's duration, and the archive lag past which the API's /readyz says "archive lagging"
+    collector_max_streams: int = field(default=2000, metadata={"min": 1, "max": 100000})
+    collector_port: int = field(default=0, metadata={"min": 0, "max": 65535})
+    collector_lease_seconds: float = field(default=15.0, metadata={"min": 3, "max": 600})
+    archive_lag_ready_seconds: float = field(default=60.0, metadata={"min": 1})
     # seconds /readyz, /v1/status and /v1/regions wait for each region's apiserver to answer GET /version
     readiness_timeout: float = 2.0
     # region name -> the display_name /v1/regions shows (a region not listed shows its name)

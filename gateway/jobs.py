@@ -1,6 +1,7 @@
 """What each call of the Jobs API does, in terms of Kubernetes: one user's namespace, one region's ``Kube``."""
 from __future__ import annotations
 
+import contextlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -114,11 +115,13 @@ def instance_log(kube: Kube, archive: LogStore, tenant: Tenant, job_name: str, i
     except errors.NotFound:
         if not archive.known_instance(tenant.archive, job_name, instance):
             raise
-        containers = archive.containers(tenant.archive, instance)
-        if not containers or query["size"] == 0:
+        if query["size"] == 0:
             return logs.Page([])
-        return logs.capped(archive.read(tenant.archive, instance, containers[0], day=query["date"],
-                                        offset=query["offset"], size=query["size"]), settings.log_max_bytes)
+        # the container the live path reads: the first in the pod spec, which carries the job's name
+        container = job_name
+        with contextlib.closing(archive.iter_read(tenant.archive, instance, container, day=query["date"],
+                                                  offset=query["offset"], size=query["size"])) as lines:
+            return logs.capped(lines, settings.log_max_bytes)  # stops reading at the byte cap
     return _live_log(kube, tenant, pod, query, settings)
 
 
@@ -166,12 +169,17 @@ def _plain_page(kube: Kube, namespace: str, instance: str, container: str, offse
 def job_log(kube: Kube, archive: LogStore, tenant: Tenant, job_name: str, query: dict[str, Any],
             max_bytes: int) -> logs.Page:
     """Every instance's lines in time order, each prefixed by ``[instance]``; read from the archive, which the
-    collector fills within a second or two of the lines being written. At most ``max_bytes`` of text."""
-    rows = archive.read_job(tenant.archive, job_name, day=query["date"], offset=query["offset"],
-                            size=query["size"]) if query["size"] else []
-    if not rows:
+    collector fills within a second or two of the lines being written. At most ``max_bytes`` of text; the page
+    walks an index from a keyset cursor and stops reading at the cap."""
+    if not query["size"]:
         _require_job_somewhere(kube, archive, tenant, job_name)
-    return logs.capped((f"[{instance}] {text}" for instance, text in rows), max_bytes)
+        return logs.Page([])
+    with contextlib.closing(archive.iter_read_job(tenant.archive, job_name, day=query["date"],
+                                                  offset=query["offset"], size=query["size"])) as rows:
+        page = logs.capped((f"[{instance}] {text}" for instance, text in rows), max_bytes)
+    if not page.lines:
+        _require_job_somewhere(kube, archive, tenant, job_name)
+    return page
 
 
 def instances(kube: Kube, archive: LogStore, tenant: Tenant, job_name: str) -> dict[str, Any]:

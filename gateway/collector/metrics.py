@@ -1,0 +1,23 @@
+"""The collector's own metrics, in a registry of its own (the API's live in gateway/metrics.py): served by the
+collector's health listener at ``/metrics``."""
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+LEADER = Gauge("tenx_collector_leader", "1 while this collector leads its region, 0 while it stands by.",
+               ["region"], registry=REGISTRY)
+STREAMS = Gauge("tenx_collector_streams_followed", "Container log streams being followed now.", ["region"],
+                registry=REGISTRY)
+QUEUED = Gauge("tenx_collector_streams_queued", "Container streams waiting for a free follower slot.", ["region"],
+               registry=REGISTRY)
+PODS = Gauge("tenx_collector_pods_cached", "Pods in the reflector's copy.", ["region"], registry=REGISTRY)
+LINES = Counter("tenx_collector_lines_archived_total", "Log lines committed to the archive.", ["region"],
+                registry=REGISTRY)
+LAG = Histogram("tenx_collector_lag_seconds", "Seconds from a line's timestamp to its commit in the archive.",
+                ["region"], buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300), registry=REGISTRY)
+ERRORS = Counter("tenx_collector_errors_total", "Failures, by where they happened (stream, records, loop, ...).",
+                 ["region", "where"], registry=REGISTRY)
+FENCED = Counter("tenx_collector_fenced_writes_total", "Appends the store refused: a newer leader holds the stream.",
+                 ["region"], registry=REGISTRY)

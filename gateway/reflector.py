@@ -1,0 +1,203 @@
+"""A reflector: a local copy of one kind of Kubernetes object, kept by LIST once, then WATCH (client-go's
+``tools/cache`` reflector, kubespawner's ``reflector.py``).
+
+- LIST in pages, then WATCH from the list's resourceVersion with ``allowWatchBookmarks``; when a watch ends (the
+  apiserver closes it every few minutes) the next one starts at the last resourceVersion seen, so steady state
+  makes no LIST at all. Only 410 Gone (that version is no longer kept) relists.
+- Errors back off exponentially, capped; a relist replaces the copy whole and reports what changed in between.
+- One owner of the state: only the reflector's thread changes it; readers get an object or a snapshot under a
+  lock. Objects are the apiserver's raw JSON dicts (no client models).
+- ``on_event(type, obj)`` ("ADDED", "MODIFIED", "DELETED") is called from that thread, in order; it must be quick
+  (hand work to a queue). An exception in it is logged and counted, never stops the reflector.
+
+Used for pods by the collector; nothing in it is specific to pods (``path`` names the collection).
+"""
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from typing import Any, Callable, Iterator
+
+from . import errors
+from .kube import Kube
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str]  # (namespace, name)
+Handler = Callable[[str, dict[str, Any]], None]
+
+
+def key_of(obj: dict[str, Any]) -> Key:
+    metadata = obj.get("metadata") or {}
+    return metadata.get("namespace", ""), metadata.get("name", "")
+
+
+class Backoff:
+    """Capped exponential backoff with jitter; ``reset()`` after a success."""
+
+    def __init__(self, first: float = 0.5, cap: float = 30.0):
+        self.first, self.cap = first, cap
+        self._next = first
+
+    def next(self) -> float:
+        delay = self._next
+        self._next = min(self.cap, self._next * 2)
+        return delay * random.uniform(0.8, 1.2)
+
+    def reset(self) -> None:
+        self._next = self.first
+
+
+class Reflector:
+    def __init__(self, kube: Kube, path: str, *, label_selector: str | None = None,
+                 on_event: Handler | None = None, accept: Callable[[dict[str, Any]], bool] = lambda obj: True,
+                 name: str = "reflector", page_size: int = 500, watch_seconds: int = 300,
+                 backoff: Backoff | None = None):
+        self._kube = kube
+        self.path = path
+        self.label_selector = label_selector
+        self._on_event = on_event
+        self._accept = accept  # client-side filter (e.g. a namespace prefix the apiserver cannot select on)
+        self.name = name
+        self._page_size = page_size
+        self._watch_seconds = watch_seconds
+        self._backoff = backoff or Backoff()
+        self._items: dict[Key, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.resource_version = ""
+        self.synced = threading.Event()  # set once the first LIST is in
+        self.lists = self.watches = self.errors = 0
+
+    # -- readers ---------------------------------------------------------------------------------------------
+
+    def get(self, namespace: str, name: str) -> dict[str, Any] | None:
+        with self._lock:
+            return self._items.get((namespace, name))
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._items.values())
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+    # -- the loop --------------------------------------------------------------------------------------------
+
+    def start(self) -> Reflector:
+        self._thread = threading.Thread(target=self.run, name=self.name, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, wait: float | None = None) -> None:
+        self._stop.set()
+        if wait is not None and self._thread is not None:
+            self._thread.join(wait)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._list()
+                self._backoff.reset()
+                while not self._stop.is_set():
+                    self._watch()  # returns when the apiserver ends the watch: go on from resource_version
+            except Kube.Expired:
+                log.info("%s: resourceVersion %s expired, relisting", self.name, self.resource_version)
+                continue  # relist at once: the data is old, not the apiserver unhealthy
+            except (errors.GatewayError, ValueError, OSError) as exc:  # ValueError: a body that is not JSON
+                self.errors += 1
+                delay = self._backoff.next()
+                log.warning("%s: %s; retrying in %.1f s", self.name, _describe(exc), delay)
+                self._stop.wait(delay)
+            except Exception:  # noqa: BLE001 - the reflector must outlive any bug in one round
+                self.errors += 1
+                delay = self._backoff.next()
+                log.exception("%s: unexpected failure; retrying in %.1f s", self.name, delay)
+                self._stop.wait(delay)
+
+    def _list(self) -> None:
+        items: dict[Key, dict[str, Any]] = {}
+        token = None
+        while True:
+            page = self._kube.list_page(self.path, label_selector=self.label_selector, limit=self._page_size,
+                                        continue_token=token)
+            for obj in page.get("items") or []:
+                if self._accept(obj):
+                    items[key_of(obj)] = obj
+            metadata = page.get("metadata") or {}
+            token = metadata.get("continue")
+            if not token:
+                break
+        self.lists += 1
+        with self._lock:
+            before, self._items = self._items, items
+            self.resource_version = metadata.get("resourceVersion", "")
+        for key, obj in items.items():
+            old = before.get(key)
+            if old is None:
+                self._emit("ADDED", obj)
+            elif _version(old) != _version(obj):
+                self._emit("MODIFIED", obj)
+        for key, old in before.items():
+            if key not in items:
+                self._emit("DELETED", old)
+        self.synced.set()
+
+    def _watch(self) -> None:
+        self.watches += 1
+        with self._kube.watch(self.path, resource_version=self.resource_version,
+                              label_selector=self.label_selector, timeout_seconds=self._watch_seconds) as events:
+            for event in self._until_stopped(events):
+                kind, obj = event.get("type"), event.get("object") or {}
+                version = _version(obj)
+                if kind == "BOOKMARK":
+                    self.resource_version = version or self.resource_version
+                    continue
+                if kind not in ("ADDED", "MODIFIED", "DELETED"):
+                    continue
+                key = key_of(obj)
+                with self._lock:
+                    if kind == "DELETED":
+                        known = self._items.pop(key, None) is not None
+                    elif self._accept(obj):
+                        known = True
+                        self._items[key] = obj
+                    else:
+                        known = False
+                    self.resource_version = version or self.resource_version
+                if known:
+                    self._emit(kind, obj)
+                self._backoff.reset()
+
+    def _until_stopped(self, events: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for event in events:
+            if self._stop.is_set():
+                return
+            yield event
+
+    def _emit(self, kind: str, obj: dict[str, Any]) -> None:
+        if self._on_event is None:
+            return
+        try:
+            self._on_event(kind, obj)
+        except Exception:  # noqa: BLE001 - one bad event must not stop the cache
+            self.errors += 1
+            log.exception("%s: handler failed on %s %s/%s", self.name, kind, *key_of(obj))
+
+
+def _version(obj: dict[str, Any]) -> str:
+    return (obj.get("metadata") or {}).get("resourceVersion", "")
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, errors.GatewayError) and exc.description:
+        return exc.description
+    return type(exc).__name__
