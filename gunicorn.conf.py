@@ -22,6 +22,12 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     atexit.register(_remove_metrics_dir, os.environ["PROMETHEUS_MULTIPROC_DIR"], os.getpid())
 os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 
+# A bad setting (GATEWAY_*, the region contexts, gunicorn's own variables below) stops gunicorn here, in the master,
+# before any worker starts: one line on stderr naming it, exit status 2 (gateway/settings_check.py).
+from gateway.settings_check import exit_if_invalid  # noqa: E402
+
+exit_if_invalid(gunicorn=True)
+
 bind = os.environ.get("GATEWAY_BIND", "127.0.0.1:8080")
 workers = int(os.environ.get("GATEWAY_WORKERS", min(4, multiprocessing.cpu_count())))
 worker_class = "gthread"
@@ -75,7 +81,7 @@ def when_ready(server):
     bind = config.from_env().metrics_bind
     try:
         _metrics_server = metrics.serve(bind)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # taken, or not a host:port (unix sockets are not served)
         server.log.error("metrics listener on %s not started: %s", bind, exc)
         return
     if _metrics_server is not None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from . import config, errors
@@ -15,7 +16,12 @@ def _store() -> UserStore:
 
 
 def _users_add(args: argparse.Namespace) -> None:
-    print(_store().add(args.name))  # the token alone, so `TOKEN=$(tenx-gateway users add me)` works
+    from .accounts import check_new_user
+    settings = config.from_env()
+    regions = Regions(settings)
+    check_new_user(args.name, settings, regions, adopt=args.adopt)
+    token = UserStore.from_settings(settings, regions, cache_seconds=0).add(args.name)
+    print(token)  # the token alone, so `TOKEN=$(tenx-gateway users add me)` works
 
 
 def _users_list(args: argparse.Namespace) -> None:
@@ -24,8 +30,32 @@ def _users_list(args: argparse.Namespace) -> None:
 
 
 def _users_remove(args: argparse.Namespace) -> None:
-    _store().remove(args.name)
-    print(f"removed {args.name}", file=sys.stderr)
+    settings = config.from_env()
+    regions = Regions(settings)
+    try:
+        UserStore.from_settings(settings, regions, cache_seconds=0).remove(args.name)
+        print(f"removed {args.name}", file=sys.stderr)
+    except errors.NotFound:
+        if not args.purge:  # a purge also cleans up after a user removed earlier without one
+            raise
+        print(f"no user {args.name!r} in the table; purging what is left of them", file=sys.stderr)
+    if args.purge:
+        from .accounts import purge
+        report = purge(args.name, settings, regions, _archive_opener(settings))
+        for line in report.lines(args.name, settings):
+            print(line, file=sys.stderr)
+        if report.archive_problem:
+            raise errors.Unavailable("the purge is incomplete (see above)")
+
+
+def _archive_opener(settings: config.Settings):
+    """How to open the log archive from this machine, or None: a SQLite archive is a file on the gateway's
+    host or volume, and opening a path where there is none would only create an empty one."""
+    url = settings.archive_store_url
+    if url.startswith("sqlite:///") and not os.path.exists(url[len("sqlite://"):]):
+        return None
+    from .store import open_store
+    return lambda: open_store(url, settings.log_timezone)
 
 
 def _collect(args: argparse.Namespace) -> None:
@@ -40,12 +70,17 @@ def parser() -> argparse.ArgumentParser:
                                   "from KUBECONFIG (or in-cluster config) and the GATEWAY_* settings.")
     commands = top.add_subparsers(dest="command", required=True)
     users = commands.add_parser("users", help="manage API users").add_subparsers(dest="action", required=True)
-    add = users.add_parser("add", help="create a user; prints its new token alone on stdout")
+    add = users.add_parser("add", help="create a user; prints its new token alone on stdout. Refused when the "
+                           "user's namespace is the gateway's own or exists and was not created for this name")
     add.add_argument("name")
+    add.add_argument("--adopt", action="store_true", help="give the new user the namespace (jobs, archive, host "
+                     "data) an earlier user of the same name left behind")
     add.set_defaults(run=_users_add)
     users.add_parser("list", help="list users: name, namespace, created").set_defaults(run=_users_list)
-    remove = users.add_parser("remove", help="delete a user (their jobs stay)")
+    remove = users.add_parser("remove", help="delete a user (their jobs stay, unless --purge)")
     remove.add_argument("name")
+    remove.add_argument("--purge", action="store_true", help="also delete the user's namespace in every region "
+                        "(jobs, pods) and their archived logs and instance records; says what stays on nodes")
     remove.set_defaults(run=_users_remove)
     commands.add_parser("collect", help="archive the logs and instance records of every job, until stopped "
                         "(one active collector per cluster, chosen by a Lease)").set_defaults(run=_collect)
