@@ -5,7 +5,7 @@ import argparse
 import os
 import sys
 
-from . import config, errors
+from . import config, errors, settings_check
 from .kube import Regions
 from .users import UserStore
 
@@ -90,7 +90,11 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
+        settings_check.startup()  # a bad setting stops every command at once, in one line
         args.run(args)
+    except config.InvalidSetting as exc:
+        print(f"tenx-gateway: {exc}", file=sys.stderr)
+        return 2
     except errors.GatewayError as exc:
         print(f"tenx-gateway: {exc.description}", file=sys.stderr)
         return 1

@@ -12,6 +12,16 @@ IN_CLUSTER = "@in-cluster"
 CURRENT_CONTEXT = ""
 
 
+class InvalidSetting(ValueError):
+    """A setting's value the gateway cannot run with; the message is one line: the variable, the value, and
+    what it accepts."""
+
+    def __init__(self, name: str, value: Any, accepts: str):
+        shown = repr(value) if isinstance(value, str) else str(value)
+        super().__init__(f"GATEWAY_{name.upper()}={shown} is not valid; it accepts {accepts}")
+        self.setting = name
+
+
 @dataclass(frozen=True)
 class Settings:
     # region name -> kubeconfig context ("" = current context, "@in-cluster" = service account)
@@ -20,33 +30,56 @@ class Settings:
     namespace: str = "tenx-gateway"
     users_secret: str = "tenx-gateway-users"
     # seconds a loaded user table is trusted before it is read again
-    auth_cache_seconds: float = 5.0
+    auth_cache_seconds: float = field(default=5.0, metadata={"min": 0, "max": 3600})
     # failed logins per client address or user name before 429, and the window they are counted in
-    auth_failure_limit: int = 10
-    auth_failure_window_seconds: float = 60.0
+    auth_failure_limit: int = field(default=10, metadata={"min": 1, "max": 1_000_000})
+    auth_failure_window_seconds: float = field(default=60.0, metadata={"min": 1, "max": 86400})
     # X-Forwarded-For entries set by proxies we trust (an Ingress: 1); 0 = use the peer address as the client
     trusted_proxy_hops: int = field(default=0, metadata={"min": 0, "max": 10})
     # host:port where gunicorn's master serves /metrics (never on the API port); "off" = no metrics listener
     metrics_bind: str = "127.0.0.1:9090"
     namespace_prefix: str = "tenx-"
     host_volume_root: str = "/tenxcloud/app_data"
-    max_body_bytes: int = 64 * 1024
+    max_body_bytes: int = field(default=64 * 1024, metadata={"min": 1024, "max": 64 * 1024 * 1024})
+    # caps on what one create may ask for (job.json); over a cap is a 400 that names the field and the cap
+    job_max_parallelism: int = field(default=10, metadata={"min": 1})
+    job_max_completions: int = field(default=100, metadata={"min": 1})
+    job_max_containers: int = field(default=5, metadata={"min": 1})
+    # entries of a container's command, and of its args
+    job_max_command_items: int = field(default=256, metadata={"min": 1})
+    job_max_env_vars: int = field(default=128, metadata={"min": 0})
+    # UTF-8 bytes of one container's command, args and env names and values together
+    job_max_container_bytes: int = field(default=32 * 1024, metadata={"min": 1})
+    # each user namespace's ResourceQuota: non-finished pods, Job objects (finished ones count until deleted),
+    # and the CPU and memory all its pods may request (one container's limits may not pass these either)
+    tenant_quota_pods: int = field(default=20, metadata={"min": 1})
+    tenant_quota_jobs: int = field(default=100, metadata={"min": 1})
+    tenant_quota_cpu: str = field(default="8", metadata={"quantity": True})
+    tenant_quota_memory: str = field(default="16Gi", metadata={"quantity": True})
+    # the LimitRange's defaults for a container whose job.json names none: limits, and the requests the
+    # scheduler reserves (small, so many short jobs fit a node; limits still bound what one may use)
+    tenant_default_cpu: str = field(default="500m", metadata={"quantity": True})
+    tenant_default_memory: str = field(default="512Mi", metadata={"quantity": True})
+    tenant_default_cpu_request: str = field(default="10m", metadata={"quantity": True})
+    tenant_default_memory_request: str = field(default="32Mi", metadata={"quantity": True})
+    # egress the tenants' NetworkPolicy blocks: CIDRs, and "@apiserver" for the Kubernetes API's addresses
+    tenant_egress_deny: str = "169.254.169.254/32,fd00:ec2::254/128,@apiserver"
     log_timezone: str = "UTC"
-    log_default_size: int = 1000
-    log_max_size: int = 10000
-    # the most bytes of log text one logs call returns (a longer page is cut short, a longer line cut)
-    log_max_bytes: int = 4 * 1024 * 1024
+    log_default_size: int = field(default=1000, metadata={"min": 1, "max": 1_000_000})
+    log_max_size: int = field(default=10000, metadata={"min": 1, "max": 1_000_000})
+    # the most bytes of JSON one logs call sends (a longer page is cut short, a longer line cut)
+    log_max_bytes: int = field(default=4 * 1024 * 1024, metadata={"min": 1024, "max": 1024**3})
     # the most jobs one list call returns (the apiserver's `limit`); more are left out and the body says so
-    list_max_jobs: int = 10000
+    list_max_jobs: int = field(default=10000, metadata={"min": 1, "max": 1_000_000})
     # (connect, read) seconds for every apiserver call
-    kube_connect_timeout: float = 3.0
-    kube_read_timeout: float = 20.0
-    retry_after_seconds: int = 5
+    kube_connect_timeout: float = field(default=3.0, metadata={"min": 0.1, "max": 300})
+    kube_read_timeout: float = field(default=20.0, metadata={"min": 0.1, "max": 3600})
+    retry_after_seconds: int = field(default=5, metadata={"min": 1, "max": 3600})
     # the log archive: a store URL (sqlite:///path or postgresql://...); empty = SQLite in data_dir
     archive_url: str = ""
     data_dir: str = "/var/lib/tenx-gateway"
-    archive_retention_days: int = 30
-    collector_poll_seconds: float = 1.0
+    archive_retention_days: int = field(default=30, metadata={"min": 1, "max": 36500})
+    collector_poll_seconds: float = field(default=1.0, metadata={"min": 0.05, "max": 3600})
     # the collector: streams followed at once (more wait in a queue), its health/metrics port (0 = none), the
     # Lease's duration, and the archive lag past which the API's /readyz says "archive lagging"
     collector_max_streams: int = field(default=2000, metadata={"min": 1, "max": 100000})
@@ -54,7 +87,7 @@ class Settings:
     collector_lease_seconds: float = field(default=15.0, metadata={"min": 3, "max": 600})
     archive_lag_ready_seconds: float = field(default=60.0, metadata={"min": 1})
     # seconds /readyz, /v1/status and /v1/regions wait for each region's apiserver to answer GET /version
-    readiness_timeout: float = 2.0
+    readiness_timeout: float = field(default=2.0, metadata={"min": 0.1, "max": 60})
     # region name -> the display_name /v1/regions shows (a region not listed shows its name)
     region_display_names: Mapping[str, str] = field(default_factory=lambda: {"us": "North America"})
 
@@ -75,7 +108,7 @@ def _pairs(variable: str, text: str, *, value_required: bool) -> dict[str, str]:
             continue
         key, sep, value = (side.strip() for side in item.partition("="))
         if not key or (value_required and not value):
-            raise ValueError(f"{variable}: {item!r} is not name=value")
+            raise InvalidSetting(variable[len("GATEWAY_"):], text, "name=value,name=value,...")
         pairs[key] = value
     return pairs
 
@@ -84,7 +117,7 @@ def parse_regions(text: str) -> dict[str, str]:
     """``"us=ctx-a,eu=ctx-b"`` -> ``{"us": "ctx-a", "eu": "ctx-b"}``; a bare name uses the current context."""
     regions = _pairs("GATEWAY_REGIONS", text, value_required=False)
     if not regions:
-        raise ValueError("GATEWAY_REGIONS names no region")
+        raise InvalidSetting("regions", text, "name=context,... naming at least one region")
     return regions
 
 
@@ -95,12 +128,14 @@ def parse_display_names(text: str) -> dict[str, str]:
 
 def _coerce(name: str, kind: type, raw: str) -> Any:
     try:
-        return kind(raw)
+        return kind(raw.strip())
     except ValueError:
-        raise ValueError(f"GATEWAY_{name.upper()}: {raw!r} is not a valid {kind.__name__}") from None
+        noun = {int: "a whole number", float: "a number"}.get(kind, kind.__name__)
+        raise InvalidSetting(name, raw, noun) from None
 
 
 def from_env(environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
+    """The settings, checked (``settings_check.validate``): a bad value raises ``InvalidSetting``."""
     environ = os.environ if environ is None else environ
     settings = Settings()
     values: dict[str, Any] = {}
@@ -115,4 +150,5 @@ def from_env(environ: Mapping[str, str] | None = None, overrides: Mapping[str, A
         else:
             values[f.name] = _coerce(f.name, type(getattr(settings, f.name)), raw)
     values.update(overrides or {})
-    return replace(settings, **values)
+    from .settings_check import validate  # it reads this module's Settings
+    return validate(replace(settings, **values))

@@ -1,16 +1,21 @@
 """The five calls of the original Jobs API, under ``/v1/regions/<region>``."""
 from __future__ import annotations
 
+import orjson
 from flask import Blueprint, Response, current_app, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from .. import errors, jobs, logs
+from .. import errors, joblist, jobs, logs
 from ..auth import authenticate
-from ..names import is_dns1123_label, namespace_for
+from ..names import is_dns1123_label, is_pod_name, namespace_for
 from ..respond import json_response
 from ..schemas import JobSpecSchema, LogsQuerySchema, job_name_errors
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/regions/<region>")
+
+# The original's clients may add a trailing slash ("/jobs/", "/jobs/<name>/"): every route answers it exactly as
+# without one (strict_slashes=False: the same view, no redirect, the same route label in the metrics).
+_SAME_WITH_SLASH = {"strict_slashes": False}
 
 LOG_TRUNCATED_HEADER = "X-Log-Truncated"
 
@@ -63,23 +68,43 @@ def _log_response(page: logs.Page):
 
 
 def _json_body():
-    """The parsed body, or None. A body over MAX_CONTENT_LENGTH is 413: werkzeug says so for a Content-Length, but
-    cuts a chunked body at the limit without a word, so whether more follows is checked here."""
+    """The parsed body. A body over MAX_CONTENT_LENGTH is 413: werkzeug says so for a Content-Length, but cuts a
+    chunked body at the limit without a word, so whether more follows is checked here.
+
+    orjson parses the raw bytes: it refuses nesting deeper than 1024 (the stdlib parser recursed until Python's
+    limit: 60,000 ``[`` were a 500), invalid UTF-8, lone surrogates, NaN and Infinity, all as plain 400s."""
     data = request.get_data()
     limit = request.max_content_length
     if (request.content_length is None and limit is not None and len(data) >= limit
             and request.environ["wsgi.input"].read(1)):
         raise RequestEntityTooLarge()
-    return request.get_json(force=True, silent=True)
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise errors.BadRequest(f"the body is not valid JSON: {exc}") from None
 
 
-@bp.get("/jobs")
+@bp.get("/jobs", **_SAME_WITH_SLASH)
 def list_jobs():
+    """The list streams through as the apiserver sends it. The body iterator's ``close`` releases the apiserver's
+    connection, also when nothing of it is read (HEAD) or the client goes away. If the apiserver's stream breaks
+    off, the exception ends the response without its last chunk: gunicorn drops the connection, so the client
+    sees an incomplete chunked body (and JSON without its end), never a complete-looking 200."""
     settings = current_app.extensions["tenx"].settings
-    return Response(jobs.list_jobs_body(_kube(), g.tenant, settings.list_max_jobs), mimetype="application/json")
+    body = jobs.list_jobs_body(_kube(), g.tenant, settings.list_max_jobs)
+    try:
+        body.prime()  # a list that fails before its first byte is an error response, not a 200
+    except joblist.Incomplete:
+        body.close()
+        raise errors.Unavailable("the cluster's list broke off; try again",
+                                 headers={"Retry-After": str(settings.retry_after_seconds)}) from None
+    except BaseException:
+        body.close()
+        raise
+    return Response(body, mimetype="application/json")
 
 
-@bp.get("/jobs/<job_name>")
+@bp.get("/jobs/<job_name>", **_SAME_WITH_SLASH)
 def get_job(job_name: str):
     name = _existing_job_name(job_name)
     try:
@@ -88,7 +113,7 @@ def get_job(job_name: str):
         raise errors.NotFound(f"job {name!r} not found") from None
 
 
-@bp.post("/jobs/<job_name>")
+@bp.post("/jobs/<job_name>", **_SAME_WITH_SLASH)
 def create_job(job_name: str):
     problems = job_name_errors(job_name)
     if problems:
@@ -101,22 +126,23 @@ def create_job(job_name: str):
     return json_response(jobs.create_job(_kube(), g.tenant, job_name, spec, settings))
 
 
-@bp.delete("/jobs/<job_name>")
+@bp.delete("/jobs/<job_name>", **_SAME_WITH_SLASH)
 def delete_job(job_name: str):
     return json_response(jobs.delete_job(_kube(), g.tenant, _existing_job_name(job_name)))
 
 
-@bp.get("/jobs/<job_name>/instances/<instance_name>/logs")
+@bp.get("/jobs/<job_name>/instances/<instance_name>/logs", **_SAME_WITH_SLASH)
 def instance_logs(job_name: str, instance_name: str):
     settings = current_app.extensions["tenx"].settings
     query = _logs_query(settings)
-    if not is_dns1123_label(job_name) or len(instance_name) > 253:
+    if not is_dns1123_label(job_name) or not is_pod_name(instance_name):
+        # before any apiserver call: urllib3 resolves dot segments, so ".." would have asked for the namespace
         raise errors.NotFound(f"instance {instance_name!r} of job {job_name!r} not found")
     return _log_response(jobs.instance_log(_kube(), _archive(), g.tenant, job_name, instance_name, query,
                                            settings))
 
 
-@bp.get("/jobs/<job_name>/logs")
+@bp.get("/jobs/<job_name>/logs", **_SAME_WITH_SLASH)
 def job_logs(job_name: str):
     """Extension: all instances' lines in time order, each prefixed by its instance name."""
     settings = current_app.extensions["tenx"].settings
@@ -125,7 +151,7 @@ def job_logs(job_name: str):
                                       settings.log_max_bytes))
 
 
-@bp.get("/jobs/<job_name>/instances")
+@bp.get("/jobs/<job_name>/instances", **_SAME_WITH_SLASH)
 def job_instances(job_name: str):
     """Extension: each instance with phase, node, times, restarts and per-container state, exit code and reason."""
     return json_response(jobs.instances(_kube(), _archive(), g.tenant, _existing_job_name(job_name)))
