@@ -28,12 +28,6 @@ from gateway.settings_check import exit_if_invalid  # noqa: E402
 
 exit_if_invalid(gunicorn=True)
 
-# A bad setting (GATEWAY_*, the region contexts, gunicorn's own variables below) stops gunicorn here, in the master,
-# before any worker starts: one line on stderr naming it, exit status 2 (gateway/settings_check.py).
-from gateway.settings_check import exit_if_invalid  # noqa: E402
-
-exit_if_invalid(gunicorn=True)
-
 bind = os.environ.get("GATEWAY_BIND", "127.0.0.1:8080")
 workers = int(os.environ.get("GATEWAY_WORKERS", min(4, multiprocessing.cpu_count())))
 worker_class = "gthread"
