@@ -115,6 +115,8 @@ class GatewayServer:
         run_id = run_id or secrets.token_hex(3)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.metrics_port = free_port()  # GATEWAY_METRICS_BIND: /metrics is not on the API port
+        self.metrics_url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         self.namespace_prefix = f"{letter}{run_id}-"
         self.gateway_namespace = gateway_namespace or f"tenx-gateway-{letter}{run_id}"
         self.keep_gateway_namespace = gateway_namespace is not None
@@ -130,6 +132,7 @@ class GatewayServer:
             "GATEWAY_HOST_VOLUME_ROOT": str(self.host_volume_root),
             "GATEWAY_DATA_DIR": str(self.workdir / "data"),  # the log archive (SQLite)
             "PROMETHEUS_MULTIPROC_DIR": str(self.workdir / "metrics"),
+            "GATEWAY_METRICS_BIND": f"127.0.0.1:{self.metrics_port}",
             **defaults,
             **settings,
         }

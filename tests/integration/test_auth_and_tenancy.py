@@ -2,11 +2,17 @@
 from __future__ import annotations
 
 import base64
+import re
 import secrets
+import subprocess
 import time
 
 import requests
 
+from gateway.names import MANAGED_BY, MANAGED_BY_LABEL, USERNAME_ANNOTATION, namespace_for
+from gateway.users import _MISS_REFRESH_SECONDS
+
+from ..harness import VENV_BIN, ApiClient
 from .helpers import condition
 
 
@@ -80,3 +86,82 @@ def test_tokens_are_stored_only_as_hashes(gateway, make_user, local_cluster):
                                        "tenx-gateway-users", "-o", "jsonpath={.data.users\\.json}").stdout
     table = base64.b64decode(secret).decode()
     assert user.username in table and token not in table
+
+
+# -- a name owns its namespace (issue 10, item 5) ---------------------------------------------------------------
+
+
+def cli_with(gateway, overrides: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """``tenx-gateway`` with this run's settings but for ``overrides``."""
+    return subprocess.run([str(VENV_BIN / "tenx-gateway"), *args], env={**gateway.env, **overrides},
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+def test_cli_refuses_the_gateways_own_namespace(gateway):
+    # as in the issue: with the default prefix, `gateway` maps to tenx-gateway, the gateway's own namespace
+    own = cli_with(gateway, {"GATEWAY_NAMESPACE": "tenx-gateway", "GATEWAY_NAMESPACE_PREFIX": "tenx-"},
+                   "users", "add", "gateway")
+    if own.returncode == 0:  # the check failed: take the user out again before failing
+        cli_with(gateway, {"GATEWAY_NAMESPACE": "tenx-gateway"}, "users", "remove", "gateway")
+    assert own.returncode == 1 and own.stdout == ""
+    assert "tenx-gateway, the gateway's own" in own.stderr
+    # and this run's gateway namespace (tenx-gateway-t<run>), reached through the default prefix
+    namespace = gateway.env["GATEWAY_NAMESPACE"]
+    again = cli_with(gateway, {"GATEWAY_NAMESPACE_PREFIX": "tenx-"}, "users", "add", namespace[len("tenx-"):])
+    assert again.returncode == 1 and again.stdout == "" and f"{namespace}, the gateway's own" in again.stderr
+
+
+def test_cli_refuses_a_namespace_not_made_for_the_name(gateway, local_cluster):
+    name = f"squat{secrets.token_hex(3)}"
+    namespace = namespace_for(name, gateway.namespace_prefix)
+    local_cluster.kubectl_run("create", "namespace", namespace)
+    try:
+        plain = gateway.cli("users", "add", name, check=False)
+        assert plain.returncode == 1 and plain.stdout == ""
+        assert f"namespace {namespace} exists and is not managed by tenx-gateway" in plain.stderr
+        local_cluster.kubectl_run("label", "namespace", namespace, f"{MANAGED_BY_LABEL}={MANAGED_BY}")
+        local_cluster.kubectl_run("annotate", "namespace", namespace, f"{USERNAME_ANNOTATION}=someone-else")
+        theirs = gateway.cli("users", "add", name, "--adopt", check=False)
+        assert theirs.returncode == 1 and "belongs to user 'someone-else'" in theirs.stderr
+        assert name not in gateway.cli("users", "list").stdout
+    finally:
+        local_cluster.kubectl_run("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def test_a_removed_name_comes_back_only_purged_or_adopted(gateway, make_user, local_cluster):
+    user = make_user("again")
+    namespace = namespace_for(user.username, gateway.namespace_prefix)
+    job = f"left-{secrets.token_hex(3)}"
+    assert user.post(f"/jobs/{job}", json={"containers": [{"image": "busybox", "command": ["echo", "kept"]}]}
+                     ).status_code == 200
+    user.wait_for(job, lambda j: condition(j, "Complete") is not None)
+    deadline = time.monotonic() + 30  # the collector archives the line within a few seconds
+    while user.get(f"/jobs/{job}/logs").json() != [f"[{user.get(f'/jobs/{job}').json()['instance_names'][0]}] kept"]:
+        assert time.monotonic() < deadline, "the job's log was not archived"
+        time.sleep(0.5)
+
+    gateway.cli("users", "remove", user.username)
+    refused = gateway.cli("users", "add", user.username, check=False)
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert f"namespace {namespace} (region us) exists from an earlier user" in refused.stderr
+    assert "--purge" in refused.stderr and "--adopt" in refused.stderr
+
+    token = gateway.cli("users", "add", user.username, "--adopt").stdout.strip()
+    time.sleep(_MISS_REFRESH_SECONDS + 0.1)
+    adopted = ApiClient(gateway.url, user.username, token)
+    assert adopted.get(f"/jobs/{job}").status_code == 200  # the earlier user's job is the new one's
+
+    purged = gateway.cli("users", "remove", user.username, "--purge")
+    assert f"deleted namespace us/{namespace}" in purged.stderr
+    rows = int(re.search(r"deleted (\d+) archived log lines", purged.stderr).group(1))
+    assert rows >= 2  # the line and the instance record
+    assert f"host volumes under {gateway.volume_root}/{user.username}/" in purged.stderr
+    assert "still on nodes " in purged.stderr  # the node that ran the pod
+    gone = local_cluster.kubectl_run("get", "namespace", namespace, check=False)
+    assert gone.returncode != 0 and "NotFound" in gone.stderr  # the purge waits for the namespace to go
+
+    again = gateway.cli("users", "remove", user.username, "--purge")  # nothing left: the archive is empty too
+    assert f"no user {user.username!r}" in again.stderr and "deleted 0 archived log lines" in again.stderr
+    fresh = gateway.cli("users", "add", user.username, check=False)  # a purged name is free again
+    assert fresh.returncode == 0 and fresh.stdout.strip()
+    gateway.cli("users", "remove", user.username)

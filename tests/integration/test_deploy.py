@@ -42,12 +42,14 @@ KUBE_CALLS: dict[str, list[tuple[str, ...]] | None] = {
     "get_pod": [("get", "pods", "-n", USER_NAMESPACE)],
     "pod_log": [("get", "pods", "--subresource=log", "-n", USER_NAMESPACE)],
     "get_secret": [("get", f"secrets/{USERS_SECRET}", "-n", NAMESPACE)],
+    "watch_secret": [("watch", f"secrets/{USERS_SECRET}", "-n", NAMESPACE)],
     "get_lease": [("get", f"{LEASES}/{LEASE}", "-n", NAMESPACE)],
     "create_lease": [("create", LEASES, "-n", NAMESPACE)],
     "replace_lease": [("update", f"{LEASES}/{LEASE}", "-n", NAMESPACE)],
     "version": [("get", "/version")],
     "create_secret": None,
     "replace_secret": None,
+    "delete_namespace": None,
 }
 
 # What the gateway never does, so its ServiceAccount must not be able to.
@@ -374,7 +376,7 @@ def test_rbac_is_exactly_the_gateway_calls_without_wildcards(manifests):
     role = _one(manifests, "Role")
     assert role["metadata"]["namespace"] == NAMESPACE
     assert role["rules"] == [
-        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [USERS_SECRET], "verbs": ["get"]},
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [USERS_SECRET], "verbs": ["get", "watch"]},
         {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": [LEASE],
          "verbs": ["get", "update"]},
         {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
