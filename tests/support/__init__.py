@@ -1,0 +1,1 @@
+"""Test support beyond the harness: the fuzzer's strategies, properties and fake apiserver."""
