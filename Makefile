@@ -33,7 +33,8 @@ cluster-down:
 	$(CLUSTER) down
 
 # Without KUBECONFIG the gateway serves the local cluster, with host volumes and the log archive under .local/.
-# The log collector runs beside the API and stops with it.
+# The log collector runs beside the API and stops with it; if it exits, a loud line says so and it is restarted
+# (its health and metrics: http://127.0.0.1:8081/healthz and /metrics).
 run: venv
 	@if [ -z "$$KUBECONFIG" ]; then \
 	  $(CLUSTER) up && \
@@ -44,7 +45,11 @@ run: venv
 	echo "tenx-gateway on http://$(GATEWAY_BIND) (KUBECONFIG=$$KUBECONFIG)"; \
 	echo "add a user:  TOKEN=\$$(KUBECONFIG=$$KUBECONFIG $(BIN)/tenx-gateway users add alice)"; \
 	echo "then:        curl http://$(GATEWAY_BIND)/v1/regions/us/jobs -H 'username: alice' -H \"Authorization: token \$$TOKEN\""; \
-	$(BIN)/tenx-gateway collect & collector=$$!; \
+	export GATEWAY_COLLECTOR_PORT=$${GATEWAY_COLLECTOR_PORT:-8081}; \
+	( trap 'kill $$pid 2>/dev/null; wait $$pid; exit 0' TERM INT; \
+	  while :; do $(BIN)/tenx-gateway collect & pid=$$!; wait $$pid; code=$$?; \
+	    echo "*** tenx-gateway collect exited with status $$code: the log archive is NOT being filled; restarting in 5 s" >&2; \
+	    sleep 5 & pid=$$!; wait $$pid; done ) & collector=$$!; \
 	trap 'kill $$collector 2>/dev/null; wait $$collector' EXIT INT TERM; \
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 

@@ -60,3 +60,16 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, errors.GatewayError) and exc.description:
         return exc.description
     return f"the apiserver call failed ({type(exc).__name__})"
+
+
+def archive_problems(heartbeats: dict[str, tuple[float, float]], limit: float) -> dict[str, str]:
+    """Region -> why its log archive is behind: the leading collector reported a lag past ``limit`` seconds, or
+    has not reported for that long (stopped, hung, or cut off). No heartbeat at all (no collector ever ran
+    against this archive) is not a problem of this API replica's."""
+    found: dict[str, str] = {}
+    for region, (age, lag) in sorted(heartbeats.items()):
+        if age > limit:
+            found[f"archive:{region}"] = f"archive lagging: the collector last reported {age:.0f} s ago"
+        elif lag > limit:
+            found[f"archive:{region}"] = f"archive lagging: lines reach the archive {lag:.0f} s after they are written"
+    return found

@@ -45,8 +45,24 @@ def hang():
     release.set()
 
 
-def use(app, regions, timeout=0.3):
+class FakeArchive:
+    """The LazyStore's place: ``get()`` gives a store whose collector heartbeats are ``beats``."""
+
+    def __init__(self, beats=None, fails=False):
+        self.beats, self.fails = beats or {}, fails
+
+    def get(self):
+        if self.fails:
+            raise OSError("disk gone")
+        return self
+
+    def heartbeats(self):
+        return self.beats
+
+
+def use(app, regions, timeout=0.3, archive=None):
     app.extensions["tenx.readiness"] = Readiness(regions, timeout)
+    app.extensions["tenx"].archive = archive or FakeArchive()
 
 
 def test_healthz_asks_no_cluster(client):
@@ -117,3 +133,28 @@ def test_readiness_timeout_is_a_setting():
     assert names == {"us": "US West", "eu": "Europe"}
     with pytest.raises(ValueError, match="GATEWAY_REGION_DISPLAY_NAMES"):
         from_env({"GATEWAY_REGION_DISPLAY_NAMES": "us"})
+
+
+@pytest.mark.parametrize("beats, message", [
+    ({"us": (2.0, 75.0)}, "archive lagging: lines reach the archive 75 s after they are written"),
+    ({"us": (90.0, 0.1)}, "archive lagging: the collector last reported 90 s ago"),
+])
+def test_not_ready_when_the_archive_lags(app, client, beats, message):
+    use(app, FakeRegions(us=FakeKube(answers)), archive=FakeArchive(beats))
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["message"] == "not ready: archive lagging" and body["errors"] == {"archive:us": message}
+
+
+def test_ready_while_the_archive_keeps_up_or_no_collector_ever_ran(app, client):
+    for beats in ({}, {"us": (3.0, 1.5)}):
+        use(app, FakeRegions(us=FakeKube(answers)), archive=FakeArchive(beats))
+        assert client.get("/readyz").status_code == 200
+
+
+def test_an_unreadable_archive_is_reported(app, client):
+    use(app, FakeRegions(us=FakeKube(answers)), archive=FakeArchive(fails=True))
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json()["errors"] == {"archive": "archive lagging: the log archive cannot be read"}

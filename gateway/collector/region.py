@@ -42,6 +42,10 @@ HEARTBEAT_SECONDS = 5.0
 NS = 1_000_000_000
 
 
+class LeadershipLost(Exception):
+    """This process's own check, before a write: its Lease renewal is too old (or another leads)."""
+
+
 @dataclass(frozen=True)
 class Stream:
     """A container to follow: its pod's real namespace, and its key in the archive (maybe region-qualified)."""
@@ -261,6 +265,9 @@ class RegionCollector:
                 final = final or pod is None
             except StreamMoved:
                 continue  # someone else appended (an old leader, resumed): read the resume point again
+            except LeadershipLost:
+                log.info("collector (%s): leadership lost; stopped following %s", self.region, stream.key)
+                return None
             except Deposed:
                 metrics.FENCED.labels(self.region).inc()
                 log.warning("collector (%s): a newer leader holds %s; stopping", self.region, stream.key)
@@ -300,7 +307,7 @@ class RegionCollector:
 
         def append(lines: list) -> None:
             if not self._elector.valid(token):
-                raise Deposed("leadership lost")
+                raise LeadershipLost()
             self._store.append(stream.key, lines, attempt=attempt, fence=token, expect_next=expect[0])
             expect[0] += len(lines)
             committed = time.time()

@@ -8,7 +8,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify
 
 from .. import errors
-from ..health import Readiness
+from ..health import Readiness, archive_problems
 
 bp = Blueprint("health", __name__)
 
@@ -41,7 +41,21 @@ def readyz():
     problems = _readiness().problems()
     if problems:
         raise _unavailable(f"not ready: region(s) {', '.join(problems)} did not answer", problems)
+    lagging = _archive_problems()
+    if lagging:
+        raise _unavailable("not ready: archive lagging", lagging)
     return jsonify(status="ok")
+
+
+def _archive_problems() -> dict[str, str]:
+    """The collector's heartbeat in the archive says how far behind it is (see gateway/collector/region.py)."""
+    gateway = current_app.extensions["tenx"]
+    try:
+        heartbeats = gateway.archive.get().heartbeats()
+    except Exception:  # noqa: BLE001 - an archive that cannot be read is reported, not raised
+        current_app.logger.exception("readyz: the log archive cannot be read")
+        return {"archive": "archive lagging: the log archive cannot be read"}
+    return archive_problems(heartbeats, gateway.settings.archive_lag_ready_seconds)
 
 
 @bp.get("/v1/status")

@@ -123,3 +123,20 @@ def test_a_collector_killed_mid_stream_loses_and_duplicates_no_line(user, gatewa
         user.get(f"/jobs/{name}/logs", params={"size": 1000}).json()), timeout=90, what="every line archived")
     numbers = [int(line.split("] ", 1)[1]) for line in lines]
     assert numbers == list(range(1, count + 1))
+
+
+def test_a_two_container_instance_reads_the_same_lines_after_the_job_is_deleted(user, gateway, local_cluster):
+    """The live path reads the first container of the pod spec (named after the job); the archive must pick the
+    same container by name, not "the first that logged" (here the side container logs first)."""
+    name = job_name("pair2")
+    body = {"containers": [{"image": "busybox", "command": ["sh", "-c", "sleep 1; echo from-main"]},
+                           {"image": "busybox", "command": ["sh", "-c", "echo from-side"]}]}
+    assert user.post(f"/jobs/{name}", json=body).status_code == 200
+    instance = user.wait_for(name, lambda j: condition(j, "Complete"))["instance_names"][0]
+    path = f"/jobs/{name}/instances/{instance}/logs"
+    before = user.get(path).json()
+    assert before == ["from-main"]
+    wait_until(lambda: len(user.get(f"/jobs/{name}/logs").json()) == 2, what="both containers archived")
+    assert user.delete(f"/jobs/{name}").status_code == 200
+    wait_until(lambda: pods_gone(local_cluster, namespace_of(user, gateway), name), what="pods to be deleted")
+    assert user.get(path).json() == before
