@@ -62,6 +62,8 @@ class UserStore:
         self._namespace_prefix = namespace_prefix
         self._users: dict[str, Any] = {}
         self._loaded = threading.Event()
+        self._closed = threading.Event()
+        self._refresher: threading.Thread | None = None
         self._refresher_pid: int | None = None  # the process whose thread keeps the table; a fork starts its own
         self._lock = threading.Lock()
 
@@ -93,7 +95,9 @@ class UserStore:
             with self._lock:
                 if self._refresher_pid != os.getpid():
                     self._loaded.clear()
-                    threading.Thread(target=self._refresh_forever, name="users-refresher", daemon=True).start()
+                    self._refresher = threading.Thread(target=self._refresh_forever, name="users-refresher",
+                                                       daemon=True)
+                    self._refresher.start()
                     self._refresher_pid = os.getpid()
         if not self._loaded.wait(_FIRST_LOAD_SECONDS):
             raise errors.Unavailable("the user table could not be read from the cluster yet; try again shortly",
@@ -106,7 +110,7 @@ class UserStore:
         anyway, with 503)."""
         period = max(1, math.ceil(self._cache_seconds))
         backoff = 0.2
-        while True:
+        while not self._closed.is_set():
             try:
                 self._watch_once(period)
                 backoff = 0.2
@@ -114,8 +118,16 @@ class UserStore:
                 # the first failure of a run as a warning; the retries (every `period` at most) at debug level
                 log.log(logging.WARNING if backoff == 0.2 else logging.DEBUG,
                         "reading the user table failed (%s); retrying in %.1f s", exc, backoff)
-                time.sleep(backoff)
+                self._closed.wait(backoff)
                 backoff = min(backoff * 2, period)
+
+    def close(self, wait: float | None = None) -> bool:
+        """Stop the refresher (at the end of its current watch, within ``auth_cache_seconds``); with ``wait``, wait
+        that long for it. True once it has stopped."""
+        self._closed.set()
+        if self._refresher is not None and wait is not None:
+            self._refresher.join(wait)
+        return self._refresher is None or not self._refresher.is_alive()
 
     def _watch_once(self, period: int) -> None:
         secret = self._secret()
@@ -130,8 +142,10 @@ class UserStore:
                 self._publish({})
             elif kind == "ERROR":  # e.g. 410 Gone: the version is too old; read afresh
                 return
+            if self._closed.is_set():
+                return
         if time.monotonic() - started < 0.5:  # a watch the apiserver ends at once: do not spin on it
-            time.sleep(0.5)
+            self._closed.wait(0.5)
 
     def _publish(self, table: dict[str, Any]) -> None:
         self._users = table  # replaced whole, never changed in place: readers need no lock

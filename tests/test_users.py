@@ -46,9 +46,18 @@ class CountingKube:
         return [name for name, ident in self.calls if ident == thread_id]
 
 
-def store_on(kube, cache_seconds=1):
-    return UserStore(lambda: kube, namespace="gw", secret_name="users", cache_seconds=cache_seconds,
-                     namespace_prefix="tenx-")
+@pytest.fixture
+def store_on():
+    """A store on a fake Kube; its refresher thread is stopped after the test."""
+    stores = []
+
+    def make(kube, cache_seconds=1):
+        stores.append(UserStore(lambda: kube, namespace="gw", secret_name="users", cache_seconds=cache_seconds,
+                                namespace_prefix="tenx-"))
+        return stores[-1]
+    yield make
+    for store in stores:
+        store.close()
 
 
 def wait_for(check, timeout=5):
@@ -58,7 +67,7 @@ def wait_for(check, timeout=5):
         time.sleep(0.01)
 
 
-def test_verify_never_calls_the_apiserver():
+def test_verify_never_calls_the_apiserver(store_on):
     kube = CountingKube(secret_of({"alice": "alice-token"}, "1"))
     store = store_on(kube)
     names = ["alice", "bob", "nobody", "alice"] * 50
@@ -68,7 +77,7 @@ def test_verify_never_calls_the_apiserver():
     assert kube.calls_from(None) == [] and {name for name, _ in kube.calls} <= {"get_secret", "watch_secret"}
 
 
-def test_a_change_arrives_through_the_watch():
+def test_a_change_arrives_through_the_watch(store_on):
     kube = CountingKube(secret_of({"alice": "alice-token"}, "1"))
     store = store_on(kube, cache_seconds=30)
     assert not store.verify("bob", "bob-token")
@@ -79,7 +88,7 @@ def test_a_change_arrives_through_the_watch():
     assert kube.calls_from(threading.get_ident()) == []
 
 
-def test_the_table_is_read_again_after_each_watch():
+def test_the_table_is_read_again_after_each_watch(store_on):
     kube = CountingKube(secret_of({}, "1"))
     store = store_on(kube, cache_seconds=1)
     assert not store.verify("carol", "carol-token")
@@ -87,12 +96,12 @@ def test_the_table_is_read_again_after_each_watch():
     wait_for(lambda: store.verify("carol", "carol-token"), timeout=5)
 
 
-def test_no_secret_yet_is_an_empty_table():
+def test_no_secret_yet_is_an_empty_table(store_on):
     store = store_on(CountingKube(None))
     assert not store.verify("alice", "alice-token")
 
 
-def test_a_table_that_cannot_be_read_is_503(monkeypatch):
+def test_a_table_that_cannot_be_read_is_503(store_on, monkeypatch):
     class Down(CountingKube):
         def get_secret(self, namespace, name):
             raise errors.Unavailable("down")
@@ -100,3 +109,13 @@ def test_a_table_that_cannot_be_read_is_503(monkeypatch):
     monkeypatch.setattr("gateway.users._FIRST_LOAD_SECONDS", 0.3)
     with pytest.raises(errors.Unavailable):
         store_on(Down(None)).verify("alice", "alice-token")
+
+
+def test_close_stops_the_refresher(store_on):
+    kube = CountingKube(secret_of({}, "1"))
+    store = store_on(kube)
+    store.verify("alice", "x")
+    assert store.close(wait=10)
+    calls = len(kube.calls)
+    assert store.verify("alice", "x") is False  # still answers, from memory
+    assert len(kube.calls) == calls
