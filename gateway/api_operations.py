@@ -95,6 +95,8 @@ def _jobs_call(summary: str, description: str, ok: dict[str, Any], **responses: 
             "405": error(405, "The path does not answer this method.", "Allow"),
             "429": error(429, "Too many failed logins from this client or for this user name.", "Retry-After"),
             "500": error(500, "An internal error; the message says no more."),
+            "502": error(502, "The cluster refused the gateway itself (its credentials or permissions); the operator "
+                         "must fix the gateway's configuration."),
             "503": error(503, "The cluster is unreachable or busy, or the user's namespace is being deleted.",
                          "Retry-After"),
             **responses,
@@ -127,6 +129,8 @@ def operations(settings: Settings) -> dict[str, dict[str, dict[str, Any]]]:
                 {**body("The Job as created.", "CreatedJob"), "links": _job_links("$request.path.job_name")},
                 **{"400": error(400, "The job name is not a DNS-1123 label, or the body is not a valid job.json; "
                                 "`errors` names each problem."),
+                   "403": error(403, "The cluster refused the job: a quota exceeded or an admission policy's "
+                                "denial; the message is the cluster's."),
                    "409": error(409, "The user already has a job of that name."),
                    "413": error(413, f"The body is larger than {settings.max_body_bytes} bytes.")}),
             "requestBody": {"required": True, "content": {JSON: {"schema": "JobSpec", "example": SEED_JOB}}},
