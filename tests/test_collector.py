@@ -197,3 +197,29 @@ def test_a_two_container_pod_archives_each_container_under_its_name(store, make_
     make_collector(kube)
     wait_for(lambda: store.read("tenx-alice", "pair-a", "job") == ["from-main"], what="the main container")
     wait_for(lambda: store.read("tenx-alice", "pair-a", "job-1") == ["from-side"], what="the side container")
+
+
+def test_the_pool_runs_up_to_its_cap_at_once_and_queues_the_rest():
+    """Long-running work (a followed stream) must get a thread each up to the cap, however fast it arrives;
+    past the cap it waits, and a key is never queued twice."""
+    from gateway.collector.followers import Pool
+    release = threading.Event()
+    running, lock = set(), threading.Lock()
+
+    def work(key):
+        if key == "quick":
+            return
+        with lock:
+            running.add(key)
+        release.wait(10)
+
+    pool = Pool(work, cap=8, name="test")
+    pool.submit("quick")
+    wait_for(lambda: pool._idle == 1 and pool.running == 0, what="an idle thread")  # it waits for more work
+    assert all(pool.submit(i) for i in range(12))
+    assert not pool.submit(3)
+    wait_for(lambda: len(running) == 8, what="eight running at once")
+    assert pool.running == 8 and pool.queued == 4 and pool.crowded()
+    release.set()
+    wait_for(lambda: len(running) == 12, what="the queued four")
+    pool.close()

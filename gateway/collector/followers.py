@@ -49,7 +49,7 @@ class Pool:
                 return False
             self._keys.add(key)
             self._queue.put(key)
-            if self._idle == 0 and self._threads < self._cap:
+            if self._queue.qsize() > self._idle and self._threads < self._cap:  # more waiting than idle
                 self._threads += 1
                 threading.Thread(target=self._worker, name=f"{self._name}-{self._threads}", daemon=True).start()
         return True

@@ -89,6 +89,7 @@ class RegionCollector:
                                 accept=accept, name=f"legacy-pods-{region}")
         self.pool = Pool(self._follow, cap=options.max_streams, name=f"follow-{region}",
                          on_error=lambda key, exc: metrics.ERRORS.labels(region, "stream").inc())
+        metrics.init(region)
         self.loop_started = 0.0  # monotonic time the loop last completed a round: /healthz reads it
         self.restarts = 0
 
@@ -150,6 +151,7 @@ class RegionCollector:
             metrics.STREAMS.labels(self.region).set(self.pool.running)
             metrics.QUEUED.labels(self.region).set(self.pool.queued)
             metrics.PODS.labels(self.region).set(len(self.pods) + len(self.legacy))
+            metrics.LISTS.labels(self.region).set(self.pods.lists + self.legacy.lists)
             if self.legacy.synced.is_set() and len(self.legacy) == 0 and self.legacy.alive:
                 self.legacy.stop()  # no pod without the managed-by label is left, and none can appear
             if current is not None:
@@ -312,9 +314,10 @@ class RegionCollector:
             expect[0] += len(lines)
             committed = time.time()
             metrics.LINES.labels(self.region).inc(len(lines))
-            lag = max(0.0, committed - lines[-1].ts_ns / NS)
-            metrics.LAG.labels(self.region).observe(lag)
-            self._lags.append(lag)
+            histogram = metrics.LAG.labels(self.region)
+            for line in lines:
+                histogram.observe(max(0.0, committed - line.ts_ns / NS))
+            self._lags.append(max(0.0, committed - lines[0].ts_ns / NS))
 
         batch = Batch(append, max_wait=self._options.flush_seconds)
         with self._batches_lock:
