@@ -11,13 +11,18 @@ from tests.harness import ROOT, GatewayServer
 __all__ = ["ROOT", "Gateway", "RssSampler", "proc_status_kb"]
 
 
+# The bench's one user holds 10,000 suspended Jobs for the list case and creates hundreds more: the shipped
+# per-tenant quota (100 Jobs) would refuse them, so the bench's tenant gets room; everything else is as shipped.
+BENCH_SETTINGS = {"GATEWAY_TENANT_QUOTA_JOBS": "100000"}
+
+
 class Gateway(GatewayServer):
     """The bench's gateway: names ``b<run_id>-...``, no test settings (the shipped worker count and caches), the
     bench user's namespace and the gateway's cleaned up by bench/run.py."""
 
     def __init__(self, kubeconfig: str, run_id: str, workdir: str, log_path: Path):
         super().__init__(workdir, kubeconfig=kubeconfig, collector=True, letter="b", run_id=run_id, output=log_path,
-                         defaults={}, admin_kubeconfig=kubeconfig)
+                         defaults=BENCH_SETTINGS, admin_kubeconfig=kubeconfig)
 
     def expected_workers(self) -> int:
         return self.workers

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import contextlib
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, Iterator
 
 from . import errors, joblist, logs
@@ -11,26 +10,9 @@ from .store import LogStore
 from .store.records import instance_record
 from .config import Settings
 from .kube import Kube, LogNotAvailable
-from .manifest import build_job, namespace_manifest
+from .manifest import build_job
 from .names import POD_JOB_NAME_LABELS
-
-
-@dataclass(frozen=True)
-class Tenant:
-    username: str
-    namespace: str
-    # the namespace's name in the log archive, which is shared by all regions (see archive_namespace)
-    archived_as: str = ""
-
-    @property
-    def archive(self) -> str:
-        return self.archived_as or self.namespace
-
-
-def archive_namespace(region: str, namespace: str, default_region: str) -> str:
-    """Namespaces of the first region keep their name in the archive; others are qualified by region, since two
-    clusters can hold namespaces of the same name."""
-    return namespace if region == default_region else f"{region}:{namespace}"
+from .tenancy import Tenant, TenantWalls, archive_namespace, held_back  # noqa: F401 (archive_namespace: re-export)
 
 
 def self_link(namespace: str, name: str) -> str:
@@ -61,7 +43,22 @@ def get_job(kube: Kube, tenant: Tenant, name: str) -> dict[str, Any]:
     labelled = _ALONGSIDE.submit(kube.list_pods, tenant.namespace, f"job-name={name}")
     job = kube.get_job(tenant.namespace, name)
     pods = _selected(job, labelled.result().get("items") or [])
+    _show_held_back(job, held_back(kube, job, pods))
     return {"instance_names": [pod["metadata"]["name"] for pod in pods], **_with_self_link(job)}
+
+
+HELD_BACK_CONDITION = "PodsHeldBack"
+
+
+def _show_held_back(job: dict[str, Any], reason: dict[str, Any] | None) -> None:
+    """Where a client looks for why a job does not run: a condition in its status (the Job controller only
+    writes an event, which the original API never showed)."""
+    if reason is None:
+        return
+    status = job.setdefault("status", {})
+    status.setdefault("conditions", []).append({
+        "type": HELD_BACK_CONDITION, "status": "True", "reason": reason["reason"], "message": reason["message"],
+        "lastProbeTime": reason["since"], "lastTransitionTime": reason["since"]})
 
 
 def _match_labels(job: dict[str, Any]) -> dict[str, str]:
@@ -84,14 +81,18 @@ def _pods_of(kube: Kube, job: dict[str, Any]) -> list[dict[str, Any]]:
     return _selected(job, kube.list_pods(job["metadata"]["namespace"], selector).get("items") or [])
 
 
-def create_job(kube: Kube, tenant: Tenant, name: str, spec: dict[str, Any], settings: Settings) -> dict[str, Any]:
+def create_job(kube: Kube, walls: TenantWalls, tenant: Tenant, name: str, spec: dict[str, Any],
+               settings: Settings) -> dict[str, Any]:
+    """Create the Job in the tenant's namespace, which is made theirs and walled first (see ``tenancy``)."""
     manifest = build_job(spec, name=name, namespace=tenant.namespace, username=tenant.username,
                          host_volume_root=settings.host_volume_root)
     try:
+        walls.ensure(kube, tenant)
         try:
             created = kube.create_job(tenant.namespace, manifest)
-        except errors.NotFound:  # the user's first job: their namespace does not exist yet
-            kube.create_namespace(namespace_manifest(tenant.namespace, tenant.username))
+        except errors.NotFound:  # the namespace was deleted since it was checked
+            walls.forget(tenant)
+            walls.ensure(kube, tenant)
             created = kube.create_job(tenant.namespace, manifest)
     except errors.Conflict:
         raise errors.Conflict(f"job {name!r} already exists") from None
@@ -185,16 +186,20 @@ def job_log(kube: Kube, archive: LogStore, tenant: Tenant, job_name: str, query:
 def instances(kube: Kube, archive: LogStore, tenant: Tenant, job_name: str) -> dict[str, Any]:
     """Each instance's story: live pods as they are now, and archived records of pods already gone."""
     by_name = {record["name"]: record for record in archive.instances(tenant.archive, job_name)}
+    reason = None
     try:
         job = kube.get_job(tenant.namespace, job_name)
     except errors.NotFound:
         if not by_name:
             raise errors.NotFound(f"job {job_name!r} not found") from None
     else:
-        for pod in _pods_of(kube, job):
+        pods = _pods_of(kube, job)
+        for pod in pods:
             by_name[pod["metadata"]["name"]] = instance_record(pod)
+        reason = held_back(kube, job, pods)
     ordered = sorted(by_name.values(), key=lambda r: (r.get("created") or "", r["name"]))
-    return {"instances": ordered}
+    # held_back: why the Job has fewer instances than it asks for (an exceeded quota, ...), while that lasts
+    return {"instances": ordered, **({"held_back": reason} if reason else {})}
 
 
 def _require_job_somewhere(kube: Kube, archive: LogStore, tenant: Tenant, job_name: str) -> None:
