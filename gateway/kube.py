@@ -239,7 +239,7 @@ class Kube:
         metadata = manifest["metadata"]
         return self._json("PATCH", f"{base}/namespaces/{_q(metadata['namespace'])}/{plural}/{_q(metadata['name'])}",
                           query={"fieldManager": "tenx-gateway", "force": "true"}, body=manifest,
-                          content_type="application/apply-patch+yaml")
+                          content_type="application/apply-patch+yaml", own=True)  # its own objects: 403 is 502
 
     def list_events(self, namespace: str, field_selector: str) -> dict[str, Any]:
         return self._json("GET", f"/api/v1/namespaces/{_q(namespace)}/events", query={"fieldSelector": field_selector})
@@ -277,103 +277,6 @@ class Kube:
         finally:
             if not follow:
                 _drain_a_little(response)
-            _release(response)
-
-    # -- watch and list, for reflectors ------------------------------------------------------------------------
-
-    class Expired(Exception):
-        """410 Gone: the resourceVersion a watch or a list continuation asked for is no longer kept; relist."""
-
-    def list_page(self, path: str, *, label_selector: str | None = None, limit: int = 500,
-                  continue_token: str | None = None) -> dict[str, Any]:
-        """One page of a LIST (``limit``/``continue``), as the apiserver's JSON; ``metadata.resourceVersion`` of
-        the last page is where a watch starts. An expired continue token raises ``Kube.Expired``."""
-        query: dict[str, Any] = {"limit": limit}
-        if label_selector:
-            query["labelSelector"] = label_selector
-        if continue_token:
-            query["continue"] = continue_token
-        response = self._watch_request(path, query, self._timeout)
-        try:
-            return orjson.loads(response.data)
-        finally:
-            response.release_conn()
-
-    @contextlib.contextmanager
-    def watch(self, path: str, *, resource_version: str, label_selector: str | None = None,
-              timeout_seconds: int = 300) -> Iterator[Iterator[dict[str, Any]]]:
-        """WATCH from ``resource_version`` with bookmarks: the events (``{"type", "object"}``) one by one, as
-        they arrive; the apiserver ends the stream after about ``timeout_seconds``. A 410 (at once or as an
-        ERROR event) raises ``Kube.Expired``; a broken stream raises ``Unavailable``."""
-        query: dict[str, Any] = {"watch": "true", "resourceVersion": resource_version,
-                                 "allowWatchBookmarks": "true", "timeoutSeconds": timeout_seconds}
-        if label_selector:
-            query["labelSelector"] = label_selector
-        # silence longer than the server's own timeout plus a margin means the connection is dead
-        timeout = urllib3.Timeout(connect=self._timeout.connect_timeout, read=timeout_seconds + 30)
-        response = self._watch_request(path, query, timeout, stream=True)
-        try:
-            yield self._watch_events(response)
-        finally:
-            _release(response)
-
-    def _watch_events(self, response: urllib3.BaseHTTPResponse) -> Iterator[dict[str, Any]]:
-        pending = b""
-        for chunk in _chunks(response):
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            for line in lines:
-                if not line.strip():
-                    continue
-                event = orjson.loads(line)
-                if event.get("type") == "ERROR":
-                    status = event.get("object") or {}
-                    if status.get("code") == 410:
-                        raise Kube.Expired(status.get("message", "too old resource version"))
-                    raise errors.Unavailable(f"the watch ended with an error: {status.get('message', '')}")
-                yield event
-
-    def _watch_request(self, path: str, query: dict[str, Any], timeout: urllib3.Timeout,
-                       stream: bool = False) -> urllib3.BaseHTTPResponse:
-        """GET, with 410 told apart from the other refusals (``_send`` folds it into a generic error)."""
-        started = time.perf_counter()
-        try:
-            response = self._pool.request("GET", self._url(path, query), headers=self._headers(),
-                                          timeout=timeout, preload_content=not stream)
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            metrics.observe_kube_call("GET", path, None, started)
-            raise errors.Unavailable(f"the cluster is not reachable ({type(exc).__name__})") from None
-        metrics.observe_kube_call("GET", path, response.status, started)
-        if response.status == 410:
-            _read_capped(response)
-            raise Kube.Expired("410 Gone")
-        if response.status >= 400:
-            raise self._translate(response.status, response.data if not stream else _read_capped(response))
-        return response
-
-    @contextlib.contextmanager
-    def container_log(self, namespace: str, name: str, *, container: str, since_time: str | None,
-                      previous: bool = False, follow: bool = False,
-                      idle_timeout: float | None = None) -> Iterator[Iterator[bytes]]:
-        """A container attempt's timestamped log, for the collector: the current attempt, or with ``previous``
-        the one before the last restart (what a stream that was down while the container restarted missed)."""
-        query: dict[str, Any] = {"container": container, "timestamps": "true"}
-        if since_time:
-            query["sinceTime"] = since_time
-        if previous:
-            query["previous"] = "true"
-        if follow:
-            query["follow"] = "true"
-        timeout = urllib3.Timeout(connect=self._timeout.connect_timeout,
-                                  read=idle_timeout if idle_timeout is not None else self._timeout.read_timeout)
-        try:
-            response = self._send("GET", f"/api/v1/namespaces/{_q(namespace)}/pods/{_q(name)}/log",
-                                  query=query, stream=True, timeout=timeout)
-        except errors.BadRequest as exc:  # "container ... is waiting to start", "previous terminated ... not found"
-            raise LogNotAvailable(exc.description) from None
-        try:
-            yield _chunks(response)
-        finally:
             _release(response)
 
     # -- watch and list, for reflectors ------------------------------------------------------------------------
