@@ -7,9 +7,10 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from .. import errors, joblist, jobs, logs
 from ..auth import authenticate
-from ..names import is_dns1123_label, is_pod_name, namespace_for
+from ..names import is_dns1123_label, is_pod_name
 from ..respond import json_response
-from ..schemas import JobSpecSchema, LogsQuerySchema, job_name_errors
+from ..schemas import JobLimits, JobSpecSchema, LogsQuerySchema, job_name_errors
+from ..tenancy import Tenant
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/regions/<region>")
 
@@ -19,7 +20,6 @@ _SAME_WITH_SLASH = {"strict_slashes": False}
 
 LOG_TRUNCATED_HEADER = "X-Log-Truncated"
 
-_job_spec_schema = JobSpecSchema()
 
 
 @bp.url_value_preprocessor
@@ -33,9 +33,7 @@ def _authenticate_and_scope():
     gateway = current_app.extensions["tenx"]
     username = authenticate(request.headers, gateway.users, gateway.login_throttle, request.remote_addr or "")
     gateway.regions.require(g.region)
-    namespace = namespace_for(username, gateway.settings.namespace_prefix)
-    g.tenant = jobs.Tenant(username, namespace,
-                           jobs.archive_namespace(g.region, namespace, gateway.settings.default_region))
+    g.tenant = Tenant.of(username, g.region, gateway.settings)
 
 
 def _kube():
@@ -121,9 +119,9 @@ def create_job(job_name: str):
     body = _json_body()
     if not isinstance(body, dict):
         raise errors.BadRequest("the body must be a JSON object (job.json)")
-    spec = _job_spec_schema.load(body)
-    settings = current_app.extensions["tenx"].settings
-    return json_response(jobs.create_job(_kube(), g.tenant, job_name, spec, settings))
+    gateway = current_app.extensions["tenx"]
+    spec = JobSpecSchema(limits=JobLimits.from_settings(gateway.settings)).load(body)
+    return json_response(jobs.create_job(_kube(), gateway.walls, g.tenant, job_name, spec, gateway.settings))
 
 
 @bp.delete("/jobs/<job_name>", **_SAME_WITH_SLASH)
