@@ -109,6 +109,35 @@ def test_apiserver_down_is_503_with_retry_after(fuzzed, request, query, job):
         fuzzed.apiserver.down = False
 
 
+QUOTA = ('jobs.batch "x" is forbidden: exceeded quota: tenx-quota, requested: count/jobs.batch=1, used: '
+         'count/jobs.batch=100, limited: count/jobs.batch=100')
+WEBHOOK = 'admission webhook "deny.example.com" denied the request: images from this registry are not allowed'
+RBAC = 'jobs.batch is forbidden: User "system:serviceaccount:tenx-gateway:tenx-gateway" cannot list resource "jobs"'
+
+
+@fuzz_settings(150)
+@given(refusal=st.sampled_from([(403, QUOTA, ("POST",)), (403, WEBHOOK, ("POST",)), (403, RBAC, ("GET", "POST")),
+                                (401, "Unauthorized", ("GET", "POST", "DELETE"))]),
+       request=fuzz.paths(), job=fuzz.valid_jobs())
+def test_apiserver_refusals_are_never_a_500(fuzzed, refusal, request, job):
+    """The apiserver refusing (a quota, an admission webhook, RBAC, a bad credential), whatever is asked: a 403
+    with the quota's or policy's message where the user's create caused it, a 502 or 503 where the gateway's own
+    credentials or permissions are wrong (README, errors), never a 500."""
+    method, path = request
+    fuzzed.apiserver.refusal = refusal
+    try:
+        response, problems, exchange = fuzzed.call(method, path, json=job if method in ("POST", "PUT") else None)
+    finally:
+        fuzzed.apiserver.refusal = None
+    status = response.status_code
+    problems = [p for p in problems if not p.startswith("server error 502")]  # 502: allowed here, see above
+    assert not problems and status != 500, f"{exchange}: {problems}"
+    if status == 403 and refusal[1] in (QUOTA, WEBHOOK):
+        assert refusal[1] in response.get_json()["message"], exchange
+    if refusal[1] in (RBAC, "Unauthorized"):
+        assert status < 500 or status in (502, 503), exchange
+
+
 GET_ROUTES = ["/jobs", f"/jobs/{JOB}", f"/jobs/{JOB}/instances/{POD}/logs", "/jobs/no-such-job",
               f"/jobs/{JOB}/instances/nope/logs"]
 

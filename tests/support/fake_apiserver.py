@@ -40,6 +40,7 @@ class FakeResponse:
     data: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     _offset: int = 0
+    released: bool = False  # closed, given back, or read to the end (urllib3 then gives the connection back)
 
     def stream(self, amount: int = 65536, decode_content: bool = True):
         while chunk := self.read(amount):
@@ -48,13 +49,15 @@ class FakeResponse:
     def read(self, amount: int | None = None, decode_content: bool = True) -> bytes:
         end = len(self.data) if amount is None else self._offset + amount
         chunk, self._offset = self.data[self._offset:end], min(end, len(self.data))
+        if not chunk:
+            self.released = True
         return chunk
 
     def close(self) -> None:
-        pass
+        self.released = True
 
     def release_conn(self) -> None:
-        pass
+        self.released = True
 
 
 def _status(code: int, reason: str, message: str) -> FakeResponse:
@@ -79,7 +82,11 @@ class FakeApiserver:
         self.created: list[tuple[str, str, str]] = []  # (kind, namespace, name)
         self.rejected: list[tuple[str, str, list[str]]] = []  # (method, path, problems)
         self.unexpected: list[tuple[str, str]] = []  # (method, path as sent)
+        self.streams: list[tuple[str, str, FakeResponse]] = []  # answers the gateway asked to read as streams
         self.down = False
+        # (status, message, methods): every request with one of these methods is refused so, as RBAC, a quota
+        # or an admission webhook would
+        self.refusal: tuple[int, str, tuple[str, ...]] | None = None
 
     # -- set-up ------------------------------------------------------------------------------------------------
 
@@ -115,11 +122,21 @@ class FakeApiserver:
         query = {k: v[-1] for k, v in parse_qs(parsed.query or "", keep_blank_values=True).items()}
         path = parsed.path or "/"
         segments = [unquote(s) for s in path.split("/")[1:]]
-        response = self._route(method, path, segments, query, json.loads(body) if body else None)
+        if self.refusal and method in self.refusal[2]:
+            code, message, _ = self.refusal
+            response = _status(code, "Unauthorized" if code == 401 else "Forbidden", message)
+        else:
+            response = self._route(method, path, segments, query, json.loads(body) if body else None)
         if response is None:
             self.unexpected.append((method, path))
-            return _status(403, "Forbidden", f"forbidden: {method} {path} is not a request the gateway makes")
+            response = _status(403, "Forbidden", f"forbidden: {method} {path} is not a request the gateway makes")
+        if not preload_content:
+            self.streams.append((method, path, response))
         return response
+
+    def open_streams(self) -> list[tuple[str, str]]:
+        """Streamed answers the gateway has neither read to the end nor closed: connections it never gave back."""
+        return [(method, path) for method, path, response in self.streams if not response.released]
 
     def _route(self, method: str, path: str, s: list[str], query: dict, body: Any) -> FakeResponse | None:
         n = len(s)

@@ -72,7 +72,7 @@ def survey(scale: float, run_seed: int) -> dict:
             if must and response.status_code != must:
                 problems.append(f"a valid request answered {response.status_code}")
             for problem in problems:
-                kind = re.sub(r"\[.*", "", problem)[:60]
+                kind = re.sub(r"\d+", "N", re.sub(r"\[.*", "", problem))[:60]
                 key = (run, response.status_code, kind, errors.last if response.status_code == 500 else "")
                 if key not in found or len(exchange) < len(found[key]):
                     found[key] = exchange
