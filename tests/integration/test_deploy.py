@@ -11,6 +11,7 @@ import runpy
 import secrets
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,10 @@ LEASE = "tenx-gateway-collector"
 LEASES = "leases.coordination.k8s.io"
 SA_USER = f"system:serviceaccount:{NAMESPACE}:{SERVICE_ACCOUNT}"
 USER_NAMESPACE = "tenx-someone"  # stands for any user's namespace, created by the gateway on first use
+QUOTA, LIMITS, TENANT_POLICY = "tenx-gateway-quota", "tenx-gateway-limits", "tenx-gateway-tenant"  # gateway/walls.py
+NETWORK_POLICIES = "networkpolicies.networking.k8s.io"
+ENDPOINTS_ROLE = "tenx-gateway-apiserver-endpoints"  # the Role (and RoleBinding) in namespace default
+JOBS_POLICY = "tenx-gateway-jobs"  # the admission policy that holds GATEWAY_HOST_VOLUME_ROOT
 NESTED = "TENX_TEST_NESTED"      # set for the suite run as the ServiceAccount, so it never recurses
 
 # Every call of gateway/kube.py's Kube and the `kubectl auth can-i` arguments the gateway's ServiceAccount needs
@@ -33,12 +38,22 @@ NESTED = "TENX_TEST_NESTED"      # set for the suite run as the ServiceAccount, 
 # A new call in kube.py fails test_every_kube_call_is_accounted_for until it is added here and to rbac.yaml.
 KUBE_CALLS: dict[str, list[tuple[str, ...]] | None] = {
     "create_namespace": [("create", "namespaces")],
+    "get_namespace": [("get", "namespaces")],
+    # server-side apply: patch, and create when the object is new, of the three walls by name
+    "apply": [(verb, f"{resource}/{name}", "-n", USER_NAMESPACE) for verb in ("create", "patch")
+              for resource, name in (("resourcequotas", QUOTA), ("limitranges", LIMITS),
+                                     (NETWORK_POLICIES, TENANT_POLICY))],
+    "list_events": [("list", "events", "-n", USER_NAMESPACE)],
+    "get_endpoints": [("get", "endpoints/kubernetes", "-n", "default")],
     "list_jobs_stream": [("list", "jobs.batch", "-n", USER_NAMESPACE)],
     "get_job": [("get", "jobs.batch", "-n", USER_NAMESPACE)],
     "create_job": [("create", "jobs.batch", "-n", USER_NAMESPACE)],
     "delete_job": [("delete", "jobs.batch", "-n", USER_NAMESPACE)],
     "list_pods": [("list", "pods", "-n", USER_NAMESPACE)],
     "list_pods_all_namespaces": [("list", "pods", "--all-namespaces")],
+    "list_page": [("list", "pods", "--all-namespaces")],   # the collector's pod reflector: LIST,
+    "watch": [("watch", "pods", "--all-namespaces")],       # then WATCH
+    "container_log": [("get", "pods", "--subresource=log", "-n", USER_NAMESPACE)],
     "get_pod": [("get", "pods", "-n", USER_NAMESPACE)],
     "pod_log": [("get", "pods", "--subresource=log", "-n", USER_NAMESPACE)],
     "get_secret": [("get", f"secrets/{USERS_SECRET}", "-n", NAMESPACE)],
@@ -49,19 +64,50 @@ KUBE_CALLS: dict[str, list[tuple[str, ...]] | None] = {
     "version": [("get", "/version")],
     "create_secret": None,
     "replace_secret": None,
-    "delete_namespace": None,
+    "delete_namespace": None,  # `users remove --purge`
 }
 
 # What the gateway never does, so its ServiceAccount must not be able to.
 DENIED: list[tuple[str, ...]] = [
     ("*", "*"),
-    ("get", "namespaces"),
     ("list", "namespaces"),
+    ("watch", "namespaces"),
     ("delete", "namespaces"),
     ("update", "namespaces"),
+    ("patch", "namespaces"),
+    # the walls: only the gateway's three objects, never others, never deleted, never a Role
+    ("create", "resourcequotas", "-n", USER_NAMESPACE),
+    ("patch", "resourcequotas/another-quota", "-n", USER_NAMESPACE),
+    ("update", f"resourcequotas/{QUOTA}", "-n", USER_NAMESPACE),
+    ("delete", f"resourcequotas/{QUOTA}", "-n", USER_NAMESPACE),
+    ("patch", f"resourcequotas/{QUOTA}", "--subresource=status", "-n", USER_NAMESPACE),
+    ("patch", "limitranges/another-range", "-n", USER_NAMESPACE),
+    ("delete", f"limitranges/{LIMITS}", "-n", USER_NAMESPACE),
+    ("patch", f"{NETWORK_POLICIES}/allow-all", "-n", USER_NAMESPACE),
+    ("delete", f"{NETWORK_POLICIES}/{TENANT_POLICY}", "-n", USER_NAMESPACE),
+    ("list", NETWORK_POLICIES, "-n", USER_NAMESPACE),
+    ("create", "roles.rbac.authorization.k8s.io", "-n", USER_NAMESPACE),
+    # events are read, never written; endpoints only the API's, in default
+    ("create", "events", "-n", USER_NAMESPACE),
+    ("watch", "events", "-n", USER_NAMESPACE),
+    ("get", "endpoints", "-n", "default"),
+    ("list", "endpoints", "-n", "default"),
+    ("get", "endpoints/some-service", "-n", "default"),
+    ("get", "endpoints/kubernetes", "-n", USER_NAMESPACE),
+    ("update", "endpoints/kubernetes", "-n", "default"),
+    # its own wall: the admission policies and their bindings
+    ("get", f"validatingadmissionpolicies.admissionregistration.k8s.io/{JOBS_POLICY}"),
+    ("delete", f"validatingadmissionpolicies.admissionregistration.k8s.io/{JOBS_POLICY}"),
+    ("update", f"validatingadmissionpolicies.admissionregistration.k8s.io/{JOBS_POLICY}"),
+    ("patch", f"validatingadmissionpolicies.admissionregistration.k8s.io/{JOBS_POLICY}"),
+    ("delete", f"validatingadmissionpolicybindings.admissionregistration.k8s.io/{JOBS_POLICY}"),
+    ("create", "validatingadmissionpolicybindings.admissionregistration.k8s.io"),
+    ("create", "mutatingwebhookconfigurations.admissionregistration.k8s.io"),
     ("list", "secrets", "-n", NAMESPACE),
     ("watch", "secrets", "-n", NAMESPACE),
     ("get", "secrets/some-other-secret", "-n", NAMESPACE),
+    ("watch", "secrets/some-other-secret", "-n", NAMESPACE),
+    ("list", f"secrets/{USERS_SECRET}", "-n", NAMESPACE),
     ("create", "secrets", "-n", NAMESPACE),
     ("update", f"secrets/{USERS_SECRET}", "-n", NAMESPACE),
     ("patch", f"secrets/{USERS_SECRET}", "-n", NAMESPACE),
@@ -93,11 +139,18 @@ DENIED: list[tuple[str, ...]] = [
     ("get", "nodes"),
 ]
 
+# (API group, resource, verb, the one name it is limited to or None)
 EXPECTED_CLUSTER_RULES = {
-    ("", "namespaces", "create"),
-    ("batch", "jobs", "get"), ("batch", "jobs", "list"), ("batch", "jobs", "create"), ("batch", "jobs", "delete"),
-    ("", "pods", "get"), ("", "pods", "list"),
-    ("", "pods/log", "get"),
+    ("", "namespaces", "create", None), ("", "namespaces", "get", None),
+    ("batch", "jobs", "get", None), ("batch", "jobs", "list", None), ("batch", "jobs", "create", None),
+    ("batch", "jobs", "delete", None),
+    ("", "pods", "get", None), ("", "pods", "list", None), ("", "pods", "watch", None),
+    ("", "pods/log", "get", None),
+    ("", "resourcequotas", "create", QUOTA), ("", "resourcequotas", "patch", QUOTA),
+    ("", "limitranges", "create", LIMITS), ("", "limitranges", "patch", LIMITS),
+    ("networking.k8s.io", "networkpolicies", "create", TENANT_POLICY),
+    ("networking.k8s.io", "networkpolicies", "patch", TENANT_POLICY),
+    ("", "events", "list", None),
 }
 
 RBAC_KINDS = {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
@@ -165,6 +218,11 @@ def sa_kubeconfig(local_cluster, rbac_applied, tmp_path_factory) -> str:
 
 # -- the kustomize base ----------------------------------------------------------------------------------------
 
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "ValidatingAdmissionPolicy",
+                  "ValidatingAdmissionPolicyBinding"}
+ADMISSION_POLICIES = ("tenx-gateway-namespaces", "tenx-gateway-tenant-objects", "tenx-gateway-jobs")
+
+
 def test_kustomization_holds_the_gateway_and_nothing_of_the_local_cluster(manifests):
     names = {(m["kind"], m["metadata"]["name"]) for m in manifests}
     config_maps = [name for kind, name in names if kind == "ConfigMap"]
@@ -172,11 +230,20 @@ def test_kustomization_holds_the_gateway_and_nothing_of_the_local_cluster(manife
     assert names - {("ConfigMap", config_maps[0])} == {
         ("Namespace", NAMESPACE), ("ServiceAccount", SERVICE_ACCOUNT),
         ("ClusterRole", "tenx-gateway"), ("ClusterRoleBinding", "tenx-gateway"),
-        ("Role", "tenx-gateway"), ("RoleBinding", "tenx-gateway"), ("PersistentVolumeClaim", "tenx-gateway-data"),
-        ("Deployment", "tenx-gateway"), ("Service", "tenx-gateway"), ("PodDisruptionBudget", "tenx-gateway"),
+        ("Role", "tenx-gateway"), ("RoleBinding", "tenx-gateway"),
+        ("Role", ENDPOINTS_ROLE), ("RoleBinding", ENDPOINTS_ROLE),
+        ("PersistentVolumeClaim", "tenx-gateway-data"),
+        ("Deployment", "tenx-gateway"), ("Service", "tenx-gateway"), ("Service", "tenx-gateway-metrics"),
+        ("PodDisruptionBudget", "tenx-gateway"),
+        *(("ValidatingAdmissionPolicy", name) for name in ADMISSION_POLICIES),
+        *(("ValidatingAdmissionPolicyBinding", name) for name in ADMISSION_POLICIES),
     }
     for m in manifests:
-        if m["kind"] not in {"Namespace", "ClusterRole", "ClusterRoleBinding"}:
+        if m["kind"] in CLUSTER_SCOPED:
+            assert "namespace" not in m["metadata"], m["metadata"]
+        elif m["metadata"]["name"] == ENDPOINTS_ROLE:
+            assert m["metadata"]["namespace"] == "default"  # where the kubernetes endpoints are
+        else:
             assert m["metadata"]["namespace"] == NAMESPACE, m["metadata"]
     kustomization = yaml.safe_load((DEPLOY / "kustomization.yaml").read_text())
     assert not any("local" in entry for entry in kustomization["resources"])
@@ -260,6 +327,89 @@ def test_the_readmes_postgres_overlay_scales_out(local_cluster, rbac_applied, tm
     assert result.returncode == 0, result.stderr
 
 
+def _overlay(cluster, path: Path, kustomization: dict, **files: str) -> list[dict]:
+    """An operator's overlay of deploy/ in ``path``, built by kubectl's kustomize."""
+    for name, text in files.items():
+        (path / name).write_text(text)
+    (path / "kustomization.yaml").write_text(yaml.safe_dump({"resources": [os.path.relpath(DEPLOY, path)],
+                                                             **kustomization}))
+    built = _kubectl(cluster, "kustomize", str(path))
+    assert built.returncode == 0, built.stderr
+    return [doc for doc in yaml.safe_load_all(built.stdout) if doc]
+
+
+def test_the_network_policy_component_admits_only_what_the_pod_serves(local_cluster, rbac_applied, manifests,
+                                                                      tmp_path):
+    components = [os.path.relpath(DEPLOY / "components" / name, tmp_path)
+                  for name in ("networkpolicy", "networkpolicy-postgresql")]
+    built = _overlay(local_cluster, tmp_path, {"components": components})
+    assert len(built) == len(manifests) + 2
+    policy = _one(built, "NetworkPolicy", "tenx-gateway")
+    deployment = _one(built, "Deployment", "tenx-gateway")
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= \
+        deployment["spec"]["template"]["metadata"]["labels"].items()
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    api_port, metrics_port = policy["spec"]["ingress"]
+    assert api_port == {"ports": [{"port": "http", "protocol": "TCP"}]}  # from anywhere
+    assert metrics_port["ports"] == [{"port": "metrics", "protocol": "TCP"}]
+    assert metrics_port["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name":
+                                                                           "monitoring"}}}]
+    names = {p["name"] for p in _containers(deployment)["api"]["ports"]}
+    assert {"http", "metrics"} <= names
+    egress_ports = sorted(p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"])
+    assert egress_ports == [53, 53, 443, 6443]
+    postgres = _one(built, "NetworkPolicy", "tenx-gateway-postgresql")
+    assert postgres["spec"]["policyTypes"] == ["Egress"]
+    assert postgres["spec"]["egress"] == [{"ports": [{"port": 5432, "protocol": "TCP"}]}]
+    result = _kubectl(local_cluster, "apply", "--dry-run=server", "-k", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "networkpolicy.networking.k8s.io/tenx-gateway " in result.stdout
+
+
+INGRESS = """
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: tenx-gateway
+  namespace: tenx-gateway
+spec:
+  ingressClassName: nginx
+  tls:
+    - hosts: [jobs.example.com]
+      secretName: jobs-example-com-tls
+  rules:
+    - host: jobs.example.com
+      http:
+        paths:
+          - path: /v1
+            pathType: Prefix
+            backend:
+              service: {name: tenx-gateway, port: {name: http}}
+"""
+
+
+def test_the_readmes_ingress_overlay_trusts_one_proxy(local_cluster, rbac_applied, tmp_path):
+    """deploy/README.md's Ingress example: the API Service only, and GATEWAY_TRUSTED_PROXY_HOPS=1 merged into the
+    settings (which still parse)."""
+    readme = (DEPLOY / "README.md").read_text()
+    assert INGRESS.strip() in readme and "GATEWAY_TRUSTED_PROXY_HOPS=1" in readme
+    built = _overlay(local_cluster, tmp_path, {
+        "resources": [os.path.relpath(DEPLOY, tmp_path), "ingress.yaml"],
+        "configMapGenerator": [{"name": "tenx-gateway", "namespace": NAMESPACE, "behavior": "merge",
+                                "literals": ["GATEWAY_TRUSTED_PROXY_HOPS=1"]}]}, **{"ingress.yaml": INGRESS})
+    settings = _one(built, "ConfigMap")
+    assert settings["data"]["GATEWAY_TRUSTED_PROXY_HOPS"] == "1"
+    assert settings["data"]["GATEWAY_BIND"] == "0.0.0.0:8080"  # merged, not replaced
+    from gateway import config
+    assert config.from_env({**settings["data"], "GATEWAY_NAMESPACE": NAMESPACE}).trusted_proxy_hops == 1
+    deployment = _one(built, "Deployment", "tenx-gateway")
+    assert settings["metadata"]["name"] in json.dumps(deployment)  # the pods roll onto the new settings
+    backend = _one(built, "Ingress")["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend == {"name": "tenx-gateway", "port": {"name": "http"}}
+    result = _kubectl(local_cluster, "apply", "--dry-run=server", "-k", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+
+
 def _containers(deployment: dict) -> dict[str, dict]:
     return {c["name"]: c for c in deployment["spec"]["template"]["spec"]["containers"]}
 
@@ -301,45 +451,52 @@ def test_the_pod_is_locked_down_and_configured(manifests):
     assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"]["type"] == "Recreate"
     assert "GATEWAY_ARCHIVE_URL" not in data  # a PostgreSQL URL holds a password: a Secret, not the ConfigMap
 
-    (port,) = api["ports"]
-    assert port["containerPort"] == 8080
-    assert api["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": port["name"]}
-    assert api["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": port["name"]}
+    ports = {p["name"]: p["containerPort"] for p in api["ports"]}
+    assert ports == {"http": 8080, "metrics": 9090}
+    assert api["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert api["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert all(key.startswith("GATEWAY_") for key in data)
     assert data["GATEWAY_BIND"] == "0.0.0.0:8080"
+    assert data["GATEWAY_METRICS_BIND"] == "0.0.0.0:9090"  # its own listener, the port named metrics
     assert data["GATEWAY_REGIONS"] == "us=@in-cluster"
 
     # The settings parse, and name the Secret and the Lease the Role grants, in the namespace the Role is in.
     from gateway import config
     settings = config.from_env({**data, "GATEWAY_NAMESPACE": deployment["metadata"]["namespace"]})
     assert settings.regions == {"us": config.IN_CLUSTER}
-    role = _one(manifests, "Role")
+    role = _one(manifests, "Role", "tenx-gateway")
     assert role["metadata"]["namespace"] == settings.namespace
     assert [settings.users_secret] in [rule.get("resourceNames") for rule in role["rules"]]
 
     # SIGKILL only after the preStop sleep and gunicorn's graceful shutdown are over.
-    graceful = int(data.get("GATEWAY_GRACEFUL_TIMEOUT", _gunicorn_default("graceful_timeout")))
+    graceful = int(data["GATEWAY_GRACEFUL_TIMEOUT"] if "GATEWAY_GRACEFUL_TIMEOUT" in data
+                   else _gunicorn_default("graceful_timeout"))
     pre_stop = api["lifecycle"]["preStop"]["exec"]["command"]
     assert pre_stop[0] == "sleep"
     assert pod["terminationGracePeriodSeconds"] > graceful + int(pre_stop[1])
 
 
 def test_the_collector_lease_is_the_one_the_role_grants():
-    """The Lease's name is fixed in gateway/cli.py; the Role grants get and update on that name only."""
-    source = (ROOT / "gateway/cli.py").read_text()
-    assert re.search(rf'LeaderElector\([^)]*"{LEASE}"', source), "the collector's Lease name changed"
+    """The Lease's name is fixed in gateway/collector/; the Role grants get and update on that name only."""
+    from gateway.collector import LEASE as collector_lease
+    assert collector_lease == LEASE, "the collector's Lease name changed"
 
 
 def test_the_service_reaches_the_pods(manifests):
-    service = _one(manifests, "Service", "tenx-gateway")
+    """The API Service (the one an Ingress points at) reaches the API port only; /metrics has its own Service."""
     deployment = _one(manifests, "Deployment", "tenx-gateway")
-    assert service["spec"]["type"] == "ClusterIP"
-    (port,) = service["spec"]["ports"]
-    assert port["port"] == 80
-    (container_port,) = _containers(deployment)["api"]["ports"]
-    assert port["targetPort"] in (container_port["name"], container_port["containerPort"])
     labels = deployment["spec"]["template"]["metadata"]["labels"]
-    assert service["spec"]["selector"].items() <= labels.items()
+    for name, port_name, number in (("tenx-gateway", "http", 80), ("tenx-gateway-metrics", "metrics", 9090)):
+        service = _one(manifests, "Service", name)
+        assert service["spec"]["type"] == "ClusterIP"
+        (port,) = service["spec"]["ports"]
+        assert port["port"] == number and port["targetPort"] == port_name
+        assert port_name in {p["name"] for p in _containers(deployment)["api"]["ports"]}
+        assert service["spec"]["selector"].items() <= labels.items()
+    annotations = _one(manifests, "Service", "tenx-gateway-metrics")["metadata"]["annotations"]
+    assert annotations == {"prometheus.io/scrape": "true", "prometheus.io/port": "9090",
+                           "prometheus.io/path": "/metrics"}
+    assert "annotations" not in _one(manifests, "Service", "tenx-gateway")["metadata"]
 
 
 def test_the_probed_endpoints_exist():
@@ -369,11 +526,16 @@ def test_rbac_is_exactly_the_gateway_calls_without_wildcards(manifests):
     roles = [m for m in manifests if m["kind"] in ("ClusterRole", "Role")]
     assert "*" not in json.dumps(roles)
     cluster_role = _one(manifests, "ClusterRole", "tenx-gateway")
-    granted = {(group, resource, verb) for rule in cluster_role["rules"] for group in rule["apiGroups"]
-               for resource in rule["resources"] for verb in rule["verbs"]}
+    granted = {(group, resource, verb, name) for rule in cluster_role["rules"] for group in rule["apiGroups"]
+               for resource in rule["resources"] for verb in rule["verbs"]
+               for name in rule.get("resourceNames", [None])}
     assert granted == EXPECTED_CLUSTER_RULES
-    assert not any("resourceNames" in rule or "nonResourceURLs" in rule for rule in cluster_role["rules"])
-    role = _one(manifests, "Role")
+    assert not any("nonResourceURLs" in rule for rule in cluster_role["rules"])
+    endpoints = _one(manifests, "Role", ENDPOINTS_ROLE)
+    assert endpoints["metadata"]["namespace"] == "default"
+    assert endpoints["rules"] == [{"apiGroups": [""], "resources": ["endpoints"], "resourceNames": ["kubernetes"],
+                                   "verbs": ["get"]}]
+    role = _one(manifests, "Role", "tenx-gateway")
     assert role["metadata"]["namespace"] == NAMESPACE
     assert role["rules"] == [
         {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [USERS_SECRET], "verbs": ["get", "watch"]},
@@ -430,45 +592,101 @@ def _service_account_kubeconfig(cluster, path: Path, namespace: str, service_acc
     return str(path)
 
 
+ADMISSION_KINDS = {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
+POLICY_ENV = "TENX_TEST_JOBS_POLICY"  # the nested run's copy of the policy tenx-gateway-jobs, by name
+
+
+def host_volume_root_of(policy: dict) -> str:
+    """The host volume root an admission policy tenx-gateway-jobs holds (a CEL string literal)."""
+    (variable,) = [v for v in policy["spec"]["variables"] if v["name"] == "hostVolumeRoot"]
+    assert re.fullmatch(r"'[^'\\]*'", variable["expression"]), variable
+    return variable["expression"][1:-1]
+
+
+def test_the_job_policy_holds_the_gateway_s_host_volume_root(manifests, local_cluster, tmp_path):
+    """Copied from gateway.env by kustomize; an overlay that changes the setting repeats the replacement (as
+    deploy/README.md shows) and the policy follows."""
+    settings = _one(manifests, "ConfigMap")["data"]
+    assert host_volume_root_of(_one(manifests, "ValidatingAdmissionPolicy", JOBS_POLICY)) == \
+        settings["GATEWAY_HOST_VOLUME_ROOT"] == "/tenxcloud/app_data"
+    base = yaml.safe_load((DEPLOY / "kustomization.yaml").read_text())
+    built = _overlay(local_cluster, tmp_path, {
+        "configMapGenerator": [{"name": "tenx-gateway", "namespace": NAMESPACE, "behavior": "merge",
+                                "literals": ["GATEWAY_HOST_VOLUME_ROOT=/srv/tenx"]}],
+        "replacements": base["replacements"]})
+    assert host_volume_root_of(_one(built, "ValidatingAdmissionPolicy", JOBS_POLICY)) == "/srv/tenx"
+    readme = (DEPLOY / "README.md").read_text()
+    assert "GATEWAY_HOST_VOLUME_ROOT=/srv/tenx" in readme and "spec.variables.[name=hostVolumeRoot].expression" \
+        in readme
+
+
+
+
 @pytest.fixture
 def isolated_service_account(local_cluster, manifests, tmp_path):
-    """deploy/'s Namespace, ServiceAccount and RBAC once more, renamed by kustomize (``namespace:`` and
-    ``nameSuffix:``) with the same rules, so that the gateway running as it shares no users Secret and no collector
-    Lease with a `make run` or another test run on the same cluster. Removed afterwards."""
+    """deploy/'s Namespace, ServiceAccount, RBAC and admission policies once more, renamed by kustomize
+    (``namespace:`` and ``nameSuffix:``) with the same rules, so that the gateway running as it shares no users
+    Secret and no collector Lease with a `make run` or another test run on the same cluster, and is walled by the
+    policies exactly as deployed. Removed afterwards.
+
+    Two things kustomize cannot rename are done here, as an operator's overlay would: the policies'
+    matchConditions name the renamed ServiceAccount, and the endpoints Role stays in namespace default. The
+    policy's hostVolumeRoot is set by the nested run itself, once its gateway has a volume root
+    (pytest_fixture_setup below)."""
     suffix = f"sa{secrets.token_hex(3)}"
     namespace = f"tenx-gateway-{suffix}"
     (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump({
         "resources": [os.path.relpath(DEPLOY, tmp_path)], "namespace": namespace, "nameSuffix": f"-{suffix}"}))
     built = _kubectl(local_cluster, "kustomize", str(tmp_path))
     assert built.returncode == 0, built.stderr
-    objects = [m for m in yaml.safe_load_all(built.stdout) if m and m["kind"] in RBAC_KINDS]
-    for kind in ("ClusterRole", "Role"):  # renaming must not have touched what is granted
-        assert _one(objects, kind)["rules"] == _one(manifests, kind)["rules"]
-    cluster_scoped = [f"{m['kind'].lower()}.rbac.authorization.k8s.io/{m['metadata']['name']}" for m in objects
-                      if m["kind"] in ("ClusterRole", "ClusterRoleBinding")]
+    objects = [m for m in yaml.safe_load_all(built.stdout) if m and m["kind"] in RBAC_KINDS | ADMISSION_KINDS]
+    service_account = _one(objects, "ServiceAccount")["metadata"]["name"]
+    user = f"system:serviceaccount:{namespace}:{service_account}"
+    for m in objects:
+        name = m["metadata"]["name"]
+        if name == f"{ENDPOINTS_ROLE}-{suffix}":
+            m["metadata"]["namespace"] = "default"
+        if m["kind"] in CLUSTER_SCOPED:
+            m["metadata"].pop("namespace", None)
+        if m["kind"] == "ValidatingAdmissionPolicy":
+            (condition,) = m["spec"]["matchConditions"]
+            assert SA_USER in condition["expression"]
+            condition["expression"] = condition["expression"].replace(SA_USER, user)
+    for kind, base in (("ClusterRole", "tenx-gateway"), ("Role", "tenx-gateway"), ("Role", ENDPOINTS_ROLE),
+                       *(("ValidatingAdmissionPolicy", name) for name in ADMISSION_POLICIES)):
+        renamed, shipped = _one(objects, kind, f"{base}-{suffix}"), _one(manifests, kind, base)
+        if kind == "ValidatingAdmissionPolicy":  # renaming must not have touched what is checked
+            assert renamed["spec"]["validations"] == shipped["spec"]["validations"]
+        else:  # nor what is granted
+            assert renamed["rules"] == shipped["rules"]
+    doomed = [f"{m['kind'].lower()}.{m['apiVersion'].split('/')[0]}/{m['metadata']['name']}" for m in objects
+              if m["kind"] in CLUSTER_SCOPED - {"Namespace"}]
     try:
         applied = _kubectl(local_cluster, "apply", "-f", "-", stdin=yaml.safe_dump_all(objects))
         assert applied.returncode == 0, applied.stderr
-        kubeconfig = _service_account_kubeconfig(local_cluster, tmp_path / "kubeconfig", namespace,
-                                                 _one(objects, "ServiceAccount")["metadata"]["name"])
-        yield namespace, kubeconfig
+        kubeconfig = _service_account_kubeconfig(local_cluster, tmp_path / "kubeconfig", namespace, service_account)
+        yield namespace, kubeconfig, f"{JOBS_POLICY}-{suffix}"
     finally:
-        _kubectl(local_cluster, "delete", "--ignore-not-found", "--wait=false", *cluster_scoped,
+        _kubectl(local_cluster, "delete", "--ignore-not-found", "--wait=false", *doomed,
                  f"namespace/{namespace}")
+        _kubectl(local_cluster, "delete", "--ignore-not-found", "-n", "default",
+                 f"role.rbac.authorization.k8s.io/{ENDPOINTS_ROLE}-{suffix}",
+                 f"rolebinding.rbac.authorization.k8s.io/{ENDPOINTS_ROLE}-{suffix}")
 
 
 def test_the_gateway_integration_suite_passes_as_the_service_account(isolated_service_account, tmp_path):
     """Every other integration test that starts the gateway, with the API server and the collector (not the
-    fixtures, not the operator's CLI) acting as the deployed ServiceAccount, its namespace as GATEWAY_NAMESPACE:
-    the RBAC is enough for everything the API and the collector do."""
+    fixtures, not the operator's CLI) acting as the deployed ServiceAccount, its namespace as GATEWAY_NAMESPACE,
+    under the deployed admission policies: the RBAC is enough for everything the API and the collector do, and the
+    policies refuse nothing the gateway does."""
     if os.environ.get(NESTED):
         pytest.skip("this is the ServiceAccount run already")  # never the case outside that run
-    namespace, kubeconfig = isolated_service_account
+    namespace, kubeconfig, policy = isolated_service_account
     suites = sorted(str(path.relative_to(ROOT)) for path in (ROOT / "tests/integration").glob("test_*.py")
                     if path.name != Path(__file__).name)
     assert suites
     env = {**os.environ, NESTED: "1", "TENX_TEST_GATEWAY_KUBECONFIG": kubeconfig,
-           "TENX_TEST_GATEWAY_NAMESPACE": namespace}
+           "TENX_TEST_GATEWAY_NAMESPACE": namespace, POLICY_ENV: policy}
     # -p this module: its pytest_collection_modifyitems keeps only the tests that start the gateway
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", __name__,
@@ -490,3 +708,53 @@ def pytest_collection_modifyitems(config, items):
     keep = [item for item in items if "gateway" in getattr(item, "fixturenames", ())]
     config.hook.pytest_deselected(items=[item for item in items if item not in keep])
     items[:] = keep
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(fixturedef, request):
+    """Plugin hook for the ServiceAccount run only: once the session's gateway is up, write its host volume root
+    (GATEWAY_HOST_VOLUME_ROOT, a fresh temporary folder) into its copy of the policy tenx-gateway-jobs, as
+    kustomize does from gateway.env, and wait until the policy accepts a Job in that folder."""
+    result = yield
+    if os.environ.get(NESTED) and os.environ.get(POLICY_ENV) and fixturedef.argname == "gateway":
+        _point_the_policy_at(str(result.host_volume_root), os.environ[POLICY_ENV],
+                             os.environ["TENX_TEST_GATEWAY_KUBECONFIG"])
+    return result
+
+
+def _point_the_policy_at(root: str, policy: str, sa_kubeconfig: str) -> None:
+    admin = [str(ROOT / ".local/bin/kubectl"), "--kubeconfig", str(ROOT / ".local/kubeconfig")]
+    got = subprocess.run([*admin, "get", "validatingadmissionpolicy", policy, "-o", "json"], check=True,
+                         capture_output=True, text=True, timeout=60)
+    variables = json.loads(got.stdout)["spec"]["variables"]
+    index = next(i for i, v in enumerate(variables) if v["name"] == "hostVolumeRoot")
+    assert "'" not in root and "\\" not in root, root
+    subprocess.run([*admin, "patch", "validatingadmissionpolicy", policy, "--type=json", "-p", json.dumps(
+        [{"op": "replace", "path": f"/spec/variables/{index}/expression", "value": f"'{root}'"}])],
+        check=True, capture_output=True, timeout=60)
+    # a user namespace of a user "probe", where a dry-run Job in probe's folder passes once the policy has the root
+    probe = f"{policy}-probe"
+    user_namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {
+        "name": probe, "labels": {"app.kubernetes.io/managed-by": "tenx-gateway"},
+        "annotations": {"tenx-gateway/username": "probe"}}}
+    subprocess.run([*admin, "apply", "-f", "-"], input=json.dumps(user_namespace), check=True, capture_output=True,
+                   text=True, timeout=60)
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "probe", "namespace": probe}, "spec": {
+        "template": {"spec": {
+            "restartPolicy": "Never", "automountServiceAccountToken": False,
+            "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{"name": "c", "image": "busybox", "securityContext": {"allowPrivilegeEscalation": False}}],
+            "volumes": [{"name": "v", "hostPath": {"path": f"{root}/probe/job/probe/v"}}]}}}}
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            result = subprocess.run([str(ROOT / ".local/bin/kubectl"), "--kubeconfig", sa_kubeconfig, "create",
+                                     "--dry-run=server", "-f", "-"], input=json.dumps(job), capture_output=True,
+                                    text=True, timeout=60)
+            if result.returncode == 0:
+                return
+            assert time.monotonic() < deadline, f"the admission policy did not take {root}: {result.stderr}"
+            time.sleep(0.2)
+    finally:
+        subprocess.run([*admin, "delete", "namespace", probe, "--wait=false", "--ignore-not-found"],
+                       capture_output=True, timeout=60)
