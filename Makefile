@@ -77,6 +77,7 @@ bench: venv cluster
 	@test $(VENV)/.bench-installed -nt setup.cfg || { $(BIN)/pip install --quiet -e '.[bench]' && touch $(VENV)/.bench-installed; }
 	KUBECONFIG=$(LOCAL_KUBECONFIG) $(BIN)/python -m bench.run $(if $(QUICK),--quick) $(if $(PROFILE),--profile)
 	$(BIN)/python -m bench.archive $(if $(QUICK),--lines 10000 --repeat 50)
+	KUBECONFIG=$(LOCAL_KUBECONFIG) $(BIN)/python -m bench.collector $(if $(QUICK),--containers 100 --seconds 90 --ha 0)
 
 # Mixed load from several users while the gateway's own second apiserver is hung and killed in turn; writes
 # .local/reliability/soak.json. SOAK_SECONDS (600) shortens it. See RELIABILITY.md.
