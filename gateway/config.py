@@ -126,7 +126,14 @@ def parse_display_names(text: str) -> dict[str, str]:
     return _pairs("GATEWAY_REGION_DISPLAY_NAMES", text, value_required=True)
 
 
+_BOOLEANS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
+
+
 def _coerce(name: str, kind: type, raw: str) -> Any:
+    if kind is bool:  # bool("false") would be True
+        if raw.strip().lower() not in _BOOLEANS:
+            raise InvalidSetting(name, raw, "true or false")
+        return _BOOLEANS[raw.strip().lower()]
     try:
         return kind(raw.strip())
     except ValueError:

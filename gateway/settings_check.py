@@ -124,7 +124,7 @@ def validate(settings: Settings) -> Settings:
     for f in fields(Settings):
         value = getattr(settings, f.name)
         meta = f.metadata
-        if "min" in meta or "max" in meta or isinstance(value, (int, float)):
+        if "min" in meta or "max" in meta or (isinstance(value, (int, float)) and not isinstance(value, bool)):
             _check_number(f.name, value, meta)
         if meta.get("quantity") and not (isinstance(value, str) and QUANTITY.fullmatch(value)):
             raise InvalidSetting(f.name, value, "a Kubernetes quantity such as 500m, 2 or 512Mi")

@@ -202,3 +202,10 @@ def test_the_check_script_itself_is_quiet_when_all_is_well(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(tmp_path), capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 0 and result.stdout.strip() == "fine" and result.stderr == ""
+
+
+def test_a_boolean_setting_is_read_as_one():
+    from gateway.config import _coerce
+    assert _coerce("x", bool, "false") is False and _coerce("x", bool, "On") is True
+    with pytest.raises(InvalidSetting, match="GATEWAY_X='maybe' is not valid; it accepts true or false"):
+        _coerce("x", bool, "maybe")
