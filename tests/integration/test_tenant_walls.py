@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 
 import pytest
 
 from ..harness import GatewayServer, kubectl
 from ..seed import SEED_JOB
 from .helpers import condition, until
+from .reliability import record
 
 SLEEPER = {"containers": [{"image": "busybox", "command": ["sleep", "300"]}]}
 ECHO = {"containers": [{"image": "busybox", "command": ["sh", "-c", "echo walled-in-$((6*7))"]}]}
@@ -25,16 +27,21 @@ def get_json(*args: str) -> dict:
 
 
 def test_the_flood_request_is_refused_and_nothing_is_created(gateway, user):
-    response = user.post("/jobs/flood", json={**SLEEPER, "parallelism": 1000000, "completions": 1000000})
-    assert response.status_code == 400
-    body = response.json()
-    assert body["code"] == 400
-    assert body["errors"]["parallelism"] == ["must be at most 10 (GATEWAY_JOB_MAX_PARALLELISM)"]
-    assert body["errors"]["completions"] == ["must be at most 100 (GATEWAY_JOB_MAX_COMPLETIONS)"]
+    statuses = []
+    for _ in range(20):
+        response = user.post("/jobs/flood", json={**SLEEPER, "parallelism": 1000000, "completions": 1000000})
+        statuses.append(response.status_code)
+        body = response.json()
+        assert body["code"] == 400
+        assert body["errors"]["parallelism"] == ["must be at most 10 (GATEWAY_JOB_MAX_PARALLELISM)"]
+        assert body["errors"]["completions"] == ["must be at most 100 (GATEWAY_JOB_MAX_COMPLETIONS)"]
+    assert statuses == [400] * 20
     assert user.get("/jobs/flood").status_code == 404
     # refused before any cluster call: the user's namespace was not even made
     namespace = namespace_of(gateway, user)
     assert kubectl("get", "namespace", namespace, check=False).returncode != 0
+    record("tenant-walls-flood", {"requests": len(statuses), "status_400": statuses.count(400),
+                                  "namespaces_made": 0, "jobs_made": 0})
 
 
 @pytest.mark.parametrize("body, field", [
@@ -101,6 +108,7 @@ def small_quota(local_cluster, tmp_path_factory):
 
 def test_a_user_at_quota_gets_no_more_pods_says_why_and_spares_the_neighbour(small_quota):
     greedy, neighbour = small_quota.add_user("greedy"), small_quota.add_user("nb")
+    started = time.monotonic()
     response = greedy.post("/jobs/greedy", json={**SLEEPER, "parallelism": 3, "completions": 3})
     assert response.status_code == 200, response.text
 
@@ -109,6 +117,7 @@ def test_a_user_at_quota_gets_no_more_pods_says_why_and_spares_the_neighbour(sma
         return job if condition(job, "PodsHeldBack") and len(job["instance_names"]) == 2 else None
 
     job = until(held, 60, "the third pod to be refused by the quota")
+    held_after = time.monotonic() - started
     reason = condition(job, "PodsHeldBack")
     assert reason["reason"] == "ExceededQuota"
     assert "exceeded quota" in reason["message"] and "tenx-gateway-quota" in reason["message"]
@@ -119,12 +128,22 @@ def test_a_user_at_quota_gets_no_more_pods_says_why_and_spares_the_neighbour(sma
     assert len(greedy.get("/jobs/greedy").json()["instance_names"]) == 2
 
     name = f"nb-{secrets.token_hex(2)}"
+    neighbour_started = time.monotonic()
     assert neighbour.post(f"/jobs/{name}", json=ECHO).status_code == 200
     done = neighbour.wait_for(name, lambda j: condition(j, "Complete"), timeout=90)
+    completed_after = time.monotonic() - neighbour_started
     assert not condition(done, "PodsHeldBack")
     archived = until(lambda: neighbour.get(f"/jobs/{name}/logs").json() or None, 30, "the archived log")
+    archived_after = time.monotonic() - neighbour_started
     assert archived == [f"[{done['instance_names'][0]}] walled-in-42"]
+    still = len(greedy.get("/jobs/greedy").json()["instance_names"])
+    assert still == 2
     assert greedy.delete("/jobs/greedy").status_code == 200
+    record("tenant-walls-quota", {"quota_pods": 2, "asked": 3, "pods_made": still,
+                                  "held_back_reported_after_s": round(held_after, 2),
+                                  "held_back_reason": reason["reason"], "held_back_message": reason["message"],
+                                  "neighbour_completed_after_s": round(completed_after, 2),
+                                  "neighbour_archived_after_s": round(archived_after, 2)})
 
 
 def test_an_old_namespace_gets_its_walls_on_the_next_create(small_quota):
