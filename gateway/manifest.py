@@ -15,7 +15,9 @@ from .schemas import TIMEZONE_VOLUME
 
 LOCALTIME = "/etc/localtime"
 POD_SECURITY_CONTEXT = {"seccompProfile": {"type": "RuntimeDefault"}}
-CONTAINER_SECURITY_CONTEXT = {"allowPrivilegeEscalation": False, "privileged": False}
+# seccomp on the pod covers every container; said again per container for tools that look only there
+CONTAINER_SECURITY_CONTEXT = {"allowPrivilegeEscalation": False, "privileged": False,
+                              "seccompProfile": {"type": "RuntimeDefault"}}
 
 # job.json extension -> Job spec field, copied when given
 _JOB_SPEC_EXTENSIONS = {

@@ -23,7 +23,8 @@ def only_container(job):
 
 MINIMAL = {"containers": [{"image": "busybox"}]}
 LABELS = {"name": "job-api", "app.kubernetes.io/managed-by": "tenx-gateway"}
-LOCKED_CONTAINER = {"allowPrivilegeEscalation": False, "privileged": False}
+LOCKED_CONTAINER = {"allowPrivilegeEscalation": False, "privileged": False,
+                    "seccompProfile": {"type": "RuntimeDefault"}}
 
 
 def test_minimal_job_has_the_originals_shape():

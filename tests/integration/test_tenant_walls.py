@@ -82,7 +82,8 @@ def test_a_new_namespace_is_walled_and_its_pods_locked_down(gateway, user):
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert not any(v.get("projected") or v.get("secret") for v in pod.get("volumes", []))
     container = pod["containers"][0]
-    assert container["securityContext"] == {"allowPrivilegeEscalation": False, "privileged": False}
+    assert container["securityContext"] == {"allowPrivilegeEscalation": False, "privileged": False,
+                                            "seccompProfile": {"type": "RuntimeDefault"}}
     # job.json gave only a memory limit: the LimitRange filled in the rest
     assert container["resources"]["limits"] == {"cpu": "500m", "memory": "512Mi"}
     assert container["resources"]["requests"]["cpu"] == "10m"
