@@ -5,7 +5,7 @@ import contextlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterator
 
-from . import errors, joblist, logs
+from . import errors, joblist, logs, timefmt
 from .store import LogStore
 from .store.records import instance_record
 from .config import Settings
@@ -138,7 +138,7 @@ def _live_log(kube: Kube, tenant: Tenant, pod: dict[str, Any], query: dict[str, 
         if day is None:
             return _plain_page(kube, tenant.namespace, instance, container, offset, size, cap)
         start, end = logs.day_bounds(day, settings.log_timezone)
-        since = start.strftime("%Y-%m-%dT%H:%M:%SZ")
+        since = timefmt.rfc3339(start)
         with kube.pod_log(tenant.namespace, instance, container=container, timestamps=True,
                           since_time=since) as chunks:
             return logs.page_capped(logs.within(logs.iter_lines(chunks, cap), start, end), offset, size, cap)
