@@ -16,12 +16,12 @@ def now() -> dt.datetime:
 
 def rfc3339(moment: dt.datetime) -> str:
     """``2026-11-28T09:00:00Z``: what Kubernetes writes for a ``metav1.Time`` (and accepts as ``sinceTime``)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"  # 4-digit years
 
 
 def rfc3339_micro(moment: dt.datetime) -> str:
     """``2026-11-28T09:00:00.123456Z``: a ``metav1.MicroTime``, as in a Lease's renewTime."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_rfc3339(stamp: str | None) -> dt.datetime | None:

@@ -13,6 +13,10 @@ def test_rfc3339_whole_seconds_in_utc():
     assert rfc3339(MOMENT.astimezone(dt.timezone(dt.timedelta(hours=8)))) == "2026-11-28T09:05:07Z"
 
 
+def test_rfc3339_writes_four_year_digits():
+    assert rfc3339(dt.datetime(1, 1, 1, tzinfo=UTC)) == "0001-01-01T00:00:00Z"  # strftime's %Y writes "1"
+
+
 def test_rfc3339_micro():
     assert rfc3339_micro(MOMENT) == "2026-11-28T09:05:07.123456Z"
 
