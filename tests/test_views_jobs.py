@@ -7,7 +7,6 @@ import contextlib
 import pytest
 
 from gateway import create_app, errors
-from gateway.config import Settings
 
 from .conftest import TableUsers
 
@@ -205,7 +204,3 @@ def test_a_list_that_breaks_in_the_middle_never_completes_the_document(client, a
     assert not received.endswith(b"]}")
     response.close()
     assert kube.stream.closed
-
-
-def test_settings_type_is_the_one_the_views_read():
-    assert Settings().retry_after_seconds > 0

@@ -20,6 +20,7 @@ from kubernetes import config as k8s_config
 from gateway.users import _MISS_REFRESH_SECONDS
 
 from ..harness import VENV_BIN, ApiClient, GatewayServer
+from .helpers import condition
 
 FOREVER = {"containers": [{"image": "busybox", "command": ["sh", "-c",
                                                             "printf 'ctl\\001\\002\\033[1m\\n'; echo hello; sleep 3600"]}]}
@@ -213,7 +214,7 @@ def test_an_admission_policy_refusal_keeps_its_status_and_message(make_user, gat
 @pytest.fixture(scope="module")
 def refused_regions(local_cluster, admin, tmp_path_factory):
     """A gateway with two more regions on the same cluster: ``bad`` presents a token the apiserver does not know
-    (401), ``bare`` a service account with no permission at all (RBAC 403)."""
+    (401), ``bare`` a service account with no permission at all (RBAC 403). Its log pages are capped at 1 KiB."""
     core = k8s.CoreV1Api(admin)
     holder = f"h5-bare-{secrets.token_hex(3)}"
     core.create_namespace({"metadata": {"name": holder}})
@@ -231,7 +232,8 @@ def refused_regions(local_cluster, admin, tmp_path_factory):
     kubeconfig = workdir / "kubeconfig"
     kubeconfig.write_text(yaml.safe_dump(merged))
     server = GatewayServer(workdir, kubeconfig=kubeconfig, admin_kubeconfig=kubeconfig,
-                           **{"GATEWAY_REGIONS": f"us={merged['current-context']},bad=bad,bare=bare"})
+                           **{"GATEWAY_REGIONS": f"us={merged['current-context']},bad=bad,bare=bare",
+                              "GATEWAY_LOG_MAX_BYTES": "1024"})
     server.start(timeout=60)
     try:
         # `users add` checks the new user's namespace in every region, which these refuse: add it with only the
@@ -260,6 +262,26 @@ def test_the_gateways_own_refusals_are_502(refused_regions, region, words):
 def test_a_refused_region_leaves_the_others_working(refused_regions):
     _, client = refused_regions
     assert client.get("/jobs").status_code == 200
+
+
+def test_the_log_byte_cap_counts_the_json_sent(refused_regions):
+    """Control characters escape to six bytes each: a 1,000-byte cap once sent 5,998."""
+    _, client = refused_regions
+    name = job_name("ctl")
+    script = "for i in 1 2 3 4 5; do head -c 600 /dev/zero | tr '\\0' '\\1'; echo; done"
+    assert client.post(f"/jobs/{name}", json={"containers": [{"image": "busybox", "command": ["sh", "-c", script]}]}
+                       ).status_code == 200
+    try:
+        instance = client.wait_for(name, lambda job: condition(job, "Complete"), timeout=120)["instance_names"][0]
+        response = client.get(f"/jobs/{name}/instances/{instance}/logs")
+        assert response.status_code == 200 and len(response.content) <= 1024
+        assert response.headers["X-Log-Truncated"] == "true"
+        lines = response.json()
+        assert lines and set(lines[0]) == {"\x01"}
+        page = client.get(f"/jobs/{name}/instances/{instance}/logs", params={"from": len(lines)})
+        assert len(page.content) <= 1024 and page.json()
+    finally:
+        client.delete(f"/jobs/{name}")
 
 
 def test_nothing_above_was_a_500(gateway, refused_regions):
