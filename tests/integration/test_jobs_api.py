@@ -31,7 +31,7 @@ def test_the_seed_example_end_to_end(user, gateway):
     assert created.status_code == 200, created.text
     job = created.json()["job"]
     assert job["metadata"]["name"] == name
-    assert job["metadata"]["labels"] == {"name": name}
+    assert job["metadata"]["labels"] == {"name": name, "app.kubernetes.io/managed-by": "tenx-gateway"}
     assert job["metadata"]["selfLink"] == f"/apis/batch/v1/namespaces/{job['metadata']['namespace']}/jobs/{name}"
     assert job["metadata"]["uid"] and job["metadata"]["resourceVersion"]
     template = job["spec"]["template"]
