@@ -20,9 +20,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from . import config
 from .config import CURRENT_CONTEXT, IN_CLUSTER, InvalidSetting, Settings
 from .names import is_dns1123_label, is_pod_name
+from .schemas import QUANTITY
+from .walls import egress_denied
 
-# Kubernetes resource.Quantity, unsigned: "512Mi", "0.5", "125m", "1e3".
-QUANTITY = re.compile(r"(\d+(\.\d*)?|\.\d+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?\d+)?")
 REGION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 NAMESPACE_PREFIX = re.compile(r"[a-z0-9][-a-z0-9]{0,39}")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -67,12 +67,14 @@ def _archive_url(value: str) -> str | None:
     return "empty (SQLite in GATEWAY_DATA_DIR), sqlite:///absolute/path.db or postgresql://user:pass@host/db"
 
 
-def bind_problem(value: str, *, off_allowed: bool = False) -> str | None:
-    """None if ``value`` is host:port (a name, an IPv4 or a bracketed IPv6 address) or unix:/path."""
-    accepts = "host:port (such as 127.0.0.1:8080 or [::]:8080) or unix:/path" + (" or off" if off_allowed else "")
-    if off_allowed and value == "off":
+def bind_problem(value: str, *, metrics: bool = False) -> str | None:
+    """None if ``value`` is host:port (a name, an IPv4 or a bracketed IPv6 address) or, for gunicorn, unix:/path;
+    the metrics listener (prometheus_client's HTTP server) takes host:port or ``off``."""
+    accepts = ("host:port (such as 127.0.0.1:9090) or off" if metrics
+               else "host:port (such as 127.0.0.1:8080 or [::]:8080) or unix:/path")
+    if metrics and value == "off":
         return None
-    if value.startswith("unix:"):
+    if value.startswith("unix:") and not metrics:
         return None if len(value) > len("unix:") else accepts
     host, sep, port = value.rpartition(":")
     if not sep or not port.isascii() or not port.isdigit() or int(port) > 65535:
@@ -87,13 +89,10 @@ def bind_problem(value: str, *, off_allowed: bool = False) -> str | None:
 
 
 def _egress(value: str) -> str | None:
-    for item in (part.strip() for part in value.split(",")):
-        if not item or item == "@apiserver":
-            continue
-        try:
-            ipaddress.ip_network(item, strict=False)
-        except ValueError:
-            return "a comma-separated list of CIDRs (such as 169.254.169.254/32) and @apiserver"
+    try:
+        egress_denied(value, [])
+    except ValueError:
+        return "a comma-separated list of CIDRs (such as 169.254.169.254/32) and @apiserver"
     return None
 
 
@@ -114,7 +113,7 @@ _SHAPES: dict[str, Callable[[Any], str | None]] = {
         "1 to 40 lower-case letters, digits or '-', starting with a letter or digit"),
     "host_volume_root": lambda v: None if v.startswith("/") else "an absolute path",
     "data_dir": lambda v: None if v.strip() else "a directory path",
-    "metrics_bind": lambda v: bind_problem(v, off_allowed=True),
+    "metrics_bind": lambda v: bind_problem(v, metrics=True),
     "tenant_egress_deny": _egress,
 }
 

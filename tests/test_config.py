@@ -2,6 +2,7 @@
 with one line naming the setting and what it accepts."""
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import subprocess
@@ -104,6 +105,14 @@ def test_a_test_mapping_is_checked_too():
                                        ("host:port", False)])
 def test_bind_addresses(value, ok):
     assert (settings_check.bind_problem(value) is None) is ok
+
+
+@pytest.mark.parametrize("value, ok", [("127.0.0.1:9090", True), ("off", True), ("unix:/run/metrics.sock", False),
+                                       ("9090", False)])
+def test_the_metrics_listener_takes_host_port_or_off(value, ok):
+    assert (settings_check.bind_problem(value, metrics=True) is None) is ok
+    with pytest.raises(InvalidSetting) if not ok else contextlib.nullcontext():
+        from_env({"GATEWAY_METRICS_BIND": value})
 
 
 @pytest.mark.parametrize("variable, value", [("GATEWAY_BIND", "8080"), ("GATEWAY_WORKERS", "0"),

@@ -21,7 +21,6 @@ _SAME_WITH_SLASH = {"strict_slashes": False}
 LOG_TRUNCATED_HEADER = "X-Log-Truncated"
 
 
-
 @bp.url_value_preprocessor
 def _pull_region(endpoint, values):
     g.region = values.pop("region")
