@@ -16,6 +16,7 @@ import http.client
 import itertools
 import json
 import os
+from collections import Counter
 from urllib.parse import urlencode, urlsplit
 
 import pytest
@@ -26,11 +27,12 @@ from ..seed import SEED_JOB
 from ..support import strategies as fuzz
 from ..support.properties import answer_problems
 from .helpers import condition
-from .reliability import make_namespace
+from .reliability import make_namespace, record
 
 SCALE = float(os.environ.get("FUZZ_LIVE_SCALE", "1"))
 LOG_SCRIPT = r"printf 'start\n\ttab\nnon-ascii \303\251 \345\220\215\nnul \000 byte\n\033[31mred\n'; echo end"
 _names = itertools.count()
+STATUSES: Counter = Counter()  # "<test> <status>" -> answers, for .local/reliability/fuzz_live.json
 
 
 def live_settings(examples: int) -> settings:
@@ -68,6 +70,7 @@ class Target:
         """One request; assert the properties; delete what a 2xx created."""
         before = self.job_names()
         status, headers, body = self.send(method, path, **kwargs)
+        STATUSES[f"{os.environ.get('PYTEST_CURRENT_TEST', '?').split('::')[-1].split(' ')[0]} {status}"] += 1
         problems = answer_problems(method, status, headers, body)
         made = self.job_names() - before
         if 400 <= status < 500 and made:
@@ -77,6 +80,15 @@ class Target:
         sent = kwargs.get("body") or kwargs.get("query") or ""
         assert not problems, f"{method} {path} {str(sent)[:300]!r} -> {status} {body[:400]!r}: {problems}"
         return status, body
+
+
+@pytest.fixture(scope="module", autouse=True)
+def figures():
+    """The answers by test and status, kept for RELIABILITY.md (written whatever the outcome)."""
+    yield
+    name = "fuzz_live_as_service_account" if os.environ.get("TENX_TEST_GATEWAY_KUBECONFIG") else "fuzz_live"
+    record(name, {"requests": sum(STATUSES.values()), "scale": SCALE,
+                         "answers": dict(sorted(STATUSES.items()))})
 
 
 @pytest.fixture(scope="module")
