@@ -2,10 +2,10 @@
 
 For each count N: N containers (``--per-pod`` to a pod, since the node takes 110 pods) each print 5 numbered lines a
 second for ``--seconds``; one collector (SQLite archive) follows them. Reported per N: the time until all ran, and
-over a steady minute once all run: lag from a line's timestamp to its commit (p50/p99, from the collector's own
-histogram, by bucket bounds), collector RSS (peak) and CPU, LIST requests on pods counted by the apiserver
-(``apiserver_request_total{verb="LIST",resource="pods"}``: all clients, the cluster is shared, and cluster-scoped
-ones, which only collectors make) and the collector's own reflector LISTs; after the job: lines lost and
+over a steady minute starting 15 s after all run: lag from a line's timestamp to its commit (p50/p99, from the
+collector's own histogram, by bucket bounds), collector RSS (peak) and CPU, LIST requests on pods counted by the
+apiserver (``apiserver_request_total{verb="LIST",resource="pods"}``: all clients, the cluster is shared, and
+cluster-scoped ones, which only collectors make) and the collector's own reflector LISTs; after the job: lines lost and
 duplicated per container. Then ``--ha``: 2 collectors on PostgreSQL, the leader SIGKILLed (and restarted, as a
 Deployment would) and later the new leader SIGSTOPped past its Lease and resumed: time to take over, lost and
 duplicated. Numbers, not asserts. Writes ``bench/results/collector.json``.
@@ -34,6 +34,7 @@ VENV_BIN = Path(sys.executable).parent
 RATE = 5  # lines a second per container
 PRINTER = "$|=1; for $i (1..{n}) {{ print \"$i\\n\"; select(undef, undef, undef, 0.2) }}"  # perl: no fork per line
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+SETTLE = 15  # seconds between "all running" and the steady window
 
 
 def kubectl(*args: str, input_text: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
@@ -228,6 +229,7 @@ def scale_case(containers: int, per_pod: int, seconds: int, workdir: Path) -> di
                            interval=2)
         result["seconds_until_all_running"] = round(time.monotonic() - started, 1) if all_running else None
         result["max_running_seen"] = running_containers(names.jobs)[0]
+        time.sleep(SETTLE)  # the backlog of the start-up (all containers starting at once) is not steady state
         # a steady minute, or what is left of the printing once all run
         window = max(10.0, min(60.0, seconds - (time.monotonic() - started) - 5))
         lists_before, metrics_before, cpu_before = pod_lists(), collector.metrics(), collector.cpu_seconds()
@@ -265,14 +267,15 @@ def start_postgres(workdir: Path) -> tuple[str, Any]:
     """PostgreSQL of Debian's (installed by scripts/install-postgres.sh), as the archive tests start it."""
     from tests import archive_pg
     bin_dir = archive_pg._bin_dir()  # noqa: SLF001
-    home = Path(tempfile.mkdtemp(prefix="tenx-bench-pg-", dir=workdir))
+    home = Path(tempfile.mkdtemp(prefix="tenx-bench-pg-"))  # not in workdir: the postgres user must reach it
     data, log, port = home / "data", home / "server.log", free_port()
     if os.geteuid() == 0:
         import pwd
         owner = pwd.getpwnam("postgres")
         os.chown(home, owner.pw_uid, owner.pw_gid)
-    archive_pg._run([str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "--no-locale",  # noqa: SLF001
-                     "-E", "UTF8", "--no-sync"], "initdb")
+    initdb = [str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "--no-locale", "-E", "UTF8",
+              "--no-sync"]
+    archive_pg._run(initdb, "initdb")  # noqa: SLF001
     options = f"-c listen_addresses=127.0.0.1 -p {port} -k {home} -c max_connections=60"
     pg_ctl = [str(bin_dir / "pg_ctl"), "-D", str(data)]
     archive_pg._run([*pg_ctl, "-l", str(log), "-w", "-t", "60", "-o", options, "start"], "start", log)  # noqa: SLF001
@@ -281,7 +284,10 @@ def start_postgres(workdir: Path) -> tuple[str, Any]:
         conn.execute("CREATE DATABASE archive")
 
     def stop() -> None:
-        subprocess.run(archive_pg._as_owner([*pg_ctl, "-m", "fast", "stop"]), capture_output=True, timeout=60)  # noqa: SLF001
+        command = archive_pg._as_owner([*pg_ctl, "-m", "fast", "stop"])  # noqa: SLF001
+        subprocess.run(command, capture_output=True, timeout=60)
+        import shutil
+        shutil.rmtree(home, ignore_errors=True)
 
     return f"postgresql://postgres@127.0.0.1:{port}/archive", stop
 

@@ -27,6 +27,9 @@ class FakeElector:
     def valid(self, token: int) -> bool:
         return self.token == token
 
+    def wait_renewed(self, token: int, stop) -> bool:
+        return self.valid(token)
+
 
 def wait_for(check, timeout: float = 20.0, what: str = "condition"):
     deadline = time.monotonic() + timeout

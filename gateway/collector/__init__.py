@@ -32,6 +32,9 @@ def run(settings: config.Settings | None = None) -> int:
     from .region import Options, RegionCollector
 
     jsonlog.configure()
+    # Followed streams outnumber the apiserver connection pool by design; each one's connection is dropped when
+    # it ends, which urllib3 would report once per stream.
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     settings = settings or config.from_env()
     regions = Regions(settings)
     try:

@@ -71,6 +71,16 @@ class LeaderElector:
     def leading(self) -> bool:
         return self.token is not None
 
+    def wait_renewed(self, token: int, stop: threading.Event) -> bool:
+        """After ``valid(token)`` failed: wait while this process still holds ``token`` but its renewal is late
+        (a loaded machine, a slow apiserver), up to one lease duration; True if ``token`` became valid again."""
+        deadline = self._monotonic() + self.duration
+        while self._token == token and self._monotonic() < deadline and not stop.is_set():
+            if self.valid(token):
+                return True
+            stop.wait(0.2)
+        return self.valid(token)
+
     # -- the renewal thread ------------------------------------------------------------------------------
 
     def start(self) -> LeaderElector:

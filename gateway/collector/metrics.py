@@ -16,11 +16,12 @@ PODS = Gauge("tenx_collector_pods_cached", "Pods in the reflector's copy.", ["re
 LINES = Counter("tenx_collector_lines_archived_total", "Log lines committed to the archive.", ["region"],
                 registry=REGISTRY)
 LAG = Histogram("tenx_collector_lag_seconds", "Seconds from a line's timestamp to its commit in the archive.",
-                ["region"], buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30, 60, 300), registry=REGISTRY)
+                ["region"], buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30, 60, 300),
+                registry=REGISTRY)
 ERRORS = Counter("tenx_collector_errors_total", "Failures, by where they happened (stream, records, loop, ...).",
                  ["region", "where"], registry=REGISTRY)
-FENCED = Counter("tenx_collector_fenced_writes_total", "Appends the store refused: a newer leader holds the stream.",
-                 ["region"], registry=REGISTRY)
+FENCED = Counter("tenx_collector_fenced_writes_total",
+                 "Appends the store refused: a newer leader holds the stream.", ["region"], registry=REGISTRY)
 LISTS = Gauge("tenx_collector_reflector_lists", "LISTs the collector's reflectors made since it started (steady state: "
               "no new ones).", ["region"], registry=REGISTRY)
 

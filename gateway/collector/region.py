@@ -258,7 +258,8 @@ class RegionCollector:
         if token is None:
             return None  # the next leadership's resync brings it back
         began = time.monotonic()
-        while not self._stop.is_set() and self._elector.valid(token):
+        while not self._stop.is_set() and (self._elector.valid(token)
+                                           or self._elector.wait_renewed(token, self._stop)):
             pod = self._pod(stream.namespace, stream.key.instance)
             final = pod is None or (pod.get("status") or {}).get("phase") in TERMINAL_PHASES
             try:
@@ -268,6 +269,8 @@ class RegionCollector:
             except StreamMoved:
                 continue  # someone else appended (an old leader, resumed): read the resume point again
             except LeadershipLost:
+                if self._elector.wait_renewed(token, self._stop):
+                    continue  # the renewal was late, not lost: resume from what the store holds
                 log.info("collector (%s): leadership lost; stopped following %s", self.region, stream.key)
                 return None
             except Deposed:

@@ -47,7 +47,8 @@ LOCK_EXISTING = ("UPDATE log_streams SET next_seq = next_seq WHERE namespace = ?
                  f" RETURNING {_STATE}")
 UPDATE_STREAM = ("UPDATE log_streams SET next_seq = ?, day = ?, next_day_seq = ?, last_ts_ns = ?,"
                  " lines_at_last_ts = ?, attempt = ?, fence = ? WHERE id = ?")
-INSERT_LINES = "INSERT INTO log_lines (stream, seq, day, day_seq, ts_ns, text, job_id, attempt) VALUES (?,?,?,?,?,?,?,?)"
+INSERT_LINES = ("INSERT INTO log_lines (stream, seq, day, day_seq, ts_ns, text, job_id, attempt)"
+                " VALUES (?,?,?,?,?,?,?,?)")
 # Records of instances that finished before the cutoff and have no line left; then containers with no line left
 # whose instance has no record (first_seq = next_seq: prune keeps first_seq at the first line still kept).
 PRUNE_RECORDS = ("DELETE FROM log_instances WHERE finished_day < ? AND NOT EXISTS (SELECT 1 FROM log_streams s"
