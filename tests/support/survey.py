@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from ..seed import SEED_JOB
 from . import strategies as fuzz
-from .fuzz_app import FuzzedApp
+from .fuzz_app import NAMESPACE, FuzzedApp
 
 RUNS = {  # name: (examples, strategy of (method, path, request kwargs))
     "job.json": (500, fuzz.broken_jobs().map(lambda j: ("POST", "/jobs/{name}", {"json": j}))),
@@ -65,7 +65,7 @@ def survey(scale: float, run_seed: int) -> dict:
             must = kwargs.pop("must", None)
             path = path.replace("{name}", f"fz-{next(names)}")
             if must:
-                app.apiserver.jobs.pop(("tenx-alice", path.rsplit("/", 1)[-1]), None)
+                app.apiserver.jobs.pop((NAMESPACE, path.rsplit("/", 1)[-1]), None)
             errors.last = ""
             counts[run] += 1
             response, problems, exchange = app.call(method, path, **kwargs)
