@@ -43,7 +43,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_until(predicate: Callable[[], T], timeout: float, interval: float = 0.1, *, what: str | None = None) -> T | None:
+def wait_until(predicate: Callable[[], T], timeout: float, interval: float = 0.1, *,
+               what: str | None = None) -> T | None:
     """Poll until ``predicate()`` is truthy and return that value. Past ``timeout`` seconds: None, or, when ``what``
     names the awaited thing, a ``TimeoutError`` that says so."""
     deadline = time.monotonic() + timeout

@@ -26,7 +26,8 @@ from pathlib import Path
 
 import requests
 
-from tests.integration.reliability import GatewayServer, SecondApiserver, connection_error_kind, percentile, record
+from tests.harness import GatewayServer
+from tests.integration.reliability import SecondApiserver, connection_error_kind, percentile, record
 
 SECONDS = float(os.environ.get("SOAK_SECONDS", "600"))
 USERS = int(os.environ.get("SOAK_USERS", "4"))

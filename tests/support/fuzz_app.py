@@ -29,7 +29,8 @@ def log_lines() -> list[tuple[dt.datetime, str]]:
     text, 1,800 of JSON), non-ASCII, a long line."""
     day1 = dt.datetime(2026, 11, 27, 23, 59, 0, tzinfo=dt.timezone.utc)
     day2 = dt.datetime(2026, 11, 28, 0, 0, 1, tzinfo=dt.timezone.utc)
-    texts = ["start", "\x01" * 300, "", "tab\there", "nul\x00byte", "esc\x1b[31mred", "é 名前 😀", "x" * 10000, "end"]
+    texts = ["start", "\x01" * 300, "", "tab\there", "nul\x00byte", "esc\x1b[31mred", "é 名前 😀", "x" * 10000,
+             "end"]
     return [(day + dt.timedelta(seconds=i), text) for day in (day1, day2) for i, text in enumerate(texts)]
 
 

@@ -25,15 +25,16 @@ BIG_AND_SMALL = [0, 1, -1, 2**31 - 1, 2**31, -2**31, 2**53, 2**63, 2**64, -2**63
 texts = st.text(max_size=12) | st.sampled_from(NASTY_TEXT)
 numbers = st.sampled_from(BIG_AND_SMALL) | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
 scalars = st.none() | st.booleans() | numbers | texts
-json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(texts, inner, max_size=3),
-                           max_leaves=6)
+json_values = st.recursive(
+    scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(texts, inner, max_size=3), max_leaves=6)
 
 # -- job.json, valid -----------------------------------------------------------------------------------------------
 
 labels = st.from_regex(r"\A[a-z0-9]([-a-z0-9]{0,14}[a-z0-9])?\Z")
 env_names = st.from_regex(r"\A[A-Za-z_][A-Za-z0-9_.-]{0,10}\Z")
 quantities = st.sampled_from(["125m", "0.5", "1", "2", "512Mi", "1Gi", "1e3", "100k", ".5", "1.5Gi"])
-images = st.sampled_from(["busybox", "index.tenxcloud.com/tenxcloud/perl_job:latest", "registry:5000/a/b@sha256:" + "0" * 64])
+images = st.sampled_from(["busybox", "index.tenxcloud.com/tenxcloud/perl_job:latest",
+                          "registry:5000/a/b@sha256:" + "0" * 64])
 
 
 OPTIONAL_JOB_KEYS = ["volumes", "sync_timezone", "parallelism", "completions", "backoff_limit",
@@ -229,7 +230,8 @@ def segments(draw) -> str:
         return draw(labels) + draw(st.sampled_from(["%0A", "%0D", "%0D%0A", "%00", "%20", "%09", ".", "-", "%2F",
                                                     "%2E", "%C2%A0", "%E2%80%A8"]))
     if choice == "text":
-        return quote(draw(st.text(min_size=1, max_size=12)), safe=draw(st.sampled_from(["", ".-_~", ".-_~!$&'()*+,;=:@"])))
+        safe = draw(st.sampled_from(["", ".-_~", ".-_~!$&'()*+,;=:@"]))
+        return quote(draw(st.text(min_size=1, max_size=12)), safe=safe)
     if choice == "label":
         return draw(labels)
     return draw(st.sampled_from(["a", "-", "1", "ab-"])) * draw(st.integers(60, 320))
