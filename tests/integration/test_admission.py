@@ -262,7 +262,7 @@ def test_init_containers_are_refused(local_cluster, admission, job):
 def test_a_host_path_of_etc_is_refused(local_cluster, admission, job, host_volume_root, tenant):
     _volume(job, "volume-name1")["hostPath"]["path"] = "/etc"
     _refused(_create_job(local_cluster, admission, job), JOBS_POLICY, "volume(s) volume-name1 not allowed",
-             f"only hostPath under {host_volume_root}/{tenant[1]}/")
+             f"only hostPath directories under {host_volume_root}/{tenant[1]}/")
 
 
 # (a ".." segment is refused by the apiserver's own validation before admission; the policy refuses it too)
@@ -272,6 +272,13 @@ def test_a_host_path_of_etc_is_refused(local_cluster, admission, job, host_volum
 def test_a_host_path_outside_the_owner_s_folder_is_refused(local_cluster, admission, job, host_volume_root, tenant,
                                                              path):
     _volume(job, "volume-name1")["hostPath"]["path"] = path.format(root=host_volume_root, owner=tenant[1])
+    _refused(_create_job(local_cluster, admission, job), JOBS_POLICY, "volume(s) volume-name1 not allowed")
+
+
+@pytest.mark.parametrize("kind", ["BlockDevice", "CharDevice", "Socket", "File", ""])
+def test_only_directories_in_the_owner_s_folder(local_cluster, admission, job, kind):
+    """A device node or socket a tenant's root planted in their own folder is no volume for a later job."""
+    _volume(job, "volume-name1")["hostPath"]["type"] = kind
     _refused(_create_job(local_cluster, admission, job), JOBS_POLICY, "volume(s) volume-name1 not allowed")
 
 

@@ -17,6 +17,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from gateway.manifest import build_job, namespace_manifest
+from gateway.schemas import JobSpecSchema
+
+from ..seed import SEED_JOB
+
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 NAMESPACE = "tenx-gateway"
@@ -732,19 +737,12 @@ def _point_the_policy_at(root: str, policy: str, sa_kubeconfig: str) -> None:
     subprocess.run([*admin, "patch", "validatingadmissionpolicy", policy, "--type=json", "-p", json.dumps(
         [{"op": "replace", "path": f"/spec/variables/{index}/expression", "value": f"'{root}'"}])],
         check=True, capture_output=True, timeout=60)
-    # a user namespace of a user "probe", where a dry-run Job in probe's folder passes once the policy has the root
+    # a user namespace of a user "probe", where the Job the gateway builds passes a dry run once the policy has the root
     probe = f"{policy}-probe"
-    user_namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {
-        "name": probe, "labels": {"app.kubernetes.io/managed-by": "tenx-gateway"},
-        "annotations": {"tenx-gateway/username": "probe"}}}
-    subprocess.run([*admin, "apply", "-f", "-"], input=json.dumps(user_namespace), check=True, capture_output=True,
-                   text=True, timeout=60)
-    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "probe", "namespace": probe}, "spec": {
-        "template": {"spec": {
-            "restartPolicy": "Never", "automountServiceAccountToken": False,
-            "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
-            "containers": [{"name": "c", "image": "busybox", "securityContext": {"allowPrivilegeEscalation": False}}],
-            "volumes": [{"name": "v", "hostPath": {"path": f"{root}/probe/job/probe/v"}}]}}}}
+    subprocess.run([*admin, "apply", "-f", "-"], input=json.dumps(namespace_manifest(probe, "probe")), check=True,
+                   capture_output=True, text=True, timeout=60)
+    job = build_job(JobSpecSchema().load(SEED_JOB), name="probe", namespace=probe, username="probe",
+                    host_volume_root=root)  # what the gateway would send
     try:
         deadline = time.monotonic() + 60
         while True:
