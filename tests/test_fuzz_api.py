@@ -9,15 +9,19 @@ database. FUZZ_EXAMPLES_SCALE (default 1) multiplies the counts, to explore furt
 from __future__ import annotations
 
 import itertools
+import json
 import os
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from gateway.errors import GatewayError
+
 from .seed import SEED_JOB
 from .support import strategies as fuzz
-from .support.fuzz_app import JOB, NAMESPACE, POD, FuzzedApp
+from .support.fuzz_app import ALICE, BASE, JOB, NAMESPACE, POD, FuzzedApp
+from .support.properties import answer_problems
 
 SCALE = float(os.environ.get("FUZZ_EXAMPLES_SCALE", "1"))
 _names = itertools.count()
@@ -136,6 +140,36 @@ def test_apiserver_refusals_are_never_a_500(fuzzed, refusal, request, job):
         assert refusal[1] in response.get_json()["message"], exchange
     if refusal[1] in (RBAC, "Unauthorized"):
         assert status < 500 or status in (502, 503), exchange
+
+
+@fuzz_settings(150)
+@given(cut=st.integers(0, 2**15), target=st.sampled_from(["/jobs", f"/jobs/{JOB}/instances/{POD}/logs"]),
+       query=fuzz.log_queries())
+def test_a_stream_broken_by_the_apiserver_is_never_a_complete_looking_answer(fuzzed, cut, target, query):
+    """The apiserver's answer breaks off after ``cut`` bytes: the client gets a 503 with Retry-After, or an answer
+    that is whole (the break came after all that was needed), or a broken connection (the server stops sending
+    mid-body); never a 200 whose body is well-formed but short."""
+    apiserver = fuzzed.apiserver
+    apiserver.break_streams_after = cut
+    try:
+        response = fuzzed.client.get(BASE + target, headers=ALICE, query_string=query if "logs" in target else None,
+                                     buffered=False)
+        pieces = []
+        try:
+            for piece in response.response:
+                pieces.append(piece)
+        except GatewayError:  # raised while the body is being sent: the server drops the connection
+            return
+        finally:
+            response.close()
+    finally:
+        apiserver.break_streams_after = None
+    body = b"".join(pieces)
+    problems = answer_problems("GET", response.status_code, response.headers, body)
+    assert not problems, (target, cut, response.status_code, body[:300], problems)
+    if response.status_code == 200 and target == "/jobs":
+        listed = json.loads(body)["jobs"]
+        assert len(listed) == len([k for k in apiserver.jobs if k[0] == NAMESPACE]), (cut, body[-200:])
 
 
 GET_ROUTES = ["/jobs", f"/jobs/{JOB}", f"/jobs/{JOB}/instances/{POD}/logs", "/jobs/no-such-job",

@@ -41,6 +41,7 @@ class FakeResponse:
     headers: dict[str, str] = field(default_factory=dict)
     _offset: int = 0
     released: bool = False  # closed, given back, or read to the end (urllib3 then gives the connection back)
+    break_after: int | None = None  # the connection breaks once this many bytes have been read
 
     def stream(self, amount: int = 65536, decode_content: bool = True):
         while chunk := self.read(amount):
@@ -48,6 +49,10 @@ class FakeResponse:
 
     def read(self, amount: int | None = None, decode_content: bool = True) -> bytes:
         end = len(self.data) if amount is None else self._offset + amount
+        if self.break_after is not None and end > self.break_after:
+            if self._offset >= self.break_after:
+                raise urllib3.exceptions.ProtocolError("Connection broken: fake apiserver went away")
+            end = self.break_after
         chunk, self._offset = self.data[self._offset:end], min(end, len(self.data))
         if not chunk:
             self.released = True
@@ -84,6 +89,7 @@ class FakeApiserver:
         self.unexpected: list[tuple[str, str]] = []  # (method, path as sent)
         self.streams: list[tuple[str, str, FakeResponse]] = []  # answers the gateway asked to read as streams
         self.down = False
+        self.break_streams_after: int | None = None  # streamed answers break after this many bytes
         # (status, message, methods): every request with one of these methods is refused so, as RBAC, a quota
         # or an admission webhook would
         self.refusal: tuple[int, str, tuple[str, ...]] | None = None
@@ -131,6 +137,7 @@ class FakeApiserver:
             self.unexpected.append((method, path))
             response = _status(403, "Forbidden", f"forbidden: {method} {path} is not a request the gateway makes")
         if not preload_content:
+            response.break_after = self.break_streams_after
             self.streams.append((method, path, response))
         return response
 
