@@ -4,7 +4,8 @@
 - LIST in pages, then WATCH from the list's resourceVersion with ``allowWatchBookmarks``; when a watch ends (the
   apiserver closes it every few minutes) the next one starts at the last resourceVersion seen, so steady state
   makes no LIST at all. Only 410 Gone (that version is no longer kept) relists.
-- Errors back off exponentially, capped; a relist replaces the copy whole and reports what changed in between.
+- Errors back off exponentially, capped, and the watch resumes from the last resourceVersion (a broken watch is
+  not a reason to LIST again); a relist replaces the copy whole and reports what changed in between.
 - One owner of the state: only the reflector's thread changes it; readers get an object or a snapshot under a
   lock. Objects are the apiserver's raw JSON dicts (no client models).
 - ``on_event(type, obj)`` ("ADDED", "MODIFIED", "DELETED") is called from that thread, in order; it must be quick
@@ -103,15 +104,19 @@ class Reflector:
         return self._thread is not None and self._thread.is_alive()
 
     def run(self) -> None:
+        listed = False
         while not self._stop.is_set():
             try:
-                self._list()
-                self._backoff.reset()
+                if not listed:
+                    self._list()
+                    listed = True
+                    self._backoff.reset()
                 while not self._stop.is_set():
                     self._watch()  # returns when the apiserver ends the watch: go on from resource_version
             except Kube.Expired:
                 log.info("%s: resourceVersion %s expired, relisting", self.name, self.resource_version)
-                continue  # relist at once: the data is old, not the apiserver unhealthy
+                listed = False  # relist at once: the data is old, not the apiserver unhealthy
+                continue
             except (errors.GatewayError, ValueError, OSError) as exc:  # ValueError: a body that is not JSON
                 self.errors += 1
                 delay = self._backoff.next()

@@ -96,3 +96,24 @@ def test_errors_back_off_and_a_failing_handler_stops_nothing():
         assert len(reflector) == 2 and reflector.alive
     finally:
         reflector.stop()
+
+
+def test_a_broken_watch_resumes_from_its_version_without_a_new_list():
+    broken = []
+
+    class Breaking(FakeKube):
+        def watch(self, *args, **kwargs):
+            if len(broken) < 3:
+                broken.append(1)
+                raise errors.Unavailable("the watch broke off")
+            return super().watch(*args, **kwargs)
+
+    kube, seen = Breaking(), Recorder()
+    reflector = Reflector(kube, "/api/v1/pods", on_event=seen, backoff=Backoff(first=0.01, cap=0.05)).start()
+    try:
+        wait_for(reflector.synced.is_set)
+        kube.put(pod("a-1", "a"))
+        wait_for(lambda: ("ADDED", "a-1") in seen.events)
+        assert len(broken) == 3 and len(kube.lists) == 1
+    finally:
+        reflector.stop()

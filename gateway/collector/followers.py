@@ -13,8 +13,8 @@ next pod event or resync; it never stops another stream.
 """
 from __future__ import annotations
 
+import collections
 import logging
-import queue
 import threading
 import time
 from collections.abc import Hashable
@@ -26,75 +26,80 @@ AGAIN = "again"  # the work's answer when it gave its slot up and wants to go to
 
 
 class Pool:
-    """At most ``cap`` threads run ``work(key)``; each key is queued or running at most once."""
+    """At most ``cap`` threads run ``work(key)``; each key is queued or running at most once. Taking a key and
+    counting the thread busy happen under one lock, so a burst of keys never waits behind a thread that only
+    looked idle."""
 
     def __init__(self, work: Callable[[Hashable], str | None], *, cap: int, name: str,
-                 on_error: Callable[[Hashable, BaseException], None] = lambda key, exc: None):
+                 on_error: Callable[[Hashable, BaseException], None] = lambda key, exc: None,
+                 idle_seconds: float = 60.0):
         self._work = work
         self._cap = cap
         self._name = name
         self._on_error = on_error
-        self._queue: queue.SimpleQueue[Hashable | None] = queue.SimpleQueue()
-        self._keys: set[Hashable] = set()  # queued or running; only changed under _lock
-        self._lock = threading.Lock()
+        self._idle_seconds = idle_seconds
+        self._waiting: collections.deque[Hashable] = collections.deque()
+        self._keys: set[Hashable] = set()  # waiting or running; only changed under _cond
+        self._cond = threading.Condition()
         self._threads = 0
-        self._idle = 0
+        self._idle = 0  # threads waiting for a key
         self.running = 0
         self._closed = False
 
     def submit(self, key: Hashable) -> bool:
         """Queue ``key`` unless it is queued or running already; True if it was queued now."""
-        with self._lock:
+        with self._cond:
             if self._closed or key in self._keys:
                 return False
             self._keys.add(key)
-            self._queue.put(key)
-            if self._queue.qsize() > self._idle and self._threads < self._cap:  # more waiting than idle
+            self._waiting.append(key)
+            if len(self._waiting) > self._idle and self._threads < self._cap:
                 self._threads += 1
                 threading.Thread(target=self._worker, name=f"{self._name}-{self._threads}", daemon=True).start()
+            self._cond.notify()
         return True
 
     @property
     def queued(self) -> int:
-        return self._queue.qsize()
+        return len(self._waiting)
 
     def crowded(self) -> bool:
         """Someone waits for a slot."""
-        return self._queue.qsize() > 0 and self._idle == 0
+        with self._cond:
+            return len(self._waiting) > self._idle
 
     def close(self) -> None:
-        with self._lock:
+        with self._cond:
             self._closed = True
-            for _ in range(self._threads):
-                self._queue.put(None)
+            self._waiting.clear()
+            self._cond.notify_all()
+
+    def _take(self) -> Hashable | None:
+        with self._cond:
+            self._idle += 1
+            try:
+                while not self._waiting:
+                    if self._closed or not self._cond.wait(self._idle_seconds) and not self._waiting:
+                        self._threads -= 1  # nothing to do for a while: the thread goes away
+                        return None
+            finally:
+                self._idle -= 1
+            self.running += 1
+            return self._waiting.popleft()
 
     def _worker(self) -> None:
         while True:
-            with self._lock:
-                self._idle += 1
-            try:
-                key = self._queue.get(timeout=60)
-            except queue.Empty:
-                with self._lock:
-                    self._idle -= 1
-                    if self._queue.qsize() == 0:  # a thread with nothing to do goes away
-                        self._threads -= 1
-                        return
-                continue
-            with self._lock:
-                self._idle -= 1
+            key = self._take()
             if key is None:
                 return
             again = False
-            with self._lock:
-                self.running += 1
             try:
                 again = self._work(key) == AGAIN
             except Exception as exc:  # noqa: BLE001 - one stream's failure is its own
                 log.exception("%s: follower of %s failed", self._name, key)
                 self._on_error(key, exc)
             finally:
-                with self._lock:
+                with self._cond:
                     self.running -= 1
                     self._keys.discard(key)
             if again:

@@ -145,5 +145,6 @@ class SqliteStore(SqlStore):
             self._closed = True
             idle, self._idle = self._idle, []
         for conn in idle:
-            conn.execute("PRAGMA optimize")
+            with contextlib.suppress(sqlite3.OperationalError):  # a writer still busy: skip the statistics
+                conn.execute("PRAGMA optimize")
             conn.close()
