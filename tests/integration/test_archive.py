@@ -72,7 +72,8 @@ def test_instances_show_exit_codes_and_the_schedulers_reason(user):
     failed, unplaceable = job_name("exit"), job_name("huge")
     assert user.post(f"/jobs/{failed}", json=shell_job("exit 7", backoff_limit=0)).status_code == 200
     huge = shell_job("true")
-    huge["containers"][0]["resources"] = {"limits": {"memory": "100Ti"}}
+    # within the tenant's quota (8 CPUs), beyond the node's 2: admitted, then unplaceable
+    huge["containers"][0]["resources"] = {"limits": {"cpu": "4"}}
     assert user.post(f"/jobs/{unplaceable}", json=huge).status_code == 200
 
     def failed_record():
@@ -89,7 +90,7 @@ def test_instances_show_exit_codes_and_the_schedulers_reason(user):
                                   if r.get("scheduling")], what="the scheduler's verdict")
     assert pending[0]["phase"] == "Pending"
     assert pending[0]["scheduling"]["reason"] == "Unschedulable"
-    assert "Insufficient memory" in pending[0]["scheduling"]["message"]
+    assert "Insufficient cpu" in pending[0]["scheduling"]["message"]
     assert user.get(f"/jobs/{job_name('none')}/instances").status_code == 404
 
 
