@@ -14,7 +14,7 @@ from . import errors
 from .config import Settings
 from .kube import Regions
 from .names import is_username, namespace_for
-from .tenancy import archive_namespace, owner_problem
+from .tenancy import Tenant, owner_problem
 
 _PURGE_WAIT_SECONDS = 120.0  # how long a purge waits for the namespaces' pods to go before it empties the archive
 
@@ -107,8 +107,7 @@ def purge(username: str, settings: Settings, regions: Regions, open_store: Calla
     store = open_store()
     try:
         for region in regions.names:
-            report.archive_rows += store.delete_namespace(archive_namespace(region, namespace,
-                                                                            settings.default_region))
+            report.archive_rows += store.delete_namespace(Tenant.of(username, region, settings).archive)
     finally:
         store.close()
     return report

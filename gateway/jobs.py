@@ -12,7 +12,7 @@ from .config import Settings
 from .kube import Kube, LogNotAvailable
 from .manifest import build_job
 from .names import POD_JOB_NAME_LABELS
-from .tenancy import Tenant, TenantWalls, archive_namespace, held_back  # noqa: F401 (archive_namespace: re-export)
+from .tenancy import Tenant, TenantWalls, held_back
 
 
 def self_link(namespace: str, name: str) -> str:

@@ -24,7 +24,7 @@ START_ATTEMPTS = 8
 
 def run(settings: config.Settings | None = None) -> int:
     """Run until SIGTERM or SIGINT (0) or until something that must never stop has (1)."""
-    from ..jobs import archive_namespace
+    from ..tenancy import archive_namespace
     from ..manifest import namespace_manifest
     from ..store import open_store
     from . import health
