@@ -37,11 +37,7 @@ class Unauthorized(GatewayError):
 
 
 class Forbidden(GatewayError):
-    code = 403
-
-
-class Forbidden(GatewayError):
-    """The cluster refused what the caller asked for (a quota, an admission policy); the message says why."""
+    """Refused for what the caller asked: a quota, an admission policy, a namespace that is not theirs."""
 
     code = 403
 

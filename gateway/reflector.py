@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import random
 import threading
-import time
 from typing import Any, Callable, Iterator
 
 from . import errors

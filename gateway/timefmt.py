@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 UTC = dt.timezone.utc
 NS = 1_000_000_000  # nanoseconds per second
@@ -44,11 +45,10 @@ def stamp_ns(stamp: str) -> int | None:
         whole, _, fraction = stamp[:-1].partition(".")
         if fraction and not fraction.isdigit():
             return None
-        try:
-            moment = dt.datetime.fromisoformat(whole + "+00:00")
-        except ValueError:
+        seconds = _utc_seconds(whole)
+        if seconds is None:
             return None
-        return (moment - EPOCH) // dt.timedelta(seconds=1) * NS + int(fraction[:9].ljust(9, "0"))
+        return seconds * NS + int(fraction[:9].ljust(9, "0"))
     try:
         moment = dt.datetime.fromisoformat(stamp)
     except ValueError:
@@ -56,6 +56,17 @@ def stamp_ns(stamp: str) -> int | None:
     if moment.tzinfo is None:
         return None
     return (moment - EPOCH) // dt.timedelta(microseconds=1) * 1000
+
+
+@functools.lru_cache(maxsize=1024)
+def _utc_seconds(whole: str) -> int | None:
+    """Seconds since the epoch of 'YYYY-MM-DDTHH:MM:SS' in UTC; cached, since a second's lines share it (the
+    collector parses every line of every container)."""
+    try:
+        moment = dt.datetime.fromisoformat(whole + "+00:00")
+    except ValueError:
+        return None
+    return (moment - EPOCH) // dt.timedelta(seconds=1)
 
 
 def from_ns(ns: int) -> dt.datetime:

@@ -8,7 +8,6 @@ reads memory, so a known and an unknown user name cost the same time and no requ
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import hashlib
 import hmac
 import logging
@@ -21,7 +20,7 @@ from typing import Any, Callable
 
 import orjson
 
-from . import errors
+from . import errors, timefmt
 from .config import Settings
 from .kube import Kube, Regions
 from .manifest import namespace_manifest
@@ -173,7 +172,7 @@ class UserStore:
             if clash:
                 raise errors.Conflict(f"user {username!r} would share namespace {namespace} with {clash[0]!r}")
             table[username] = {"token_sha256": token_digest(token),
-                               "created": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+                               "created": timefmt.rfc3339(timefmt.now())}
 
         self._update(change)
         return token

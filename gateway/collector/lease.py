@@ -12,7 +12,6 @@
 """
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import os
 import secrets
@@ -23,13 +22,9 @@ from typing import Any, Callable
 
 from .. import errors
 from ..kube import Kube
+from ..timefmt import now, rfc3339_micro
 
 log = logging.getLogger(__name__)
-UTC = dt.timezone.utc
-
-
-def _micro_time(moment: dt.datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class LeaderElector:
@@ -136,7 +131,7 @@ class LeaderElector:
 
     def _spec(self, transitions: int, acquired: str) -> dict[str, Any]:
         return {"holderIdentity": self.identity, "leaseDurationSeconds": int(round(self.duration)),
-                "acquireTime": acquired, "renewTime": _micro_time(dt.datetime.now(UTC)),
+                "acquireTime": acquired, "renewTime": rfc3339_micro(now()),
                 "leaseTransitions": transitions}
 
     def _acquire_or_renew(self, now: float) -> int | None:
@@ -147,7 +142,7 @@ class LeaderElector:
             self._kube.create_lease(self._namespace, {
                 "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                 "metadata": {"name": self._name, "namespace": self._namespace},
-                "spec": self._spec(transitions, _micro_time(dt.datetime.now(UTC)))})
+                "spec": self._spec(transitions, rfc3339_micro(now()))})
             return transitions
         spec = lease.get("spec") or {}
         holder = spec.get("holderIdentity")
@@ -160,9 +155,9 @@ class LeaderElector:
         transitions = spec.get("leaseTransitions") or 0
         if holder != self.identity or self._token is None:
             transitions = max(transitions + 1, self._fence_floor() + 1)
-            acquired = _micro_time(dt.datetime.now(UTC))
+            acquired = rfc3339_micro(now())
         else:
-            acquired = spec.get("acquireTime") or _micro_time(dt.datetime.now(UTC))
+            acquired = spec.get("acquireTime") or rfc3339_micro(now())
         lease["spec"] = self._spec(transitions, acquired)
         self._kube.replace_lease(self._namespace, self._name, lease)
         return transitions

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .. import errors
+from .. import errors, timefmt
 from ..kube import Kube, LogNotAvailable
 from ..logs import iter_lines
 from ..names import MANAGED_BY, MANAGED_BY_LABEL
@@ -222,7 +222,7 @@ class RegionCollector:
             return
         record = instance_record(pod)
         if not record.get("finished"):
-            now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            now = timefmt.rfc3339(timefmt.now())
             record = {**record, "finished": now, "deleted": True}
         self._store.put_instance(self._archived_as(pod["metadata"]["namespace"]), job, pod["metadata"]["name"],
                                  record)
@@ -241,7 +241,7 @@ class RegionCollector:
                     self.pool.submit(stream)
 
     def _prune(self) -> None:
-        cutoff = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=self._options.retention_days)
+        cutoff = timefmt.now().date() - dt.timedelta(days=self._options.retention_days)
         removed = self._store.prune(cutoff)
         if removed:
             log.info("archive retention: removed %d rows older than %s", removed, cutoff)

@@ -14,8 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator, Sequence
 from zoneinfo import ZoneInfo
 
-NS = 1_000_000_000
-UTC = dt.timezone.utc
+from ..timefmt import NS, parse_rfc3339  # NS: the stores take it from here
 
 
 @dataclass(frozen=True)
@@ -97,15 +96,8 @@ class DayClock:
 
     def stamp_day(self, stamp: str | None) -> dt.date | None:
         """The day of an RFC 3339 stamp such as a record's ``finished``; None if absent or unreadable."""
-        if not stamp:
-            return None
-        try:
-            moment = dt.datetime.fromisoformat(stamp)  # 3.11+: 'Z', and 9 fractional digits (truncated)
-        except ValueError:
-            return None
-        if moment.tzinfo is None:  # none expected; Kubernetes writes UTC
-            moment = moment.replace(tzinfo=UTC)
-        return moment.astimezone(self.zone).date()
+        moment = parse_rfc3339(stamp)
+        return moment.astimezone(self.zone).date() if moment else None
 
 
 def number_lines(lines: Sequence[LogLine], state: StreamState, clock: DayClock,
