@@ -61,6 +61,8 @@ class UserStore:
         self._namespace_prefix = namespace_prefix
         self._users: dict[str, Any] = {}
         self._loaded = threading.Event()
+        # set once the first read has either succeeded or failed: logins wait for that, never for a retry
+        self._settled = threading.Event()
         self._closed = threading.Event()
         self._refresher: threading.Thread | None = None
         self._refresher_pid: int | None = None  # the process whose thread keeps the table; a fork starts its own
@@ -94,11 +96,14 @@ class UserStore:
             with self._lock:
                 if self._refresher_pid != os.getpid():
                     self._loaded.clear()
+                    self._settled.clear()
                     self._refresher = threading.Thread(target=self._refresh_forever, name="users-refresher",
                                                        daemon=True)
                     self._refresher.start()
                     self._refresher_pid = os.getpid()
-        if not self._loaded.wait(_FIRST_LOAD_SECONDS):
+        # An unreachable cluster answers at once (503), not after _FIRST_LOAD_SECONDS per login: the refresher
+        # keeps retrying, and the first login after a successful read goes through.
+        if not self._settled.wait(_FIRST_LOAD_SECONDS) or not self._loaded.is_set():
             raise errors.Unavailable("the user table could not be read from the cluster yet; try again shortly",
                                      headers={"Retry-After": "5"})
         return self._users
@@ -117,6 +122,7 @@ class UserStore:
                 # the first failure of a run as a warning; the retries (every `period` at most) at debug level
                 log.log(logging.WARNING if backoff == 0.2 else logging.DEBUG,
                         "reading the user table failed (%s); retrying in %.1f s", exc, backoff)
+                self._settled.set()
                 self._closed.wait(backoff)
                 backoff = min(backoff * 2, period)
 
@@ -149,6 +155,7 @@ class UserStore:
     def _publish(self, table: dict[str, Any]) -> None:
         self._users = table  # replaced whole, never changed in place: readers need no lock
         self._loaded.set()
+        self._settled.set()
 
     def list(self) -> list[dict[str, str]]:
         table = _table(self._secret())

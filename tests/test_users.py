@@ -106,9 +106,38 @@ def test_a_table_that_cannot_be_read_is_503(store_on, monkeypatch):
         def get_secret(self, namespace, name):
             raise errors.Unavailable("down")
 
-    monkeypatch.setattr("gateway.users._FIRST_LOAD_SECONDS", 0.3)
+    monkeypatch.setattr("gateway.users._FIRST_LOAD_SECONDS", 30)
+    store = store_on(Down(None))
+    started = time.monotonic()
+    for _ in range(5):
+        with pytest.raises(errors.Unavailable):
+            store.verify("alice", "alice-token")
+    # answered once the first read failed, not after _FIRST_LOAD_SECONDS each (an unreachable cluster under
+    # load would otherwise hold every login thread that long)
+    assert time.monotonic() - started < 15
+
+
+def test_the_table_is_used_once_a_retry_reads_it(store_on):
+    class Flaky(CountingKube):
+        failures = 1
+
+        def get_secret(self, namespace, name):
+            if Flaky.failures:
+                Flaky.failures -= 1
+                raise errors.Unavailable("down")
+            return super().get_secret(namespace, name)
+
+    store = store_on(Flaky(secret_of({"alice": "alice-token"}, "1")))
     with pytest.raises(errors.Unavailable):
-        store_on(Down(None)).verify("alice", "alice-token")
+        store.verify("alice", "alice-token")
+
+    def verified() -> bool:
+        try:
+            return store.verify("alice", "alice-token")
+        except errors.Unavailable:  # until the refresher's retry has read the table
+            return False
+
+    wait_for(verified, timeout=5)
 
 
 def test_close_stops_the_refresher(store_on):
