@@ -37,7 +37,9 @@ def apiserver(local_cluster, tmp_path_factory):
 def fault_gateway(local_cluster, apiserver, tmp_path_factory):
     server = GatewayServer(tmp_path_factory.mktemp("fault-gateway"), kubeconfig=apiserver.kubeconfig,
                            GATEWAY_KUBE_READ_TIMEOUT=str(READ_TIMEOUT), GATEWAY_KUBE_CONNECT_TIMEOUT="1",
-                           GATEWAY_RETRY_AFTER_SECONDS="2").start()
+                           GATEWAY_RETRY_AFTER_SECONDS="2",
+                           # thousands of creates under load: the tenant's Job quota is not what is tested here
+                           GATEWAY_TENANT_QUOTA_JOBS="1000000").start()
     yield server
     server.close()
 
