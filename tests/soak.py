@@ -107,7 +107,8 @@ class Soak:
     def __init__(self, workdir: Path):
         self.apiserver = SecondApiserver(workdir / "apiserver")
         self.gateway = GatewayServer(workdir / "gateway", kubeconfig=self.apiserver.kubeconfig, collector=True,
-                                     GATEWAY_KUBE_READ_TIMEOUT="3", GATEWAY_KUBE_CONNECT_TIMEOUT="1")
+                                     GATEWAY_KUBE_READ_TIMEOUT="3", GATEWAY_KUBE_CONNECT_TIMEOUT="1",
+                                     GATEWAY_TENANT_QUOTA_JOBS="1000000")  # ten minutes of creates per user
         self.stopping = threading.Event()
         self.lock = threading.Lock()
         self.calls: list[tuple[str, int | str, float, float]] = []
