@@ -161,11 +161,10 @@ def test_null_means_absent_for_every_optional_field():
 
 
 def test_null_inside_optional_objects_means_absent():
-    loaded = JobSpecSchema().load({"containers": [{"image": "b", "resources": {"limits": {"cpu": None, "memory": "1Mi"}},
-                                                   "env": [{"name": "A", "value": None}],
-                                                   "ports": [{"port": 22, "protocol": None}],
-                                                   "volumeMounts": [{"name": "v", "mountPath": "/d", "readOnly": None}]}],
-                                   "volumes": [{"name": "v", "type": "host"}]})
+    container_with_nulls = {"image": "b", "resources": {"limits": {"cpu": None, "memory": "1Mi"}},
+                            "env": [{"name": "A", "value": None}], "ports": [{"port": 22, "protocol": None}],
+                            "volumeMounts": [{"name": "v", "mountPath": "/d", "readOnly": None}]}
+    loaded = JobSpecSchema().load({"containers": [container_with_nulls], "volumes": [{"name": "v", "type": "host"}]})
     container_ = loaded["containers"][0]
     assert container_["resources"] == {"limits": {"memory": "1Mi"}}
     assert container_["env"] == [{"name": "A", "value": ""}]

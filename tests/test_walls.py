@@ -29,7 +29,8 @@ def test_network_policy_denies_ingress_and_named_egress():
         "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
         "metadata": {"name": "tenx-gateway-tenant", "namespace": "tenx-a", "labels": LABELS},
         "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"], "ingress": [],
-                 "egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.96.0.1/32", "169.254.169.254/32"]}},
+                 "egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0",
+                                                 "except": ["10.96.0.1/32", "169.254.169.254/32"]}},
                                     {"ipBlock": {"cidr": "::/0", "except": ["fd00:ec2::254/128"]}}]}]}}
 
 

@@ -20,9 +20,8 @@ import threading
 import time
 from typing import Any, Callable
 
-from .. import errors
+from .. import errors, timefmt
 from ..kube import Kube
-from ..timefmt import now, rfc3339_micro
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +130,7 @@ class LeaderElector:
 
     def _spec(self, transitions: int, acquired: str) -> dict[str, Any]:
         return {"holderIdentity": self.identity, "leaseDurationSeconds": int(round(self.duration)),
-                "acquireTime": acquired, "renewTime": rfc3339_micro(now()),
+                "acquireTime": acquired, "renewTime": timefmt.rfc3339_micro(timefmt.now()),
                 "leaseTransitions": transitions}
 
     def _acquire_or_renew(self, now: float) -> int | None:
@@ -142,7 +141,7 @@ class LeaderElector:
             self._kube.create_lease(self._namespace, {
                 "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                 "metadata": {"name": self._name, "namespace": self._namespace},
-                "spec": self._spec(transitions, rfc3339_micro(now()))})
+                "spec": self._spec(transitions, timefmt.rfc3339_micro(timefmt.now()))})
             return transitions
         spec = lease.get("spec") or {}
         holder = spec.get("holderIdentity")
@@ -155,9 +154,9 @@ class LeaderElector:
         transitions = spec.get("leaseTransitions") or 0
         if holder != self.identity or self._token is None:
             transitions = max(transitions + 1, self._fence_floor() + 1)
-            acquired = rfc3339_micro(now())
+            acquired = timefmt.rfc3339_micro(timefmt.now())
         else:
-            acquired = spec.get("acquireTime") or rfc3339_micro(now())
+            acquired = spec.get("acquireTime") or timefmt.rfc3339_micro(timefmt.now())
         lease["spec"] = self._spec(transitions, acquired)
         self._kube.replace_lease(self._namespace, self._name, lease)
         return transitions
