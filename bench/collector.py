@@ -27,6 +27,8 @@ from typing import Any
 
 import requests
 
+from tests.harness import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 KUBECONFIG = os.environ.get("KUBECONFIG") or str(ROOT / ".local" / "kubeconfig")
 KUBECTL = str(ROOT / ".local" / "bin" / "kubectl")
@@ -40,13 +42,6 @@ SETTLE = 15  # seconds between "all running" and the steady window
 def kubectl(*args: str, input_text: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run([KUBECTL, "--kubeconfig", KUBECONFIG, *args], input=input_text, text=True,
                           capture_output=True, check=check, timeout=300)
-
-
-def free_port() -> int:
-    import socket
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait(check, timeout: float, interval: float = 0.5):

@@ -224,14 +224,13 @@ class GatewayServer:
                               text=True, check=check, timeout=60, stdin=subprocess.DEVNULL)
 
     def add_user(self, prefix: str = "u", *, check: bool = True) -> ApiClient:
-        """A new user, once every worker is sure to know it: a worker re-reads the user table for an unknown name
-        unless it read it less than ``_MISS_REFRESH_SECONDS`` ago, so from that long after the add on, any read
-        sees the user. (Polling instead would count failed logins, which are throttled.) ``check``: also make
-        sure a GET /jobs is a 200."""
-        from gateway.users import _MISS_REFRESH_SECONDS
+        """A new user, once every worker is sure to know it (each learns it through its watch on the users Secret,
+        within ``NEW_USER_VISIBLE_SECONDS``). Polling instead would count failed logins, which are throttled.
+        ``check``: also make sure a GET /jobs is a 200."""
+        from gateway.users import NEW_USER_VISIBLE_SECONDS
         name = f"{prefix}{secrets.token_hex(3)}"
         token = GatewayServer.cli(self, "users", "add", name).stdout.strip()  # the base cli, not an override
-        time.sleep(_MISS_REFRESH_SECONDS + 0.1)
+        time.sleep(NEW_USER_VISIBLE_SECONDS)
         client = ApiClient(self.url, name, token)
         if check and (status := client.get("/jobs").status_code) != 200:
             raise RuntimeError(f"user {name} not accepted by the gateway: {status}")

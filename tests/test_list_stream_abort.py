@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from .harness import free_port as _free_port
 from .test_kube import StandIn
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,13 +77,6 @@ def served(tmp_path_factory):
     process.wait(timeout=30)
     apiserver.shutdown()
     apiserver.server_close()
-
-
-def _free_port() -> int:
-    import socket
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _get_jobs(port: int) -> http.client.HTTPResponse:

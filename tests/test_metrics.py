@@ -1,7 +1,6 @@
 """Metrics: Prometheus text, labelled by route and a bounded method (never by a job or user name, nor by anything a
 client makes up), summed over processes, served on their own listener and never on the API port."""
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,6 +11,8 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway import metrics
+
+from .harness import free_port as _free_port
 
 
 def scrape(client=None) -> dict:
@@ -101,12 +102,6 @@ def test_parse_bind(text, address):
 def test_parse_bind_refuses(text):
     with pytest.raises(ValueError, match="GATEWAY_METRICS_BIND"):
         metrics.parse_bind(text)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_serve_answers_with_the_samples_on_its_own_address():

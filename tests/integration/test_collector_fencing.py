@@ -19,18 +19,13 @@ import requests
 from gateway.names import MANAGED_BY, MANAGED_BY_LABEL
 from gateway.store import open_store
 
+from ..harness import free_port as _free_port
+
 pytest_plugins = ["tests.archive_pg"]
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 LINES = 600  # at 20 a second: 30 s of output, long enough to freeze the leader in the middle
-
-
-def _free_port() -> int:
-    import socket
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait(check, timeout: float, what: str):

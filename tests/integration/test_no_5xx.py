@@ -17,7 +17,7 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from gateway.users import _MISS_REFRESH_SECONDS
+from gateway.users import NEW_USER_VISIBLE_SECONDS
 
 from ..harness import VENV_BIN, ApiClient, GatewayServer
 from .helpers import condition
@@ -242,7 +242,7 @@ def refused_regions(local_cluster, admin, tmp_path_factory):
         token = subprocess.run([str(VENV_BIN / "tenx-gateway"), "users", "add", name], capture_output=True,
                                env={**server.env, "GATEWAY_REGIONS": f"us={merged['current-context']}"},
                                text=True, check=True, timeout=60).stdout.strip()
-        time.sleep(_MISS_REFRESH_SECONDS + 0.1)
+        time.sleep(NEW_USER_VISIBLE_SECONDS)
         yield server, ApiClient(server.url, name, token)
     finally:
         server.close()
