@@ -27,7 +27,7 @@ from typing import Any
 
 import requests
 
-from tests.harness import free_port
+from tests.harness import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 KUBECONFIG = os.environ.get("KUBECONFIG") or str(ROOT / ".local" / "kubeconfig")
@@ -45,13 +45,7 @@ def kubectl(*args: str, input_text: str | None = None, check: bool = True) -> su
 
 
 def wait(check, timeout: float, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(interval)
-    return None
+    return wait_until(check, timeout, interval)
 
 
 # -- the collector process ------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from gateway.collector.region import Options, RegionCollector
 from gateway.store import ContainerKey, open_store
 
 from .fake_apiserver import FakeKube, pod, stamp
+from .harness import wait_until
 
 _regions = itertools.count()
 
@@ -32,13 +33,7 @@ class FakeElector:
 
 
 def wait_for(check, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    return wait_until(check, timeout, 0.05, what=what)
 
 
 @pytest.fixture

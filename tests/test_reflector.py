@@ -8,15 +8,11 @@ from gateway import errors
 from gateway.reflector import Backoff, Reflector
 
 from .fake_apiserver import FakeKube, pod
+from .harness import wait_until
 
 
 def wait_for(check, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.02)
-    raise AssertionError("timed out")
+    wait_until(check, timeout, 0.02, what="the condition")
 
 
 class Recorder:

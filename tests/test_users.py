@@ -11,6 +11,8 @@ import pytest
 from gateway import errors
 from gateway.users import UserStore, token_digest
 
+from .harness import wait_until
+
 
 def secret_of(users: dict[str, str], version: str) -> dict:
     table = {name: {"token_sha256": token_digest(token)} for name, token in users.items()}
@@ -61,10 +63,7 @@ def store_on():
 
 
 def wait_for(check, timeout=5):
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    wait_until(check, timeout, 0.01, what="the condition")
 
 
 def test_verify_never_calls_the_apiserver(store_on):

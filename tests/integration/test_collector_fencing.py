@@ -19,7 +19,7 @@ import requests
 from gateway.names import MANAGED_BY, MANAGED_BY_LABEL
 from gateway.store import open_store
 
-from ..harness import free_port as _free_port
+from ..harness import free_port as _free_port, wait_until
 
 pytest_plugins = ["tests.archive_pg"]
 
@@ -29,13 +29,7 @@ LINES = 600  # at 20 a second: 30 s of output, long enough to freeze the leader 
 
 
 def _wait(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+    return wait_until(check, timeout, 0.25, what=what)
 
 
 def job_manifest(name: str, namespace: str, script: str) -> dict:
