@@ -146,7 +146,9 @@ def _describe_query_parameters(document: dict[str, Any], settings: Settings) -> 
                     if schema.get("default", 0) is None:
                         del schema["default"]
                     schema.update(extra)
-                    parameter["description"] = description
+                    # `date=`, `from=`, `size=` with nothing after: as if absent, as the original's clients send them
+                    parameter["schema"] = {"anyOf": [schema, {"type": "string", "maxLength": 0}]}
+                    parameter["description"] = description + " Empty means absent."
 
 
 def _version() -> str:
