@@ -7,7 +7,6 @@ serialized while appends to different containers run in parallel; the fencing to
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import itertools
 from typing import Any, Iterator, Sequence
 
@@ -16,7 +15,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from .base import DayClock
-from .sql import AFTER, BACKFILL, READ_JOB, SqlStore
+from .sql import BACKFILL, SqlStore
 
 SCHEMA_LOCK = 0x7465_6E78  # "tenx": any constant shared by every replica
 SCHEMA = (
@@ -103,16 +102,6 @@ class PostgresStore(SqlStore):
 
     def _json_out(self, value: Any) -> dict[str, Any]:
         return value
-
-    def explain_read(self, namespace: str, instance: str, container: str, *, day: dt.date | None = None,
-                     offset: int = 0, size: int = 1000) -> str:
-        query, params = self._read_query(namespace, instance, container, day, offset, size)
-        return self._explain(query, params)
-
-    def explain_read_job(self, namespace: str, job: str, *, day: dt.date | None = None) -> str:
-        query = READ_JOB.format(day="AND l.day = ?" if day else "", after=AFTER)
-        return self._explain(self._sql(query), (namespace, job) + ((day,) if day else ())
-                             + (dt.date(2026, 1, 1), 0, 0, 0, 100, 0))
 
     def _explain(self, query: str, params: Sequence[Any]) -> str:
         with self._pool.connection() as conn:

@@ -108,6 +108,10 @@ class SqlStore(LogStore):
         return value
 
     @abstractmethod
+    def _explain(self, query: str, params: Sequence[Any]) -> str:
+        """The database's plan for ``query`` with ``params``, as text."""
+
+    @abstractmethod
     def _json_in(self, record: dict[str, Any]) -> Any: ...
 
     @abstractmethod
@@ -219,6 +223,16 @@ class SqlStore(LogStore):
             row = self._execute(conn, f"SELECT last_ts_ns, lines_at_last_ts, attempt, next_seq {KEYED}",
                                 (key.namespace, key.instance, key.container)).fetchone()
         return ResumePoint(*row) if row else ResumePoint(None, 0)
+
+    def explain_read(self, namespace: str, instance: str, container: str, *, day: dt.date | None = None,
+                     offset: int = 0, size: int = 1000) -> str:
+        return self._explain(*self._read_query(namespace, instance, container, day, offset, size))
+
+    def explain_read_job(self, namespace: str, job: str, *, day: dt.date | None = None) -> str:
+        """The plan of a job page's keyset query (from a cursor at 2026-01-01, 100 rows)."""
+        query = READ_JOB.format(day="AND l.day = ?" if day else "", after=AFTER)
+        return self._explain(self._sql(query), (namespace, job) + ((self._day_in(day),) if day else ())
+                             + (self._day_in(dt.date(2026, 1, 1)), 0, 0, 0, 100, 0))
 
     def _read_query(self, namespace: str, instance: str, container: str, day: dt.date | None, offset: int,
                     size: int) -> tuple[str, tuple[Any, ...]]:

@@ -121,17 +121,6 @@ class SqliteStore(SqlStore):
     def _json_out(self, value: Any) -> dict[str, Any]:
         return json.loads(value)
 
-    def explain_read(self, namespace: str, instance: str, container: str, *, day: dt.date | None = None,
-                     offset: int = 0, size: int = 1000) -> str:
-        query, params = self._read_query(namespace, instance, container, day, offset, size)
-        return self._explain(query, params)
-
-    def explain_read_job(self, namespace: str, job: str, *, day: dt.date | None = None) -> str:
-        from .sql import AFTER, READ_JOB
-        query = READ_JOB.format(day="AND l.day = ?" if day else "", after=AFTER)
-        return self._explain(query, (namespace, job) + ((self._day_in(day),) if day else ())
-                             + ("2026-01-01", 0, 0, 0, 100, 0))
-
     def _explain(self, query: str, params: Sequence[Any]) -> str:
         with self._connection() as conn:
             return "\n".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + query, tuple(params)))
