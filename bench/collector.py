@@ -19,7 +19,6 @@ import re
 import secrets
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,12 +26,11 @@ from typing import Any
 
 import requests
 
-from tests.harness import free_port, wait_until
+from tests.harness import CollectorProcess, free_port, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 KUBECONFIG = os.environ.get("KUBECONFIG") or str(ROOT / ".local" / "kubeconfig")
 KUBECTL = str(ROOT / ".local" / "bin" / "kubectl")
-VENV_BIN = Path(sys.executable).parent
 RATE = 5  # lines a second per container
 PRINTER = "$|=1; for $i (1..{n}) {{ print \"$i\\n\"; select(undef, undef, undef, 0.2) }}"  # perl: no fork per line
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -50,19 +48,14 @@ def wait(check, timeout: float, interval: float = 0.5):
 
 # -- the collector process ------------------------------------------------------------------------------------
 
-class Collector:
+class Collector(CollectorProcess):
     def __init__(self, env: dict[str, str], log: Path):
-        self.port = free_port()
-        self.log = log
-        with open(log, "ab") as sink:
-            self.process = subprocess.Popen([str(VENV_BIN / "tenx-gateway"), "collect"], cwd=ROOT,
-                                            env={**env, "GATEWAY_COLLECTOR_PORT": str(self.port)},
-                                            stdout=sink, stderr=subprocess.STDOUT)
+        super().__init__(env, log)
         self.peak_rss_kib = 0
 
     def metrics(self) -> dict[str, float]:
         try:
-            text = requests.get(f"http://127.0.0.1:{self.port}/metrics", timeout=2).text
+            text = self.metrics_text(timeout=2)
         except requests.RequestException:
             return {}
         found: dict[str, float] = {}
@@ -92,16 +85,6 @@ class Collector:
             return (int(fields[11]) + int(fields[12])) / CLK_TCK
         except OSError:
             return 0.0
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGCONT)
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
 
 def lag_quantiles(before: dict[str, float], after: dict[str, float]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -263,6 +264,40 @@ class GatewayServer:
         if not self.keep_gateway_namespace:
             doomed.append(self.gateway_namespace)
         kubectl("delete", "namespace", "--wait=false", "--ignore-not-found", *doomed, kubeconfig=admin, check=False)
+
+
+class CollectorProcess:
+    """``tenx-gateway collect`` alone with ``env``, its health and metrics on a port of its own (the collector
+    tests and bench run several at once); output appended to ``log``."""
+
+    def __init__(self, env: dict[str, str], log: Path):
+        self.port = free_port()
+        self.log = log
+        with open(log, "ab") as sink:
+            self.process = subprocess.Popen([str(VENV_BIN / "tenx-gateway"), "collect"], cwd=ROOT,
+                                            env={**env, "GATEWAY_COLLECTOR_PORT": str(self.port)},
+                                            stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def metrics_text(self, timeout: float = 5) -> str:
+        return requests.get(f"http://127.0.0.1:{self.port}/metrics", timeout=timeout).text
+
+    def healthz(self) -> int:
+        """/healthz's status, 0 when nothing answers."""
+        try:
+            return requests.get(f"http://127.0.0.1:{self.port}/healthz", timeout=5).status_code
+        except requests.ConnectionError:
+            return 0
+
+    def stop(self) -> None:
+        """SIGCONT (a test may have frozen it), SIGTERM, SIGKILL after 30 s."""
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGCONT)
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
 
 def start_gateway(workdir: Path | str, **options: Any) -> GatewayServer:

@@ -8,23 +8,18 @@ import os
 import secrets
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import psycopg
 import pytest
-import requests
 
 from gateway.names import MANAGED_BY, MANAGED_BY_LABEL
 from gateway.store import open_store
 
-from ..harness import free_port as _free_port, wait_until
+from ..harness import CollectorProcess, wait_until
 
 pytest_plugins = ["tests.archive_pg"]
 
-ROOT = Path(__file__).resolve().parents[2]
-VENV_BIN = Path(sys.executable).parent
 LINES = 600  # at 20 a second: 30 s of output, long enough to freeze the leader in the middle
 
 
@@ -41,33 +36,10 @@ def job_manifest(name: str, namespace: str, script: str) -> dict:
                          "containers": [{"name": name, "image": "busybox", "command": ["sh", "-c", script]}]}}}}
 
 
-class Collector:
-    def __init__(self, env: dict[str, str], log: Path):
-        self.port = _free_port()
-        with open(log, "ab") as sink:
-            self.process = subprocess.Popen([str(VENV_BIN / "tenx-gateway"), "collect"], cwd=ROOT,
-                                            env={**env, "GATEWAY_COLLECTOR_PORT": str(self.port)},
-                                            stdout=sink, stderr=subprocess.STDOUT)
-
+class Collector(CollectorProcess):
     def metric(self, name: str) -> float:
-        text = requests.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5).text
-        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+        return sum(float(line.rsplit(" ", 1)[1]) for line in self.metrics_text().splitlines()
                    if line.startswith(name + "{") or line.startswith(name + " "))
-
-    def healthz(self) -> int:
-        try:
-            return requests.get(f"http://127.0.0.1:{self.port}/healthz", timeout=5).status_code
-        except requests.ConnectionError:
-            return 0
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGCONT)
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
 
 
 @pytest.fixture
