@@ -39,7 +39,7 @@ SERVICE_CIDR="10.0.0.0/24"
 SERVICE_IP="10.0.0.1"          # first IP of SERVICE_CIDR: the `kubernetes` Service
 READY_TIMEOUT="${TENX_READY_TIMEOUT:-180}"
 
-K8S_CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+K8S_CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet)
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler tenx-node-agent)
 
 # ---------------------------------------------------------------- helpers
@@ -58,6 +58,12 @@ need_go() {
 hash_stdin() { sha256sum | cut -c1-64; }
 
 # ---------------------------------------------------------------- build
+# Moves a fresh build into place unless the file there is byte-identical: the running component's start
+# signature (component_sig: binary mtime and size) then stays the same, and `up` does not restart it for a
+# rebuild that changed nothing (e.g. a go.mod change for another command of the same module).
+install_bin() {  # NEW DEST
+  if [ -f "$2" ] && cmp -s "$1" "$2"; then rm -f "$1"; else mv -f "$1" "$2"; fi
+}
 stamp_file() { echo "$BIN/.stamp-$1"; }
 is_fresh() {  # name hash binaries...
   local name="$1" h="$2"; shift 2
@@ -101,7 +107,7 @@ build_k8s() {
   if ! (cd "$HERE/k8s" && CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags "$ldflags" -o "$tmp/" "${pkgs[@]}"); then
     rm -rf "$tmp"; die "kubernetes build failed"
   fi
-  for c in "${K8S_CMDS[@]}"; do mv -f "$tmp/$c" "$BIN/$c"; done
+  for c in "${K8S_CMDS[@]}"; do install_bin "$tmp/$c" "$BIN/$c"; done
   rm -rf "$tmp"
   echo "$h" > "$(stamp_file kubernetes)"
   log "kubernetes $K8S_VERSION built in $(elapsed "$t0")"
@@ -117,7 +123,7 @@ build_etcd() {
   log "building etcd $ETCD_VERSION (~2 minutes with a cold Go cache) ..."
   t0=$(now)
   (cd "$HERE/etcd" && CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags "$ldflags" -o "$BIN/etcd.new" .) || die "etcd build failed"
-  mv -f "$BIN/etcd.new" "$BIN/etcd"
+  install_bin "$BIN/etcd.new" "$BIN/etcd"
   echo "$h" > "$(stamp_file etcd)"
   log "etcd $ETCD_VERSION built in $(elapsed "$t0")"
 }
@@ -144,7 +150,7 @@ build_agent() {
   log "building tenx-node-agent (~6 minutes with a cold Go cache) ..."
   t0=$(now)
   (cd "$AGENT_SRC" && CGO_ENABLED=0 go build -trimpath -buildvcs=false -o "$BIN/tenx-node-agent.new" .) || die "tenx-node-agent build failed"
-  mv -f "$BIN/tenx-node-agent.new" "$BIN/tenx-node-agent"
+  install_bin "$BIN/tenx-node-agent.new" "$BIN/tenx-node-agent"
   echo "$h" > "$(stamp_file tenx-node-agent)"
   log "tenx-node-agent built in $(elapsed "$t0")"
 }
@@ -297,9 +303,10 @@ pid_of() {  # prints the pid of a running component, or fails
   echo "$pid"
 }
 
-# signature of what a running component was started with (binary + args)
+# signature of what a running component was started with (binary + args); a rebuild that produced the same
+# bytes keeps the old file (install_bin), so it does not count as a change
 component_sig() {
-  { component_args "$1"; cat "$(stamp_file "$1")" 2>/dev/null || true; stat -c '%Y %s' "$BIN/$1" 2>/dev/null || true; } | hash_stdin
+  { component_args "$1"; stat -c '%Y %s' "$BIN/$1" 2>/dev/null || true; } | hash_stdin
 }
 
 component_ports() {

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs the real node's runtime from Debian's packages (deploy/local/runtime.sh uses them):
+# containerd + runc (the container runtime), containernetworking-plugins (bridge/host-local/loopback CNI),
+# docker-registry (the local image registry), umoci + skopeo (build and push OCI images),
+# busybox-static (the content of the local images), iproute2 (ip netns), util-linux (unshare).
+# Idempotent: apt runs only when a command is missing. Needs root for apt (CI runs as root).
+set -euo pipefail
+
+# command -> Debian package
+declare -A want=(
+    [containerd]=containerd
+    [runc]=runc
+    [/usr/lib/cni/bridge]=containernetworking-plugins
+    [docker-registry]=docker-registry
+    [umoci]=umoci
+    [skopeo]=skopeo
+    [/bin/busybox]=busybox-static
+    [ip]=iproute2
+    [unshare]=util-linux
+    [gcc]=gcc
+)
+missing=()
+for cmd in "${!want[@]}"; do
+    if [[ $cmd == /* ]]; then
+        [[ -x $cmd ]] || missing+=("${want[$cmd]}")
+    else
+        command -v "$cmd" >/dev/null 2>&1 || missing+=("${want[$cmd]}")
+    fi
+done
+# busybox-static replaces busybox's dynamic binary; a static one is needed inside an image
+if [[ -x /bin/busybox ]] && ! file -L /bin/busybox 2>/dev/null | grep -q 'statically linked'; then
+    missing+=(busybox-static)
+fi
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+# shellcheck disable=SC2207
+missing=($(printf '%s\n' "${missing[@]}" | sort -u))
+if [[ $(id -u) -ne 0 ]]; then
+    echo "install-runtime-deps: missing ${missing[*]}; run as root: apt-get install -y ${missing[*]}" >&2
+    exit 1
+fi
+echo "install-runtime-deps: installing ${missing[*]} from Debian" >&2
+export DEBIAN_FRONTEND=noninteractive
+# docker-registry and containerd ship systemd units / init scripts: nothing starts them here (no systemd in CI
+# containers), and policy-rc.d keeps a SysV init from starting them during the install
+printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d.tenx && chmod +x /usr/sbin/policy-rc.d.tenx
+[[ -e /usr/sbin/policy-rc.d ]] || ln -s /usr/sbin/policy-rc.d.tenx /usr/sbin/policy-rc.d
+apt-get update -qq >&2
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+[[ -L /usr/sbin/policy-rc.d && $(readlink /usr/sbin/policy-rc.d) == /usr/sbin/policy-rc.d.tenx ]] && rm -f /usr/sbin/policy-rc.d
+rm -f /usr/sbin/policy-rc.d.tenx
