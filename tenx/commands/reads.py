@@ -1,0 +1,327 @@
+"""ls, get, instances and logs: the reads, each with ``-o table|wide|json|yaml|name``."""
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import time
+from typing import Any
+
+import click
+
+from .. import status as st
+from ..errors import INTERRUPTED, UsageError
+from ..follow import Follower
+from ..lines import LinePrinter
+from ..main import State, cli
+from ..output import FORMATS, colour_on, emit_document, print_table, styled
+
+_OUTPUT = click.option("--output", "-o", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
+                       help="Output format.")
+WATCH_POLL_SECONDS = 2.0
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def job_row(job: dict[str, Any], now: dt.datetime, wide: bool) -> list[str]:
+    spec, status = job.get("spec") or {}, job.get("status") or {}
+    row = [job.get("metadata", {}).get("name", ""), st.job_status(job), st.completions(job), st.age(job, now),
+           st.duration(job, now)]
+    if wide:
+        row += [str(spec.get("parallelism", 1)), str(status.get("active") or 0), str(status.get("failed") or 0),
+                ",".join(st.images(job)), st.command(job)]
+    return row
+
+
+JOB_HEADERS = ["NAME", "STATUS", "COMPLETIONS", "AGE", "DURATION"]
+JOB_WIDE = ["PARALLELISM", "ACTIVE", "FAILED", "IMAGE", "COMMAND"]
+
+
+def _jobs_sorted(body: dict[str, Any]) -> list[dict[str, Any]]:
+    return sorted(body.get("jobs") or [], key=lambda job: job.get("metadata", {}).get("name", ""))
+
+
+def show_jobs(body: dict[str, Any], fmt: str) -> None:
+    if fmt in ("json", "yaml"):
+        emit_document(body, fmt)
+        return
+    jobs = _jobs_sorted(body)
+    if fmt == "name":
+        for job in jobs:
+            click.echo(job.get("metadata", {}).get("name", ""))
+        return
+    now, wide = _now(), fmt == "wide"
+    print_table(JOB_HEADERS + (JOB_WIDE if wide else []), [job_row(job, now, wide) for job in jobs], status_column=1)
+    if body.get("truncated"):
+        click.echo("tenx: the list was cut at the gateway's GATEWAY_LIST_MAX_JOBS", err=True)
+
+
+@cli.command("ls")
+@_OUTPUT
+@click.option("--watch", "-w", is_flag=True, help="Keep showing changes (Ctrl-C to stop).")
+@click.pass_obj
+def ls(state: State, fmt: str, watch: bool) -> int:
+    """List your jobs: name, status, completions, age, duration."""
+    client = state.client()
+    body = client.list_jobs()
+    if not watch:
+        show_jobs(body, fmt)
+        return 0
+    try:
+        _watch_jobs(client, body, fmt)
+    except KeyboardInterrupt:
+        return INTERRUPTED
+    return 0
+
+
+def _watch_jobs(client, body: dict[str, Any], fmt: str) -> None:
+    """On a terminal, the table redrawn in place; otherwise the table once and then a row per change (kubectl's
+    ``get -w``). Changes come from ``GET /jobs?watch=true`` where the gateway streams it, else from a list every
+    2 seconds."""
+    wide = fmt == "wide"
+    live = colour_on(sys.stdout) and fmt in ("table", "wide")
+
+    def rows_of(listing):
+        now = _now()
+        return {row[0]: row for row in (job_row(job, now, wide) for job in _jobs_sorted(listing))}
+
+    def key(row):  # what counts as a change: status and completions, not the ticking age
+        return tuple(row[1:3])
+
+    if live:
+        from rich.console import Console
+        from rich.live import Live
+        from ..output import rich_table
+        headers = JOB_HEADERS + (JOB_WIDE if wide else [])
+        with Live(rich_table(headers, list(rows_of(body).values()), 1), console=Console(), auto_refresh=False) as view:
+            for listing in _listings(client, body):
+                view.update(rich_table(headers, list(rows_of(listing).values()), 1), refresh=True)
+        return
+    show_jobs(body, fmt)
+    seen = {name: key(row) for name, row in rows_of(body).items()}
+    for listing in _listings(client, body):
+        current = rows_of(listing)
+        for name, row in current.items():
+            if seen.get(name) != key(row):
+                click.echo(name if fmt == "name" else "  ".join(row))
+        for name in set(seen) - set(current):
+            click.echo(name if fmt == "name" else f"{name}  deleted")
+        seen = {name: key(row) for name, row in current.items()}
+
+
+def _listings(client, first: dict[str, Any]):
+    """A new job list after each change: on each event of the job watch stream (at most one list a second), or
+    every WATCH_POLL_SECONDS from a gateway without the stream."""
+    from ..client import iter_chunks
+    from ..sse import Parser
+    stream = None
+    try:
+        stream = client.open_stream("/jobs", {"watch": "true"})
+    except Exception:  # noqa: BLE001  any answer but a stream: poll
+        stream = None
+    if stream is None:
+        while True:
+            time.sleep(WATCH_POLL_SECONDS)
+            yield client.list_jobs()
+    last = 0.0
+    try:
+        for event in Parser().events(iter_chunks(stream)):
+            if event.event == "job" and time.monotonic() - last >= 1:
+                last = time.monotonic()
+                yield client.list_jobs()
+    finally:
+        stream.close()
+    while True:  # the stream ended: carry on by polling
+        time.sleep(WATCH_POLL_SECONDS)
+        yield client.list_jobs()
+
+
+def instance_row(record: dict[str, Any], now: dt.datetime, wide: bool) -> list[str]:
+    outcome = st.instance_outcome(record)
+    first = (record.get("containers") or [{}])[0]
+    row = [record.get("name", ""), record.get("phase", ""), first.get("state", ""),
+           "-" if outcome.exit_code is None else str(outcome.exit_code),
+           outcome.reason or (record.get("scheduling") or {}).get("reason") or "-",
+           str(record.get("restart_count", 0)), st.instance_duration(record, now)]
+    if wide:
+        row += [record.get("node") or "-", record.get("started") or "-", record.get("finished") or "-"]
+    return row
+
+
+INSTANCE_HEADERS = ["NAME", "PHASE", "STATE", "EXIT", "REASON", "RESTARTS", "DURATION"]
+INSTANCE_WIDE = ["NODE", "STARTED", "FINISHED"]
+
+
+def _instance_table(records: list[dict[str, Any]], wide: bool) -> None:
+    now = _now()
+    print_table(INSTANCE_HEADERS + (INSTANCE_WIDE if wide else []),
+                [instance_row(r, now, wide) for r in records], status_column=1)
+
+
+@cli.command()
+@click.argument("name")
+@_OUTPUT
+@click.pass_obj
+def instances(state: State, name: str, fmt: str) -> int:
+    """A job's instances (pods), with exit codes and reasons, including those already gone."""
+    client = state.client()
+    records = client.instances(name)
+    if records is None:  # a gateway without the extension: the names from the job
+        records = [{"name": n} for n in client.get_job(name).get("instance_names") or []]
+    if fmt in ("json", "yaml"):
+        emit_document({"instances": records}, fmt)
+    elif fmt == "name":
+        for record in records:
+            click.echo(record.get("name", ""))
+    else:
+        _instance_table(records, fmt == "wide")
+    return 0
+
+
+@cli.command()
+@click.argument("name")
+@_OUTPUT
+@click.pass_obj
+def get(state: State, name: str, fmt: str) -> int:
+    """A job's summary and its instances with exit codes and reasons."""
+    client = state.client()
+    job = client.get_job(name)
+    if fmt in ("json", "yaml"):
+        emit_document(job, fmt)
+        return 0
+    if fmt == "name":
+        click.echo(job.get("metadata", {}).get("name", name))
+        return 0
+    now = _now()
+    spec, status, meta = job.get("spec") or {}, job.get("status") or {}, job.get("metadata") or {}
+    phase = st.job_status(job)
+    colour = {"succeeded": "green", "failed": "red", "running": "cyan"}.get(phase, "yellow")
+    fields = [("Name", meta.get("name", name)), ("Status", styled(phase, colour)),
+              ("Completions", f"{st.completions(job)} (parallelism {spec.get('parallelism', 1)})"),
+              ("Active/Failed", f"{status.get('active') or 0}/{status.get('failed') or 0}"),
+              ("Created", f"{meta.get('creationTimestamp', '-')} ({st.age(job, now)} ago)"),
+              ("Started", status.get("startTime") or "-"), ("Finished", status.get("completionTime") or "-"),
+              ("Duration", st.duration(job, now)), ("Image", ", ".join(st.images(job))),
+              ("Command", st.command(job) or "-")]
+    if st.failure_reason(job):
+        fields.append(("Failed", st.failure_reason(job)))
+    if st.held_back(job):
+        fields.append(("Held back", st.held_back(job)))
+    for label, value in fields:
+        click.echo(f"{label + ':':<15}{value}")
+    records = client.instances(name)
+    if records is None:
+        records = [{"name": n} for n in job.get("instance_names") or []]
+    click.echo("\nInstances:" if records else "\nInstances: none yet")
+    if records:
+        _instance_table(records, fmt == "wide")
+    return 0
+
+
+def parse_date(text: str | None) -> str | None:
+    """``YYYY.MM.DD`` (the API's form), ``YYYY-MM-DD``, ``today`` or ``yesterday`` (UTC) -> ``YYYY.MM.DD``."""
+    if text is None:
+        return None
+    today = _now().date()
+    named = {"today": today, "yesterday": today - dt.timedelta(days=1)}
+    if text in named:
+        return named[text].strftime("%Y.%m.%d")
+    try:
+        return dt.datetime.strptime(text.replace("-", "."), "%Y.%m.%d").strftime("%Y.%m.%d")
+    except ValueError:
+        raise UsageError(f"--date {text!r}: expected YYYY.MM.DD, YYYY-MM-DD, today or yesterday") from None
+
+
+def days_between(start: str | None, end: str | None, today: dt.date) -> list[str]:
+    """Each UTC day an instance may have written on, a day either side (the gateway's log timezone may be
+    another), as ``YYYY.MM.DD``."""
+    first = st.parse_time(start)
+    last = st.parse_time(end)
+    begin = (first.date() if first else today) - dt.timedelta(days=1)
+    finish = min((last.date() if last else today) + dt.timedelta(days=1), today + dt.timedelta(days=1))
+    return [(begin + dt.timedelta(days=n)).strftime("%Y.%m.%d") for n in range((finish - begin).days + 1)]
+
+
+def _pages(fetch, offset: int, size: int | None):
+    """Lines from ``offset``: ``size`` of them, or all (page by page) when ``size`` is None."""
+    page = 1000
+    while True:
+        want = page if size is None else min(page, size)
+        lines, truncated = fetch(offset, want)
+        yield from lines
+        offset += len(lines)
+        if size is not None:
+            size -= len(lines)
+            if size <= 0:
+                return
+        if not lines or (len(lines) < want and not truncated):
+            return
+
+
+@cli.command()
+@click.argument("name")
+@click.argument("instance", required=False)
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until the job (or instance) ends.")
+@click.option("--date", metavar="YYYY.MM.DD", help="Only that day's lines (also YYYY-MM-DD, today, yesterday).")
+@click.option("--from", "offset", type=click.IntRange(0), default=0, help="Start at this line (0-based).")
+@click.option("--size", type=click.IntRange(0), help="At most this many lines (default: all).")
+@click.option("--all-days", is_flag=True, help="Ask day by day (date=...), for gateways that need a date.")
+@click.pass_obj
+def logs(state: State, name: str, instance: str | None, follow: bool, date: str | None, offset: int,
+         size: int | None, all_days: bool) -> int:
+    """Print a job's logs: one instance's, or every instance's prefixed with its name."""
+    if all_days and (date or follow):
+        raise UsageError("--all-days goes with neither --date nor --follow")
+    client = state.client()
+    day = parse_date(date)
+    try:
+        if follow:
+            return _follow_logs(client, name, instance, day, offset)
+        _print_logs(client, name, instance, day, offset, size, all_days)
+    except KeyboardInterrupt:
+        return INTERRUPTED
+    return 0
+
+
+def _print_logs(client, name, instance, day, offset, size, all_days) -> None:
+    if instance is not None:
+        targets, several = [instance], False
+    else:
+        records = client.instances(name)
+        targets = [r["name"] for r in records] if records is not None else \
+            list(client.get_job(name).get("instance_names") or [])
+        several = len(targets) > 1
+        if several and not all_days:
+            # the job-level call: every instance's lines in time order, "[instance] line"
+            for line in _pages(lambda o, s: client.job_logs(name, date=day, offset=o, size=s), offset, size):
+                click.echo(line)
+            return
+    records_by_name = {}
+    if all_days:
+        records_by_name = {r["name"]: r for r in (client.instances(name) or [])}
+    for target in targets:
+        prefix = f"[{target}] " if several else ""
+        days = [day]
+        if all_days:
+            record = records_by_name.get(target, {})
+            days = days_between(record.get("started") or record.get("created"), record.get("finished"),
+                                _now().date())
+        for one_day in days:
+            fetch = (lambda o, s, d=one_day, t=target:
+                     client.instance_logs(name, t, date=d, offset=o, size=s))
+            for line in _pages(fetch, offset, size):
+                click.echo(prefix + line)
+
+
+def _follow_logs(client, name, instance, day, offset) -> int:
+    follower = Follower(client, name)
+    try:
+        if instance is not None:
+            end = follower.follow_instance(instance, LinePrinter(), date=day, offset=offset or None)
+        else:
+            end = follower.follow_job(LinePrinter())
+    except KeyboardInterrupt:
+        click.echo(f"\ntenx: stopped following; job {name} keeps running", err=True)
+        return INTERRUPTED
+    return 0 if end.status == st.SUCCEEDED else 1

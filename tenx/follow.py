@@ -1,0 +1,240 @@
+"""Following a job: its log lines as they come and how it ended.
+
+Where the gateway has the streams (STREAMS.md: ``follow=true`` logs, ``/watch``), one Server-Sent Events stream
+does it, resumed from the last event id when it breaks or the server ends it with ``shutdown``. A gateway that
+answers anything but ``text/event-stream`` (one without streams, the original API) is polled instead: the job
+(``GET /jobs/{name}``), each instance's log from the offset reached (``from``), and at the end the instance
+records for the exit codes.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import requests
+
+from . import status as st
+from .client import Client, iter_chunks
+from .errors import NotFound, TenxError, Unavailable, from_response
+from .sse import Parser
+
+PAGE = 1000
+POLL_SECONDS = 1.0
+MAX_RECONNECTS = 5  # in a row without an event in between
+_BROKEN = (requests.ConnectionError, requests.exceptions.ChunkedEncodingError, requests.Timeout)
+
+Emit = Callable[[str | None, str], None]      # (instance or None, line)
+OnStatus = Callable[[dict[str, Any]], None]  # a job summary: name, status, active, succeeded, failed, ...
+
+
+@dataclass
+class JobEnd:
+    status: str                                         # succeeded | failed | deleted
+    outcomes: list[st.Outcome] = field(default_factory=list)  # failed instances: exit code and reason
+    reason: str | None = None                           # the Job's Failed condition, if any
+    streamed: bool = False                              # whether a stream (not polling) said so
+
+    def first_exit_code(self) -> int | None:
+        for outcome in self.outcomes:
+            if outcome.exit_code not in (None, 0):
+                return outcome.exit_code
+        return None
+
+
+def _outcomes_of(instances: list[dict[str, Any]] | None) -> list[st.Outcome]:
+    """From an ``end`` event's instances ``[{"name", "exit_code", "reason"}]`` (or full records)."""
+    result = []
+    for item in instances or []:
+        if "containers" in item:
+            result.append(st.instance_outcome(item))
+        else:
+            code = item.get("exit_code")
+            result.append(st.Outcome(item.get("name", "?"), None if code is None else int(code), item.get("reason")))
+    return [o for o in result if o.exit_code not in (None, 0) or o.reason not in (None, "Completed")]
+
+
+class Follower:
+    def __init__(self, client: Client, name: str, *, poll_seconds: float = POLL_SECONDS,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.client = client
+        self.name = name
+        self.poll_seconds = poll_seconds
+        self.sleep = sleep
+        self.offsets: dict[str, int] = {}
+        self.streamed = False
+
+    # --- streams ---
+
+    def _stream(self, path: str, params: dict[str, Any] | None, handle: Callable[[Any], Any]) -> Any:
+        """Read events until ``handle`` returns something other than None (the end); reconnect with the last
+        event id after a break or a ``shutdown``. None (and no event handled) when the gateway has no stream."""
+        parser = Parser()
+        failures = 0
+        while True:
+            response = self.client.open_stream(path, params, last_event_id=parser.last_event_id)
+            if response is None:
+                return None
+            self.streamed = True
+            try:
+                for event in parser.events(iter_chunks(response)):
+                    failures = 0
+                    if event.event == "error":
+                        body = event.json() or {}
+                        raise from_response(int(body.get("code") or 500), body)
+                    if event.event == "shutdown":
+                        break
+                    result = handle(event)
+                    if result is not None:
+                        return result
+            except _BROKEN:
+                pass
+            finally:
+                response.close()
+            failures += 1
+            if failures > MAX_RECONNECTS:
+                raise Unavailable(f"the stream of job {self.name!r} kept breaking off")
+            self.sleep(min(5.0, (parser.retry or 1000) / 1000))
+
+    def stream_job(self, emit: Emit) -> JobEnd | None:
+        def handle(event):
+            data = event.json()
+            if event.event == "message":
+                emit(data.get("instance"), data.get("line", ""))
+            elif event.event == "end":
+                return JobEnd(data.get("status") or st.DELETED, _outcomes_of(data.get("instances")),
+                              streamed=True)
+            return None
+        return self._stream_or_none(f"/jobs/{self.name}/logs", {"follow": "true"}, handle)
+
+    def stream_instance(self, instance: str, emit: Emit, **query: Any) -> JobEnd | None:
+        params = {"follow": "true", **{("from" if k == "offset" else k): v for k, v in query.items() if v is not None}}
+
+        def handle(event):
+            data = event.json()
+            if event.event == "message":
+                emit(None, data.get("line", ""))
+            elif event.event == "end":
+                code = data.get("exit_code")
+                phase = data.get("phase")
+                outcome = st.Outcome(instance, None if code is None else int(code), data.get("reason"))
+                failed = phase == "Failed" or outcome.exit_code not in (None, 0)
+                return JobEnd(st.FAILED if failed else st.SUCCEEDED, [outcome] if failed else [], streamed=True)
+            return None
+        return self._stream_or_none(f"/jobs/{self.name}/instances/{instance}/logs", params, handle)
+
+    def stream_watch(self, on_status: OnStatus) -> JobEnd | None:
+        def handle(event):
+            data = event.json() or {}
+            if event.event == "status":
+                on_status(data)
+            elif event.event == "end":
+                return JobEnd(data.get("status") or st.DELETED, st.failed_outcomes(data.get("instances") or []),
+                              streamed=True)
+            return None
+        return self._stream_or_none(f"/jobs/{self.name}/watch", None, handle)
+
+    def _stream_or_none(self, path: str, params: dict[str, Any] | None, handle: Callable[[Any], Any]):
+        """A 404 from a stream call is "no such call" on a gateway without it, when the job itself exists."""
+        try:
+            return self._stream(path, params, handle)
+        except NotFound:
+            if self.streamed:
+                raise
+            self.client.get_job(self.name)  # raises NotFound if the job is what is missing
+            return None
+
+    # --- polling ---
+
+    def drain(self, instance: str, emit: Emit, prefix: bool, **query: Any) -> None:
+        """Every line of ``instance`` from the offset reached so far, page by page."""
+        while True:
+            offset = self.offsets.get(instance, query.get("offset") or 0)
+            try:
+                lines, truncated = self.client.instance_logs(self.name, instance, date=query.get("date"),
+                                                             offset=offset, size=PAGE)
+            except NotFound:
+                return  # gone between the listing and the read, and not archived (yet)
+            for line in lines:
+                emit(instance if prefix else None, line)
+            self.offsets[instance] = offset + len(lines)
+            if len(lines) < PAGE and not truncated:
+                return
+
+    def _job_or_deleted(self) -> dict[str, Any] | None:
+        try:
+            return self.client.get_job(self.name)
+        except NotFound:
+            return None
+
+    def poll_job(self, emit: Emit, on_status: OnStatus | None = None, *, logs: bool = True) -> JobEnd:
+        seen_once = False
+        while True:
+            job = self._job_or_deleted()
+            if job is None:
+                if not seen_once:
+                    raise NotFound(f"job {self.name!r} not found")
+                return JobEnd(st.DELETED)
+            seen_once = True
+            phase = st.job_status(job)
+            if on_status:
+                on_status(summary(job))
+            names = job.get("instance_names") or []
+            if logs:
+                for instance in names:
+                    self.drain(instance, emit, prefix=multi(job, names))
+            if phase in st.TERMINAL:
+                records = self.client.instances(self.name)
+                if records is None:
+                    records = [{"name": n} for n in names]
+                if logs:
+                    for record in records:  # pods already gone: their lines from the archive
+                        self.drain(record["name"], emit, prefix=multi(job, [r["name"] for r in records]))
+                return JobEnd(phase, st.failed_outcomes(records), st.failure_reason(job))
+            self.sleep(self.poll_seconds)
+
+    def poll_instance(self, instance: str, emit: Emit, **query: Any) -> JobEnd:
+        while True:
+            self.drain(instance, emit, prefix=False, **query)
+            job = self._job_or_deleted()
+            records = self.client.instances(self.name) if job is None or st.job_status(job) in st.TERMINAL \
+                else None
+            record = next((r for r in records or [] if r.get("name") == instance), None)
+            if job is None or st.job_status(job) in st.TERMINAL or (record and record.get("phase") in
+                                                                    ("Succeeded", "Failed")):
+                self.drain(instance, emit, prefix=False, **query)
+                outcomes = st.failed_outcomes([record]) if record else []
+                return JobEnd(st.FAILED if outcomes else (st.job_status(job) if job else st.DELETED), outcomes)
+            self.sleep(self.poll_seconds)
+
+    # --- what the commands call ---
+
+    def follow_job(self, emit: Emit) -> JobEnd:
+        return self.stream_job(emit) or self.poll_job(emit)
+
+    def follow_instance(self, instance: str, emit: Emit, **query: Any) -> JobEnd:
+        return self.stream_instance(instance, emit, **query) or self.poll_instance(instance, emit, **query)
+
+    def wait(self, on_status: OnStatus) -> JobEnd:
+        end = self.stream_watch(on_status)
+        if end is not None:
+            return end
+        return self.poll_job(lambda *_: None, on_status, logs=False)
+
+
+def multi(job: dict[str, Any], names: list[str]) -> bool:
+    """Prefix lines with their instance when the job has, or may have, more than one."""
+    spec = job.get("spec") or {}
+    return len(names) > 1 or (spec.get("parallelism") or 1) > 1 or (spec.get("completions") or 1) > 1
+
+
+def summary(job: dict[str, Any]) -> dict[str, Any]:
+    """The watch stream's status summary, from a Job object (the polling path's equivalent)."""
+    spec, status = job.get("spec") or {}, job.get("status") or {}
+    return {"name": (job.get("metadata") or {}).get("name"), "status": st.job_status(job),
+            "active": status.get("active") or 0, "succeeded": status.get("succeeded") or 0,
+            "failed": status.get("failed") or 0, "completions": spec.get("completions"),
+            "parallelism": spec.get("parallelism")}
+
+
+__all__ = ["Follower", "JobEnd", "TenxError", "multi", "summary"]
