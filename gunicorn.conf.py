@@ -1,11 +1,23 @@
-"""gunicorn settings for tenx-gateway. Every request waits on the apiserver, so threads, not processes, carry
-the concurrency: a few workers (one per core) each with a pool of threads."""
-import atexit
-import glob
-import multiprocessing
+"""gunicorn settings for tenx-gateway. Every request waits on the apiserver, and a followed log or a watched job
+holds its connection for minutes, so greenlets carry the concurrency: a few workers (one per core), each gevent's
+event loop with up to GATEWAY_WORKER_CONNECTIONS connections at once (gthread pinned a thread per stream: 500
+followers would have needed 500 threads). GATEWAY_WORKER_CLASS=gthread brings the thread pool back."""
 import os
-import shutil
-import tempfile
+
+# gevent must patch the standard library before anything imports ssl, threading or socket: the master imports the
+# gateway's settings check (and with it the Kubernetes client, urllib3 and ssl) below, and a worker inherits those
+# modules, so patching only in the worker (gunicorn's default) left ssl half-patched (RecursionError on the first
+# TLS connection). The master runs patched too: its loop, signals and metrics listener are gevent-aware.
+if (os.environ.get("GATEWAY_WORKER_CLASS") or "gevent") == "gevent":
+    from gevent import monkey
+
+    monkey.patch_all()
+
+import atexit  # noqa: E402
+import glob  # noqa: E402
+import multiprocessing  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
 
 
 def _remove_metrics_dir(path, master_pid):
@@ -22,6 +34,12 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     atexit.register(_remove_metrics_dir, os.environ["PROMETHEUS_MULTIPROC_DIR"], os.getpid())
 os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 
+# Each user's stream slots (gateway/streams/slots.py): lock files every worker shares, so the per-user cap on
+# concurrent streams holds across workers. A fresh directory per gunicorn, removed when the master exits.
+if not os.environ.get("TENX_GATEWAY_STREAM_SLOTS_DIR"):
+    os.environ["TENX_GATEWAY_STREAM_SLOTS_DIR"] = tempfile.mkdtemp(prefix="tenx-gateway-streams-")
+    atexit.register(_remove_metrics_dir, os.environ["TENX_GATEWAY_STREAM_SLOTS_DIR"], os.getpid())
+
 # A bad setting (GATEWAY_*, the region contexts, gunicorn's own variables below) stops gunicorn here, in the master,
 # before any worker starts: one line on stderr naming it, exit status 2 (gateway/settings_check.py).
 from gateway.settings_check import exit_if_invalid  # noqa: E402
@@ -30,8 +48,9 @@ exit_if_invalid(gunicorn=True)
 
 bind = os.environ.get("GATEWAY_BIND", "127.0.0.1:8080")
 workers = int(os.environ.get("GATEWAY_WORKERS", min(4, multiprocessing.cpu_count())))
-worker_class = "gthread"
-threads = int(os.environ.get("GATEWAY_THREADS", 8))
+worker_class = os.environ.get("GATEWAY_WORKER_CLASS") or "gevent"
+worker_connections = int(os.environ.get("GATEWAY_WORKER_CONNECTIONS") or 1000)
+threads = int(os.environ.get("GATEWAY_THREADS", 8))  # gthread only
 # Above the apiserver read timeout (GATEWAY_KUBE_READ_TIMEOUT, 20 s), so a slow cluster gives a 503, not a killed worker.
 timeout = int(os.environ.get("GATEWAY_WORKER_TIMEOUT", 60))
 graceful_timeout = int(os.environ.get("GATEWAY_GRACEFUL_TIMEOUT", 25))
@@ -92,6 +111,21 @@ def post_fork(server, worker):
     """A worker inherits the master's metrics socket; it never serves it, so it lets it go at once."""
     if _metrics_server is not None:
         _metrics_server.socket.close()
+
+
+def post_worker_init(worker):
+    """On SIGTERM, open streams send their ``shutdown`` event and end within a second (gateway/streams/runner.py),
+    so the worker's graceful wait ends with them instead of cutting them off after GATEWAY_GRACEFUL_TIMEOUT."""
+    import signal
+
+    from gateway.streams import runner
+    stop_accepting = worker.handle_exit
+
+    def handle_exit(sig, frame):
+        runner.begin_shutdown()
+        stop_accepting(sig, frame)
+
+    signal.signal(signal.SIGTERM, handle_exit)
 
 
 def child_exit(server, worker):

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import time
 from typing import Mapping
 
 from . import errors
 from .names import is_username
+from .streams import token as stream_token
 from .throttle import FailureThrottle
 from .users import UserStore
 
@@ -69,3 +71,27 @@ def authenticate(headers: Mapping[str, str], users: UserStore, throttle: Failure
         throttle.record_failure((by_client, by_name))
         raise errors.Unauthorized("invalid username or token", headers=_CHALLENGE)
     return username
+
+
+STREAM_TOKEN_PARAMETER = "stream_token"
+
+
+def authenticate_stream(headers: Mapping[str, str], query: Mapping[str, str], users: UserStore,
+                        throttle: FailureThrottle, client: str, region: str) -> str:
+    """For the stream calls only (follow=true logs, watch): the headers as for every call, or a stream token in the
+    query (EventSource cannot send headers). A bad token counts as a failed login of its client."""
+    token = query.get(STREAM_TOKEN_PARAMETER)
+    if token is None:
+        return authenticate(headers, users, throttle, client)
+    by_client = client_key(client)
+    _refuse(throttle.retry_after([by_client]))
+
+    def key_of(username: str) -> bytes | None:
+        digest = users.stored_digest(username) if is_username(username) else None
+        return stream_token.signing_key(digest) if digest else None
+
+    try:
+        return stream_token.verify(token, region, key_of, now=time.time())
+    except stream_token.InvalidToken:
+        throttle.record_failure((by_client,))
+        raise errors.Unauthorized("invalid or expired stream token", headers=_CHALLENGE) from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 from typing import Any
 
 from flask import Flask, Response, g, request
@@ -16,6 +17,13 @@ from gunicorn.glogging import Logger
 
 ROUTE_KEY = "tenx.route"
 USER_KEY = "tenx.user"
+# A stream token (a query parameter of the stream calls) never reaches a log line, whatever logs a URL.
+_STREAM_TOKEN = re.compile(r"(stream_token(?:=|%3D|\\?[\"']?\s*:\s*\\?[\"']))[^&\s\"'\\]+", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """``text`` with the value of any ``stream_token=...`` (or ``"stream_token": "..."``) replaced."""
+    return _STREAM_TOKEN.sub(r"\1[redacted]", text) if "stream_token" in text.lower() else text
 
 
 class JsonFormatter(logging.Formatter):
@@ -34,7 +42,7 @@ class JsonFormatter(logging.Formatter):
             entry["exception"] = self.formatException(record.exc_info)
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        return redact(json.dumps(entry, ensure_ascii=False, default=str))
 
 
 def configure(level: int = logging.INFO) -> None:

@@ -38,7 +38,7 @@ SCHEMAS = {
     "JobList": rs.JobListSchema, "CreatedJob": rs.CreatedJobSchema, "DeletedJob": rs.DeletedJobSchema,
     "Instance": rs.InstanceSchema, "InstanceList": rs.InstanceListSchema,
     "StatusOk": rs.StatusOkSchema, "Region": rs.RegionSchema, "RegionList": rs.RegionListSchema,
-    "JobSpec": JobSpecSchema,
+    "JobSpec": JobSpecSchema, "StreamToken": rs.StreamTokenSchema,
 }
 
 HEADERS = {

@@ -124,3 +124,10 @@ class RegionSchema(_Closed):
 
 class RegionListSchema(_Closed):
     regions = fields.List(fields.Nested(RegionSchema), required=True)
+
+
+class StreamTokenSchema(_Closed):
+    stream_token = fields.String(required=True, metadata={"description": "opaque; pass it as `stream_token=` on a "
+                                                                        "stream call"})
+    expires_in = fields.Integer(required=True, metadata={"description": "seconds left to open a stream with it",
+                                                         "example": 60})

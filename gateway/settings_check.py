@@ -177,6 +177,8 @@ def _pairs(mapping: Mapping[str, str]) -> str:
 _GUNICORN: dict[str, tuple[str, Callable[[str], bool]]] = {
     "GATEWAY_WORKERS": ("a whole number from 1 to 64", lambda v: _int_within(v, 1, 64)),
     "GATEWAY_THREADS": ("a whole number from 1 to 1000", lambda v: _int_within(v, 1, 1000)),
+    "GATEWAY_WORKER_CLASS": ("gevent or gthread", lambda v: v in ("gevent", "gthread")),
+    "GATEWAY_WORKER_CONNECTIONS": ("a whole number from 1 to 100000", lambda v: _int_within(v, 1, 100000)),
     "GATEWAY_WORKER_TIMEOUT": ("a whole number of seconds from 1 to 3600", lambda v: _int_within(v, 1, 3600)),
     "GATEWAY_GRACEFUL_TIMEOUT": ("a whole number of seconds from 0 to 3600", lambda v: _int_within(v, 0, 3600)),
     "GATEWAY_LOG_LEVEL": (", ".join(LOG_LEVELS), lambda v: v.lower() in LOG_LEVELS),

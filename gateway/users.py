@@ -90,6 +90,12 @@ class UserStore:
         stored = entry["token_sha256"] if entry else _NO_USER_DIGEST
         return hmac.compare_digest(stored, token_digest(token)) and entry is not None
 
+    def stored_digest(self, username: str) -> str | None:
+        """The user's stored token digest (None for an unknown user): the key material of their stream tokens
+        (gateway/streams/token.py), so a new token revokes those too."""
+        entry = self._current().get(username)
+        return entry["token_sha256"] if entry else None
+
     def _current(self) -> dict[str, Any]:
         """The table in memory; the first call of a process starts the refresher and waits for its first read."""
         if self._refresher_pid != os.getpid():

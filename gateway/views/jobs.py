@@ -6,11 +6,12 @@ from flask import Blueprint, Response, current_app, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from .. import errors, joblist, jobs, logs
-from ..auth import authenticate
+from ..auth import authenticate, authenticate_stream
 from ..names import is_dns1123_label, is_pod_name
 from ..respond import json_response
 from ..schemas import JobLimits, JobSpecSchema, LogsQuerySchema, job_name_errors
 from ..tenancy import Tenant
+from . import streams
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/regions/<region>")
 
@@ -19,6 +20,7 @@ bp = Blueprint("jobs", __name__, url_prefix="/v1/regions/<region>")
 _SAME_WITH_SLASH = {"strict_slashes": False}
 
 LOG_TRUNCATED_HEADER = "X-Log-Truncated"
+_FOLLOWABLE = ("jobs.instance_logs", "jobs.job_logs")  # follow=true makes them streams (views/streams.py)
 
 
 @bp.url_value_preprocessor
@@ -30,7 +32,11 @@ def _pull_region(endpoint, values):
 def _authenticate_and_scope():
     """Credentials first, so an unauthenticated caller learns nothing, not even which regions exist."""
     gateway = current_app.extensions["tenx"]
-    username = authenticate(request.headers, gateway.users, gateway.login_throttle, request.remote_addr or "")
+    if request.endpoint in _FOLLOWABLE and streams.follow_asked():  # a stream: the headers or a stream token
+        username = authenticate_stream(request.headers, request.args, gateway.users, gateway.login_throttle,
+                                       request.remote_addr or "", g.region)
+    else:
+        username = authenticate(request.headers, gateway.users, gateway.login_throttle, request.remote_addr or "")
     gateway.regions.require(g.region)
     g.tenant = Tenant.of(username, g.region, gateway.settings)
 
@@ -130,6 +136,8 @@ def delete_job(job_name: str):
 
 @bp.get("/jobs/<job_name>/instances/<instance_name>/logs", **_SAME_WITH_SLASH)
 def instance_logs(job_name: str, instance_name: str):
+    if streams.follow_requested():
+        return streams.follow_instance_response(job_name, instance_name)
     settings = current_app.extensions["tenx"].settings
     query = _logs_query(settings)
     if not is_dns1123_label(job_name) or not is_pod_name(instance_name):
@@ -142,6 +150,8 @@ def instance_logs(job_name: str, instance_name: str):
 @bp.get("/jobs/<job_name>/logs", **_SAME_WITH_SLASH)
 def job_logs(job_name: str):
     """Extension: all instances' lines in time order, each prefixed by its instance name."""
+    if streams.follow_requested():
+        return streams.follow_job_response(job_name)
     settings = current_app.extensions["tenx"].settings
     query = _logs_query(settings)
     return _log_response(jobs.job_log(_kube(), _archive(), g.tenant, _existing_job_name(job_name), query,

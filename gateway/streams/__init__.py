@@ -1,0 +1,6 @@
+"""Server-Sent Event streams: followed logs and watched jobs (the contract: README "Follow and watch").
+
+``sse`` frames events (pure), ``token`` signs and checks stream tokens (pure), ``slots`` caps each user's
+concurrent streams across every worker of the host, ``runner`` turns a producer into a response body with
+heartbeats, timeouts and the shutdown event, and ``follow`` / ``watch`` are the producers.
+"""

@@ -1,0 +1,219 @@
+"""Followed logs: the producers behind ``follow=true`` on an instance's and on a job's logs.
+
+Offsets are exactly the paged call's (``from``): for an instance while its pod exists, lines of the current
+container attempt, of ``date``'s day if given, counted from 0; once the pod is gone, the archive's numbering (every
+attempt). The job level reads the archive, in its order, as the paged job-level call does.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from .. import errors, logs, timefmt
+from ..kube import Kube, LogNotAvailable
+from ..names import POD_JOB_NAME_LABELS
+from ..store import LogStore
+from ..store.records import TERMINAL_PHASES
+from ..tenancy import Tenant
+from . import sse
+from .runner import Out
+
+POLL_SECONDS = 0.5  # how often an archive read looks for new lines
+SETTLE_SECONDS = 3.0  # the collector archives a line within 1-2 s: quiet this long after the end, nothing is left
+GONE_SETTLE_SECONDS = 10.0  # a pod gone without a final record in the archive (deleted while it ran)
+_UPSTREAM_IDLE = 120.0  # a followed pod log silent this long is reopened (a dead connection is found then)
+_PAGE = 500
+
+
+@dataclass
+class Where:
+    """The next offset to send; ``day`` narrows the log to one day as ``date`` does."""
+    offset: int
+    day: dt.date | None
+    timezone: str
+    max_line_bytes: int
+
+
+def pod_of(kube: Kube, tenant: Tenant, job_name: str, instance: str) -> dict[str, Any] | None:
+    """The instance's pod if it exists and belongs to the job, else None."""
+    try:
+        pod = kube.get_pod(tenant.namespace, instance)
+    except errors.NotFound:
+        return None
+    labels = pod["metadata"].get("labels") or {}
+    return pod if any(labels.get(key) == job_name for key in POD_JOB_NAME_LABELS) else None
+
+
+def _first_status(pod: dict[str, Any]) -> dict[str, Any]:
+    first = pod["spec"]["containers"][0]["name"]
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        if status.get("name") == first:
+            return status
+    return {}
+
+
+def pod_end(pod: dict[str, Any]) -> dict[str, Any]:
+    """The ``end`` event's data for a pod: its first container's last termination."""
+    status = _first_status(pod)
+    terminated = (status.get("state") or {}).get("terminated") or (status.get("lastState") or {}).get("terminated")
+    return {"instance": pod["metadata"]["name"], "exit_code": (terminated or {}).get("exitCode"),
+            "reason": (terminated or {}).get("reason"), "phase": (pod.get("status") or {}).get("phase")}
+
+
+def record_end(instance: str, record: dict[str, Any] | None) -> dict[str, Any]:
+    """The ``end`` event's data from an archived instance record (its first container)."""
+    record = record or {}
+    first = (record.get("containers") or [{}])[0]
+    terminated = first if first.get("state") == "terminated" else first.get("last_state") or {}
+    return {"instance": instance, "exit_code": terminated.get("exit_code"), "reason": terminated.get("reason"),
+            "phase": record.get("phase")}
+
+
+def _line(out: Out, where: Where, text: str, instance: str | None = None) -> None:
+    data: dict[str, Any] = {"offset": where.offset}
+    if instance is not None:
+        data["instance"] = instance
+    data["line"] = text
+    out.send(sse.event(data, id=where.offset), id=where.offset)
+    where.offset += 1
+
+
+def _read_live(kube: Kube, tenant: Tenant, pod: dict[str, Any], where: Where, out: Out, *, follow: bool) -> int:
+    """Send the pod's lines from ``where.offset`` on (following the container while it runs); how many."""
+    instance, container = pod["metadata"]["name"], pod["spec"]["containers"][0]["name"]
+    sent = where.offset
+    since = bounds = None
+    if where.day is not None:
+        bounds = logs.day_bounds(where.day, where.timezone)
+        since = timefmt.rfc3339(bounds[0])
+    with kube.pod_log(tenant.namespace, instance, container=container, timestamps=bounds is not None,
+                      since_time=since, follow=follow, idle_timeout=_UPSTREAM_IDLE if follow else None) as chunks:
+        if bounds is None:
+            lines = logs.iter_lines(logs.skip_lines(chunks, where.offset), where.max_line_bytes)
+        else:
+            lines = _skip(logs.within(logs.iter_lines(chunks, where.max_line_bytes), *bounds), where.offset)
+        for text in lines:
+            _line(out, where, text)
+    return where.offset - sent
+
+
+def _skip(lines, count: int):
+    for index, line in enumerate(lines):
+        if index >= count:
+            yield line
+
+
+def _day_over(where: Where) -> bool:
+    return where.day is not None and timefmt.now() >= logs.day_bounds(where.day, where.timezone)[1]
+
+
+def follow_instance(kube: Kube, archive: LogStore, tenant: Tenant, job_name: str, instance: str, where: Where,
+                    out: Out) -> None:
+    """Lines as they are written while the pod lives, then the rest; ``end`` with the exit code. A pod already
+    gone (or gone meanwhile) is read from the archive until its lines are all there."""
+    pod = pod_of(kube, tenant, job_name, instance)
+    while pod is not None:
+        phase = (pod.get("status") or {}).get("phase")
+        if phase in TERMINAL_PHASES:
+            with contextlib.suppress(LogNotAvailable):
+                _read_live(kube, tenant, pod, where, out, follow=False)
+            out.send(sse.event(pod_end(pod), name="end"))
+            return
+        started = time.monotonic()
+        try:
+            if _day_over(where):
+                out.sleep(2)  # the day's lines are all sent; only the end is awaited
+            else:
+                _read_live(kube, tenant, pod, where, out, follow=True)
+        except (LogNotAvailable, errors.Unavailable):
+            pass  # not started yet, or the stream broke: look at the pod again
+        if time.monotonic() - started < 1:
+            out.sleep(1)  # a log that ends at once (a container between attempts) is not asked for in a loop
+        pod = pod_of(kube, tenant, job_name, instance)
+    replay_archive(archive, tenant, job_name, instance, where, out)
+
+
+def _record(archive: LogStore, tenant: Tenant, job_name: str, instance: str) -> dict[str, Any] | None:
+    return next((r for r in archive.instances(tenant.archive, job_name) if r.get("name") == instance), None)
+
+
+def replay_archive(archive: LogStore, tenant: Tenant, job_name: str, instance: str, where: Where,
+                   out: Out) -> None:
+    """The archived lines from ``where.offset``, then ``end`` once the collector has nothing more: the record says
+    the pod finished and no line came for ``SETTLE_SECONDS`` (``GONE_SETTLE_SECONDS`` without such a record)."""
+    container = job_name  # the first container, the one the live log reads, carries the job's name
+    quiet_since = time.monotonic()
+    while True:
+        with contextlib.closing(archive.iter_read(tenant.archive, instance, container, day=where.day,
+                                                  offset=where.offset, size=_PAGE)) as rows:
+            before = where.offset
+            for text in rows:
+                _line(out, where, text)
+        if where.offset > before:
+            quiet_since = time.monotonic()
+            continue
+        record = _record(archive, tenant, job_name, instance)
+        settle = SETTLE_SECONDS if (record or {}).get("phase") in TERMINAL_PHASES else GONE_SETTLE_SECONDS
+        if time.monotonic() - quiet_since >= settle:
+            out.send(sse.event(record_end(instance, record), name="end"))
+            return
+        out.sleep(POLL_SECONDS)
+
+
+JOB_CHECK_SECONDS = 2.0
+
+
+def job_state(job: dict[str, Any]) -> str:
+    """``pending``, ``running``, ``succeeded`` or ``failed`` from a Job's status."""
+    status = job.get("status") or {}
+    for condition in status.get("conditions") or []:
+        if condition.get("status") == "True":
+            if condition.get("type") in ("Complete", "SuccessCriteriaMet"):
+                return "succeeded"
+            if condition.get("type") in ("Failed", "FailureTarget"):
+                return "failed"
+    return "running" if status.get("active") else "pending"
+
+
+def instance_ends(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each instance's name, exit code and reason, for the job's ``end`` event."""
+    return [{"name": r["name"], **{k: v for k, v in record_end(r["name"], r).items() if k in ("exit_code", "reason")}}
+            for r in records]
+
+
+def follow_job(kube: Kube, archive: LogStore, tenant: Tenant, job_name: str, where: Where, out: Out,
+               get_job, list_instances) -> None:
+    """Every instance's archived lines in the job-level order (the paged call's), as the collector stores them
+    (1-2 s after they are written); ``end`` once the job has succeeded, failed or been deleted and the archive has
+    been quiet for ``SETTLE_SECONDS`` since. ``get_job``/``list_instances`` are gateway.jobs' calls."""
+    quiet_since = time.monotonic()
+    checked, final, final_since = 0.0, None, 0.0
+    while True:
+        with contextlib.closing(archive.iter_read_job(tenant.archive, job_name, day=where.day, offset=where.offset,
+                                                      size=_PAGE)) as rows:
+            before = where.offset
+            for instance, text in rows:
+                _line(out, where, text, instance)
+        now = time.monotonic()
+        if where.offset > before:
+            quiet_since = now
+            continue
+        if final is None and now - checked >= JOB_CHECK_SECONDS:
+            checked = now
+            try:
+                state = job_state(get_job(kube, tenant, job_name))
+            except errors.NotFound:
+                state = "deleted"
+            if state in ("succeeded", "failed", "deleted"):
+                final, final_since = state, now
+        if final is not None and now - max(quiet_since, final_since) >= SETTLE_SECONDS:
+            try:
+                records = list_instances(kube, archive, tenant, job_name)["instances"]
+            except errors.NotFound:
+                records = []
+            out.send(sse.event({"status": final, "instances": instance_ends(records)}, name="end"))
+            return
+        out.sleep(POLL_SECONDS)

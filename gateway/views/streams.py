@@ -1,0 +1,163 @@
+"""The stream calls (README "Follow and watch"): ``follow=true`` on the two logs calls (their views in
+views/jobs.py hand over to ``follow_instance_response`` / ``follow_job_response``), watching a job, and stream
+tokens for browsers."""
+from __future__ import annotations
+
+import functools
+import time
+
+from flask import Blueprint, Response, current_app, g, request
+from marshmallow import ValidationError
+
+from .. import errors, jobs
+from ..auth import authenticate, authenticate_stream
+from ..names import is_dns1123_label, is_pod_name
+from ..respond import json_response
+from ..schemas import LogsQuerySchema
+from ..streams import runner, slots, sse
+from ..streams import token as stream_token
+from ..streams.follow import Where, follow_instance, follow_job, pod_of
+from ..streams.watch import watch_job
+from ..tenancy import Tenant
+
+bp = Blueprint("streams", __name__, url_prefix="/v1/regions/<region>")
+
+_FOLLOW = {"true": True, "1": True, "false": False, "0": False, "": False}
+RESUME_HEADER = "Last-Event-ID"
+RESUME_PARAMETER = "last_event_id"
+
+
+def follow_requested() -> bool:
+    """``follow=true``/``1`` (a stream) or ``false``/``0``/empty/absent (the paged call); anything else is 400."""
+    value = request.args.get("follow")
+    if value is None:
+        return False
+    if value.lower() not in _FOLLOW:
+        raise errors.BadRequest("invalid request: see errors", errors={"follow": ["must be true or false"]})
+    return _FOLLOW[value.lower()]
+
+
+def follow_asked() -> bool:
+    """``follow_requested`` without complaints, for choosing how to authenticate (credentials come first)."""
+    return (request.args.get("follow") or "").lower() in ("true", "1")
+
+
+def _gateway():
+    return current_app.extensions["tenx"]
+
+
+@bp.url_value_preprocessor
+def _pull_region(endpoint, values):
+    g.region = values.pop("region")
+
+
+@bp.before_request
+def _authenticate_and_scope():
+    gateway = _gateway()
+    how = authenticate if request.endpoint == "streams.create_stream_token" else functools.partial(
+        authenticate_stream, query=request.args, region=g.region)
+    username = how(request.headers, users=gateway.users, throttle=gateway.login_throttle,
+                   client=request.remote_addr or "")
+    gateway.regions.require(g.region)
+    g.tenant = Tenant.of(username, g.region, gateway.settings)
+
+
+def _start_of_stream() -> tuple[int, object]:
+    """(offset to start at, day): ``Last-Event-ID`` (or ``last_event_id``) N means N+1 and wins over ``from``;
+    ``size`` is ignored."""
+    settings = _gateway().settings
+    args = {k: v for k, v in request.args.to_dict().items() if k in ("date", "from")}
+    query = LogsQuerySchema(default_size=settings.log_default_size, max_size=settings.log_max_size).load(args)
+    resume = request.headers.get(RESUME_HEADER) or request.args.get(RESUME_PARAMETER)
+    if resume not in (None, ""):
+        resume = resume.strip()
+        if not (resume.isascii() and resume.lstrip("-").isdigit()) or int(resume) < -1:
+            raise ValidationError("must be a line offset (a whole number)", RESUME_PARAMETER)
+        return int(resume) + 1, query["date"]
+    return query["offset"], query["date"]
+
+
+def _stream(produce) -> Response:
+    """The SSE response of ``produce(out)``, within the user's cap (429 over it)."""
+    settings = _gateway().settings
+    slot = slots.acquire(g.tenant.username, settings.stream_max_per_user)
+    if slot is None:
+        raise errors.TooManyRequests(
+            f"at most {settings.stream_max_per_user} streams at once per user (GATEWAY_STREAM_MAX_PER_USER)",
+            headers={"Retry-After": str(settings.retry_after_seconds)})
+    limits = runner.Limits(settings.stream_heartbeat_seconds, settings.stream_idle_seconds,
+                           settings.stream_max_seconds)
+    return Response(runner.body(produce, limits, on_close=slot.release), mimetype=sse.CONTENT_TYPE,
+                    headers=sse.HEADERS)
+
+
+def _where(offset: int, day) -> Where:
+    settings = _gateway().settings
+    return Where(offset, day, settings.log_timezone, settings.log_max_bytes)
+
+
+def follow_instance_response(job_name: str, instance: str) -> Response:
+    gateway = _gateway()
+    offset, day = _start_of_stream()
+    not_found = errors.NotFound(f"instance {instance!r} of job {job_name!r} not found")
+    if not is_dns1123_label(job_name) or not is_pod_name(instance):
+        raise not_found
+    kube, archive, tenant = gateway.regions.get(g.region), gateway.archive.get(), g.tenant
+    if pod_of(kube, tenant, job_name, instance) is None and not archive.known_instance(tenant.archive, job_name,
+                                                                                       instance):
+        raise not_found
+    where = _where(offset, day)
+    return _stream(lambda out: follow_instance(kube, archive, tenant, job_name, instance, where, out))
+
+
+def follow_job_response(job_name: str) -> Response:
+    gateway = _gateway()
+    offset, day = _start_of_stream()
+    kube, archive, tenant = gateway.regions.get(g.region), gateway.archive.get(), g.tenant
+    _job_somewhere(kube, archive, tenant, job_name)
+    where = _where(offset, day)
+    return _stream(lambda out: follow_job(kube, archive, tenant, job_name, where, out, jobs.get_job, jobs.instances))
+
+
+def _job_somewhere(kube, archive, tenant, job_name: str) -> None:
+    not_found = errors.NotFound(f"job {job_name!r} not found")
+    if not is_dns1123_label(job_name):
+        raise not_found
+    if archive.instances(tenant.archive, job_name):
+        return
+    try:
+        kube.get_job(tenant.namespace, job_name)
+    except errors.NotFound:
+        raise not_found from None
+
+
+@bp.get("/jobs/<job_name>/watch", strict_slashes=False)
+def watch(job_name: str):
+    """A job's status, conditions and instances at the start and at each change; ``end`` when it is over."""
+    gateway = _gateway()
+    kube, archive, tenant = gateway.regions.get(g.region), gateway.archive.get(), g.tenant
+    if not is_dns1123_label(job_name):
+        raise errors.NotFound(f"job {job_name!r} not found")
+
+    def look():
+        try:
+            job = jobs.get_job(kube, tenant, job_name)
+        except errors.NotFound:
+            raise errors.NotFound(f"job {job_name!r} not found") from None
+        return job, jobs.instances(kube, archive, tenant, job_name)["instances"]
+
+    look()  # a job that does not exist is a 404 before the stream starts
+    return _stream(lambda out: watch_job(look, out))
+
+
+@bp.post("/stream-tokens", strict_slashes=False)
+def create_stream_token():
+    """A token that opens a stream calls instead of the headers, for ``expires_in`` seconds (EventSource)."""
+    gateway = _gateway()
+    settings = gateway.settings
+    digest = gateway.users.stored_digest(g.tenant.username)
+    if digest is None:  # removed between the login and now
+        raise errors.Unauthorized("invalid username or token")
+    issued = stream_token.issue(g.tenant.username, g.region, stream_token.signing_key(digest), now=time.time(),
+                                lifetime=settings.stream_token_seconds)
+    return json_response({"stream_token": issued, "expires_in": settings.stream_token_seconds})
