@@ -7,6 +7,7 @@
 #   cluster.sh clean          same as: down --purge
 #   cluster.sh status         show what is running
 #   cluster.sh restart-agent  rebuild and restart only the node agent
+#   cluster.sh restart-real   restart only the real node (kubelet + containerd + registry, node tenx-real)
 #   cluster.sh env            print shell exports (KUBECONFIG, PATH) for this cluster
 #
 # Everything lives under <repo>/.local (git-ignored). See deploy/local/README.md.
@@ -38,9 +39,16 @@ AGENT_ADDR="127.0.0.1:10250"
 SERVICE_CIDR="10.0.0.0/24"
 SERVICE_IP="10.0.0.1"          # first IP of SERVICE_CIDR: the `kubernetes` Service
 READY_TIMEOUT="${TENX_READY_TIMEOUT:-180}"
+# The real node (deploy/local/realnode/): upstream kubelet + containerd + runc + CNI + a local registry.
+# TENX_REAL_NODE=0 leaves it out (the process-agent node alone, as before).
+REAL_NODE="${TENX_REAL_NODE:-0}"
+REAL_NODE_NAME="tenx-real"
+REAL_DIR="$LOCAL/real"
+REAL_SRC="$HERE/realnode"
+KUBELET_PORT=10251
 
 K8S_CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet)
-COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler tenx-node-agent)
+COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler tenx-node-agent tenx-real-node)
 
 # ---------------------------------------------------------------- helpers
 log()  { printf '[cluster] %s\n' "$*"; }
@@ -287,6 +295,11 @@ component_args() {  # prints the command line (one arg per line) of a component
       --kubeconfig "$KUBECONFIG_FILE" --node-name "$NODE_NAME" --listen-addr "$AGENT_ADDR" \
       --tls-cert "$PKI/node-agent.crt" --tls-key "$PKI/node-agent.key" \
       --state-dir "$NODE_STATE" --crashloop-base 1s --crashloop-max 10s ;;
+    # PID 1 of its own pid + mount namespaces (realnode/node.sh says why); --kill-child: if unshare dies, so
+    # does the node
+    tenx-real-node) printf '%s\n' unshare --pid --fork --mount --propagation private --mount-proc \
+      --kill-child=SIGTERM -- bash "$REAL_SRC/node.sh" "$REAL_DIR" "$BIN" "$PKI" "$(node_ip)" "$KUBELET_PORT" \
+      "$REAL_DIR/images" ;;
     *) die "unknown component $1" ;;
   esac
 }
@@ -297,15 +310,24 @@ pid_of() {  # prints the pid of a running component, or fails
   pid="$(cat "$pidf" 2>/dev/null)" || return 1
   [[ "$pid" =~ ^[0-9]+$ ]] || return 1
   kill -0 "$pid" 2>/dev/null || return 1
-  # guard against pid reuse: argv[0] must be our binary
-  exe="$(tr '\0' '\n' < "/proc/$pid/cmdline" 2>/dev/null | head -n1)" || return 1
-  [ "$exe" = "$BIN/$name" ] || return 1
+  # guard against pid reuse: argv[0] must be our binary (the real node: its whole command line)
+  if [ "$name" = tenx-real-node ]; then
+    [ "$(tr '\0' '\n' < "/proc/$pid/cmdline" 2>/dev/null)" = "$(component_args "$name")" ] || return 1
+  else
+    exe="$(tr '\0' '\n' < "/proc/$pid/cmdline" 2>/dev/null | head -n1)" || return 1
+    [ "$exe" = "$BIN/$name" ] || return 1
+  fi
   echo "$pid"
 }
 
 # signature of what a running component was started with (binary + args); a rebuild that produced the same
 # bytes keeps the old file (install_bin), so it does not count as a change
 component_sig() {
+  if [ "$1" = tenx-real-node ]; then
+    { component_args "$1"; stat -c '%Y %s' "$BIN/kubelet" 2>/dev/null || true
+      cat "$REAL_SRC/node.sh" "$REAL_SRC/images.list" "$REAL_DIR/images/.stamp" 2>/dev/null || true; } | hash_stdin
+    return
+  fi
   { component_args "$1"; stat -c '%Y %s' "$BIN/$1" 2>/dev/null || true; } | hash_stdin
 }
 
@@ -349,12 +371,22 @@ stop_component() {
   case "$name" in
     # the apiserver may wait for open watches; the agent stops all pod processes
     kube-apiserver|tenx-node-agent) grace=200 ;;
+    tenx-real-node) grace=300 ;;
   esac
   if ! pid="$(pid_of "$name")"; then
     rm -f "$RUN/$name.pid" "$RUN/$name.sig"
+    [ "$name" = tenx-real-node ] && real_cleanup
     return 0
   fi
-  kill -TERM "$pid" 2>/dev/null || true
+  if [ "$name" = tenx-real-node ]; then
+    # unshare waits for its child, PID 1 of the node's namespaces: that one stops kubelet, containerd and the
+    # registry; when it returns the kernel kills what is left in the namespace
+    local init
+    init="$(cat "/proc/$pid/task/$pid/children" 2>/dev/null | awk '{print $1}')"
+    kill -TERM "${init:-$pid}" 2>/dev/null || true
+  else
+    kill -TERM "$pid" 2>/dev/null || true
+  fi
   for ((i = 0; i < grace; i++)); do
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
@@ -365,6 +397,7 @@ stop_component() {
     for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   fi
   rm -f "$RUN/$name.pid" "$RUN/$name.sig"
+  [ "$name" = tenx-real-node ] && real_cleanup
   log "stopped $name (pid $pid)"
 }
 
@@ -431,6 +464,60 @@ default_sa_exists() { kubectl_ -n default get serviceaccount default -o name >/d
 
 have_agent_bin() { [ -x "$BIN/tenx-node-agent" ]; }
 
+# ---------------------------------------------------------------- the real node (realnode/)
+# kubelet refuses a loopback node IP, so the node's InternalIP (where the API server reaches its kubelet port for
+# logs and exec) is the host's own address; kubelet listens only there
+node_ip() {
+  local ip
+  ip="$(ip -4 route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p' | head -n1)"
+  [ -n "$ip" ] || ip="$(ip -4 -o addr show scope global 2>/dev/null | awk '{sub("/.*", "", $4); print $4; exit}')"
+  echo "${ip:-}"
+}
+
+real_prepare() {  # everything the real node needs before it starts: packages, images, certificates
+  "$ROOT/scripts/install-runtime-deps.sh" || die "the real node's packages are missing (scripts/install-runtime-deps.sh)"
+  local ip; ip="$(node_ip)"
+  [ -n "$ip" ] || die "the real node needs a non-loopback IPv4 address on this host (kubelet refuses 127.0.0.1)"
+  local pause_c
+  pause_c="$(cd "$HERE/k8s" && go list -m -f '{{.Dir}}' k8s.io/kubernetes)/build/pause/linux/pause.c"
+  [ -f "$pause_c" ] || die "pause.c not found in the Go module cache ($pause_c)"
+  "$REAL_SRC/images.sh" "$REAL_DIR/images" "$pause_c" || die "building the real node's images failed"
+  # kubelet's serving certificate (the API server checks it against the local CA) names the current node IP
+  if [ -f "$PKI/kubelet-real.crt" ] && ! openssl x509 -in "$PKI/kubelet-real.crt" -noout -checkip "$ip" | grep -q 'does match'; then
+    rm -f "$PKI/kubelet-real.crt" "$PKI/kubelet-real.key"
+  fi
+  sign kubelet-real "/CN=$REAL_NODE_NAME" "extendedKeyUsage=serverAuth" \
+    "subjectAltName=IP:$ip,IP:127.0.0.1,DNS:$REAL_NODE_NAME"
+  sign kubelet-real-client "/O=system:nodes/CN=system:node:$REAL_NODE_NAME" "extendedKeyUsage=clientAuth"
+  write_kubeconfig "$PKI/kubelet-real.kubeconfig" kubelet-real-client
+}
+
+# after the node's namespaces are gone: its cgroups (runc and kubelet leave them) and the empty /var/lib/cni
+# mount point; nothing else of it exists outside .local/real
+real_cleanup() {
+  local i d left
+  for ((i = 0; i < 50; i++)); do
+    left=0
+    for d in /sys/fs/cgroup/*/tenx-real; do
+      [ -d "$d" ] || continue
+      find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
+      [ -d "$d" ] && left=1
+    done
+    [ "$left" = 0 ] && break
+    sleep 0.2
+  done
+  [ "$left" = 0 ] || warn "cgroups under /sys/fs/cgroup/*/tenx-real are still busy"
+  rmdir /var/lib/cni 2>/dev/null || true
+}
+
+# Ready can be left over from before a restart: the kubelet's port must be open too
+real_node_ready() {
+  (exec 3<>"/dev/tcp/$(node_ip)/$KUBELET_PORT") 2>/dev/null \
+    && [ "$(kubectl_ get node "$REAL_NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = "True" ]
+}
+
+real_enabled() { [ "$REAL_NODE" = 1 ]; }
+
 with_lock() {
   mkdir -p "$RUN"
   exec 9> "$RUN/cluster.lock"
@@ -466,9 +553,18 @@ cmd_up() {
     warn "no tenx-node-agent binary: the control plane runs without a node"
   fi
 
+  if real_enabled; then
+    real_prepare
+    ensure_component tenx-real-node
+    watch+=(tenx-real-node)
+  fi
+
   wait_for "ServiceAccount default/default (kube-controller-manager)" "$deadline" "${watch[@]}" -- default_sa_exists
   if have_agent_bin; then
     wait_for "node $NODE_NAME to be Ready (tenx-node-agent)" "$deadline" "${watch[@]}" -- node_ready
+  fi
+  if real_enabled; then
+    wait_for "node $REAL_NODE_NAME to be Ready (kubelet + containerd, log $REAL_DIR/logs/)" "$deadline" "${watch[@]}" -- real_node_ready
   fi
   log "cluster is up (start took $(elapsed "$t0"), total $(elapsed "$t_all"))"
   log "  export KUBECONFIG=$KUBECONFIG_FILE   # context $CONTEXT, server https://127.0.0.1:$APISERVER_PORT"
@@ -488,6 +584,8 @@ cmd_down() {
   for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do stop_component "${COMPONENTS[$i]}"; done
   if [ "$purge" = 1 ]; then
     rm -rf "$ETCD_DATA" "$PKI" "$LOGS" "$NODE_STATE" "$KUBECONFIG_FILE"
+    # the real node's state (containerd's content and snapshots, registry, kubelet); its built images are kept
+    find "$REAL_DIR" -mindepth 1 -maxdepth 1 ! -name images -exec rm -rf {} + 2>/dev/null || true
     find "$RUN" -mindepth 1 ! -name cluster.lock -delete 2>/dev/null || true
     log "purged cluster data (etcd, pki, kubeconfig, logs, node state); binaries in $BIN kept"
   fi
@@ -502,6 +600,8 @@ cmd_status() {
       any=1
     elif [ "$name" = tenx-node-agent ] && ! have_agent_bin; then
       printf '%-24s not built\n' "$name"
+    elif [ "$name" = tenx-real-node ] && ! real_enabled; then
+      printf '%-24s off (TENX_REAL_NODE=0)\n' "$name"
     else
       printf '%-24s stopped\n' "$name"
     fi
@@ -530,12 +630,25 @@ cmd_restart_agent() {
   log "tenx-node-agent restarted; node $NODE_NAME is Ready"
 }
 
+cmd_restart_real() {
+  with_lock
+  [ -f "$KUBECONFIG_FILE" ] && apiserver_ready || die "the control plane is not running; use: $0 up"
+  need_go
+  build_k8s
+  real_prepare
+  stop_component tenx-real-node
+  start_component tenx-real-node
+  local deadline=$(( $(now) + READY_TIMEOUT ))
+  wait_for "node $REAL_NODE_NAME to be Ready" "$deadline" tenx-real-node -- real_node_ready
+  log "real node restarted; node $REAL_NODE_NAME is Ready"
+}
+
 cmd_env() {
   echo "export KUBECONFIG=$KUBECONFIG_FILE"
   echo "export PATH=$BIN:\$PATH"
 }
 
-usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
 
 main() {
   local cmd="${1:-}"
@@ -547,6 +660,7 @@ main() {
     clean) cmd_down --purge ;;
     status) cmd_status ;;
     restart-agent) cmd_restart_agent ;;
+    restart-real) cmd_restart_real ;;
     env) cmd_env ;;
     -h|--help|help) usage ;;
     *) usage >&2; exit 2 ;;
