@@ -51,6 +51,28 @@ class JobListBody:
             close()
 
 
+class SplicedBody:
+    """A list already whole in memory (the watch cache's, see gateway/cache/entries.list_chunks), with the same
+    ``prime``/``close`` as ``JobListBody``: nothing can break off, so there is nothing to hold back."""
+
+    def __init__(self, chunks: Iterable[bytes]):
+        self._chunks = iter(chunks)
+
+    def prime(self) -> None:
+        pass
+
+    def __iter__(self) -> SplicedBody:
+        return self
+
+    def __next__(self) -> bytes:
+        return next(self._chunks)
+
+    def close(self) -> None:
+        close = getattr(self._chunks, "close", None)
+        if close is not None:
+            close()
+
+
 def job_list_body(chunks: Iterable[bytes]) -> JobListBody:
     return JobListBody(chunks)
 

@@ -5,7 +5,11 @@ import contextlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterator
 
+import orjson
+
 from . import errors, joblist, logs, timefmt
+from .cache import RegionCache, cache_of
+from .cache.entries import PodEntry, get_body, list_chunks
 from .store import LogStore
 from .store.records import instance_record
 from .config import Settings
@@ -26,9 +30,19 @@ def _with_self_link(job: dict[str, Any]) -> dict[str, Any]:
     return job
 
 
+def _memory(kube: Kube) -> RegionCache | None:
+    """The region's watch cache if it may answer now (see gateway/cache/region.py), else None: ask the apiserver."""
+    cache = cache_of(kube)
+    return cache if cache is not None and cache.usable() else None
+
+
 def list_jobs_body(kube: Kube, tenant: Tenant, max_jobs: int) -> Iterator[bytes]:
     """``{"jobs": [...]}`` (at most ``max_jobs``; ``"truncated": true`` when there are more), as a stream of JSON
-    bytes: the apiserver's list passes through without being parsed or held whole (see ``joblist``)."""
+    bytes: spliced from the watch cache's kept bytes, or the apiserver's list passed through without being parsed
+    or held whole (see ``joblist``)."""
+    cache = _memory(kube)
+    if cache is not None:
+        return joblist.SplicedBody(list_chunks(cache.jobs_in(tenant.namespace), max_jobs))
     return joblist.job_list_body(kube.list_jobs_stream(tenant.namespace, limit=max_jobs))
 
 
@@ -36,7 +50,27 @@ def list_jobs_body(kube: Kube, tenant: Tenant, max_jobs: int) -> Iterator[bytes]
 _ALONGSIDE = ThreadPoolExecutor(max_workers=8, thread_name_prefix="kube-alongside")
 
 
-def get_job(kube: Kube, tenant: Tenant, name: str) -> dict[str, Any]:
+def get_job(kube: Kube, tenant: Tenant, name: str) -> Any:
+    """The Job and its pods' names: from the watch cache when it holds the Job (spliced bytes, no parse unless
+    the Job may be held back), else from the apiserver."""
+    cache = _memory(kube)
+    job = cache.job(tenant.namespace, name) if cache is not None else None
+    if cache is None or job is None:
+        return _get_job_direct(kube, tenant, name)
+    pods = cache.pods_of(job)
+    if sum(pod.live for pod in pods) >= job.wanted:
+        return orjson.Fragment(get_body(job, pods))
+    parsed = orjson.loads(job.body)
+    _show_held_back(parsed, held_back(kube, parsed, _phases(pods)))
+    return {"instance_names": [pod.name for pod in pods], **parsed}
+
+
+def _phases(pods: list[PodEntry]) -> list[dict[str, Any]]:
+    """What tenancy.held_back reads of a pod."""
+    return [{"status": {"phase": pod.phase}} for pod in pods]
+
+
+def _get_job_direct(kube: Kube, tenant: Tenant, name: str) -> dict[str, Any]:
     """The Job and, in the same round trip, the pods labelled ``job-name=<name>`` (the Job controller sets the
     legacy label too); of those, only the ones the Job's own selector (its controller-uid) matches, so pods of an
     earlier job of the same name never show up."""
@@ -96,6 +130,9 @@ def create_job(kube: Kube, walls: TenantWalls, tenant: Tenant, name: str, spec: 
             created = kube.create_job(tenant.namespace, manifest)
     except errors.Conflict:
         raise errors.Conflict(f"job {name!r} already exists") from None
+    cache = cache_of(kube)
+    if cache is not None:
+        cache.created(created)  # read-your-writes: no worker's cache answers before it holds this Job
     return {"job": _with_self_link(created)}
 
 
@@ -104,6 +141,9 @@ def delete_job(kube: Kube, tenant: Tenant, name: str) -> dict[str, str]:
         kube.delete_job(tenant.namespace, name)
     except errors.NotFound:
         raise errors.NotFound(f"job {name!r} not found") from None
+    cache = cache_of(kube)
+    if cache is not None:
+        cache.deleted(tenant.namespace, name)  # and no worker's cache answers before it has seen it go
     return {"jobName": name}
 
 
@@ -187,6 +227,15 @@ def instances(kube: Kube, archive: LogStore, tenant: Tenant, job_name: str) -> d
     """Each instance's story: live pods as they are now, and archived records of pods already gone."""
     by_name = {record["name"]: record for record in archive.instances(tenant.archive, job_name)}
     reason = None
+    cache = _memory(kube)
+    cached = cache.job(tenant.namespace, job_name) if cache is not None else None
+    if cache is not None and cached is not None:
+        pods = cache.pods_of(cached)
+        for pod in pods:
+            by_name[pod.name] = orjson.loads(pod.record)
+        if sum(pod.live for pod in pods) < cached.wanted:
+            reason = held_back(kube, orjson.loads(cached.body), _phases(pods))
+        return _instances_body(by_name, reason)
     try:
         job = kube.get_job(tenant.namespace, job_name)
     except errors.NotFound:
@@ -197,6 +246,10 @@ def instances(kube: Kube, archive: LogStore, tenant: Tenant, job_name: str) -> d
         for pod in pods:
             by_name[pod["metadata"]["name"]] = instance_record(pod)
         reason = held_back(kube, job, pods)
+    return _instances_body(by_name, reason)
+
+
+def _instances_body(by_name: dict[str, dict[str, Any]], reason: dict[str, Any] | None) -> dict[str, Any]:
     ordered = sorted(by_name.values(), key=lambda r: (r.get("created") or "", r["name"]))
     # held_back: why the Job has fewer instances than it asks for (an exceeded quota, ...), while that lasts
     return {"instances": ordered, **({"held_back": reason} if reason else {})}
@@ -213,6 +266,12 @@ def _require_job_somewhere(kube: Kube, archive: LogStore, tenant: Tenant, job_na
 
 def _instance_of(kube: Kube, tenant: Tenant, job_name: str, instance: str) -> dict[str, Any]:
     not_found = errors.NotFound(f"instance {instance!r} of job {job_name!r} not found")
+    cache = _memory(kube)
+    cached = cache.pod(tenant.namespace, instance) if cache is not None else None
+    if cached is not None:
+        if not any(cached.labels.get(key) == job_name for key in POD_JOB_NAME_LABELS):
+            raise not_found
+        return cached.as_pod()
     try:
         pod = kube.get_pod(tenant.namespace, instance)
     except errors.NotFound:

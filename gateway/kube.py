@@ -43,6 +43,8 @@ class LogNotAvailable(Exception):
 class Kube:
     """One region's apiserver: a shared connection pool and the handful of calls the gateway makes."""
 
+    watch_cache: Any = None  # the API process's watch cache of this region (gateway/cache/), once it is attached
+
     def __init__(self, configuration: k8s_client.Configuration, settings: Settings):
         configuration.retries = urllib3.Retry(total=1, connect=1, read=0, status=0, redirect=0)
         configuration.connection_pool_maxsize = 32

@@ -11,13 +11,22 @@
 - ``on_event(type, obj)`` ("ADDED", "MODIFIED", "DELETED") is called from that thread, in order; it must be quick
   (hand work to a queue). An exception in it is logged and counted, never stops the reflector.
 
-Used for pods by the collector; nothing in it is specific to pods (``path`` names the collection).
+- ``transform(obj)`` (optional) is what is kept instead of the whole dict (the API's watch cache keeps each Job's
+  response bytes and a few fields; see ``gateway/cache``); handlers then get the kept value. A kept value that is
+  not a dict carries its ``resource_version``. ``on_progress(resource_version)`` is called after every event,
+  bookmark and list, once the copy holds it (a reader waiting for a write's version waits on that).
+- ``broken_since`` says since when the apiserver has not been reachable (None while it is); ``last_alive`` when it
+  was last heard from (the monotonic clock).
+
+Used for pods by the collector and for Jobs and pods by the API's watch cache; nothing in it is specific to a kind
+(``path`` names the collection).
 """
 from __future__ import annotations
 
 import logging
 import random
 import threading
+import time
 from typing import Any, Callable, Iterator
 
 from . import errors
@@ -54,7 +63,8 @@ class Reflector:
     def __init__(self, kube: Kube, path: str, *, label_selector: str | None = None,
                  on_event: Handler | None = None, accept: Callable[[dict[str, Any]], bool] = lambda obj: True,
                  name: str = "reflector", page_size: int = 500, watch_seconds: int = 300,
-                 backoff: Backoff | None = None):
+                 backoff: Backoff | None = None, transform: Callable[[dict[str, Any]], Any] | None = None,
+                 on_progress: Callable[[str], None] | None = None):
         self._kube = kube
         self.path = path
         self.label_selector = label_selector
@@ -64,21 +74,25 @@ class Reflector:
         self._page_size = page_size
         self._watch_seconds = watch_seconds
         self._backoff = backoff or Backoff()
-        self._items: dict[Key, dict[str, Any]] = {}
+        self._transform = transform
+        self._on_progress = on_progress
+        self._items: dict[Key, Any] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.resource_version = ""
         self.synced = threading.Event()  # set once the first LIST is in
         self.lists = self.watches = self.errors = 0
+        self.broken_since: float | None = None
+        self.last_alive = 0.0
 
     # -- readers ---------------------------------------------------------------------------------------------
 
-    def get(self, namespace: str, name: str) -> dict[str, Any] | None:
+    def get(self, namespace: str, name: str) -> Any:
         with self._lock:
             return self._items.get((namespace, name))
 
-    def snapshot(self) -> list[dict[str, Any]]:
+    def snapshot(self) -> list[Any]:
         with self._lock:
             return list(self._items.values())
 
@@ -118,29 +132,45 @@ class Reflector:
                 continue
             except (errors.GatewayError, ValueError, OSError) as exc:  # ValueError: a body that is not JSON
                 self.errors += 1
+                self._broken()
                 delay = self._backoff.next()
                 log.warning("%s: %s; retrying in %.1f s", self.name, _describe(exc), delay)
                 self._stop.wait(delay)
             except Exception:  # noqa: BLE001 - the reflector must outlive any bug in one round
                 self.errors += 1
+                self._broken()
                 delay = self._backoff.next()
                 log.exception("%s: unexpected failure; retrying in %.1f s", self.name, delay)
                 self._stop.wait(delay)
 
+    def _broken(self) -> None:
+        if self.broken_since is None:
+            self.broken_since = time.monotonic()
+
+    def _alive(self) -> None:
+        self.last_alive = time.monotonic()
+        self.broken_since = None
+
+    def _keep(self, obj: dict[str, Any]) -> Any:
+        return self._transform(obj) if self._transform is not None else obj
+
     def _list(self) -> None:
-        items: dict[Key, dict[str, Any]] = {}
+        items: dict[Key, Any] = {}
         token = None
         while True:
             page = self._kube.list_page(self.path, label_selector=self.label_selector, limit=self._page_size,
                                         continue_token=token)
             for obj in page.get("items") or []:
                 if self._accept(obj):
-                    items[key_of(obj)] = obj
+                    items[key_of(obj)] = self._keep(obj)
             metadata = page.get("metadata") or {}
             token = metadata.get("continue")
             if not token:
                 break
+        if not metadata.get("resourceVersion"):
+            raise ValueError("the list has no resourceVersion")  # not an apiserver's list: nothing to watch from
         self.lists += 1
+        self._alive()
         with self._lock:
             before, self._items = self._items, items
             self.resource_version = metadata.get("resourceVersion", "")
@@ -153,32 +183,35 @@ class Reflector:
         for key, old in before.items():
             if key not in items:
                 self._emit("DELETED", old)
+        self._progress()
         self.synced.set()
 
     def _watch(self) -> None:
         self.watches += 1
         with self._kube.watch(self.path, resource_version=self.resource_version,
                               label_selector=self.label_selector, timeout_seconds=self._watch_seconds) as events:
+            self._alive()  # the watch is open: the apiserver answered
             for event in self._until_stopped(events):
+                self.last_alive = time.monotonic()
                 kind, obj = event.get("type"), event.get("object") or {}
                 version = _version(obj)
                 if kind == "BOOKMARK":
                     self.resource_version = version or self.resource_version
+                    self._progress()
                     continue
                 if kind not in ("ADDED", "MODIFIED", "DELETED"):
                     continue
                 key = key_of(obj)
+                kept = None
                 with self._lock:
                     if kind == "DELETED":
-                        known = self._items.pop(key, None) is not None
+                        kept = self._items.pop(key, None)
                     elif self._accept(obj):
-                        known = True
-                        self._items[key] = obj
-                    else:
-                        known = False
+                        kept = self._items[key] = self._keep(obj)
                     self.resource_version = version or self.resource_version
-                if known:
-                    self._emit(kind, obj)
+                if kept is not None:
+                    self._emit(kind, kept)
+                self._progress()
                 self._backoff.reset()
 
     def _until_stopped(self, events: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -187,17 +220,27 @@ class Reflector:
                 return
             yield event
 
-    def _emit(self, kind: str, obj: dict[str, Any]) -> None:
+    def _progress(self) -> None:
+        if self._on_progress is not None:
+            try:
+                self._on_progress(self.resource_version)
+            except Exception:  # noqa: BLE001 - as for on_event
+                self.errors += 1
+                log.exception("%s: progress handler failed", self.name)
+
+    def _emit(self, kind: str, obj: Any) -> None:
         if self._on_event is None:
             return
         try:
             self._on_event(kind, obj)
         except Exception:  # noqa: BLE001 - one bad event must not stop the cache
             self.errors += 1
-            log.exception("%s: handler failed on %s %s/%s", self.name, kind, *key_of(obj))
+            log.exception("%s: handler failed on %s", self.name, kind)
 
 
-def _version(obj: dict[str, Any]) -> str:
+def _version(obj: Any) -> str:
+    if not isinstance(obj, dict):
+        return getattr(obj, "resource_version", "")
     return (obj.get("metadata") or {}).get("resourceVersion", "")
 
 

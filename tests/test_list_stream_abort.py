@@ -59,7 +59,8 @@ def served(tmp_path_factory):
     env = {key: value for key, value in os.environ.items() if not key.startswith("GATEWAY_")}
     env.update(KUBECONFIG=str(tmp_path / "kubeconfig"), GATEWAY_REGIONS="us=standin", GATEWAY_BIND=f"127.0.0.1:{port}",
                GATEWAY_WORKERS="1", GATEWAY_METRICS_BIND="off", GATEWAY_DATA_DIR=str(tmp_path),
-               PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"), PYTHONPATH=f"{tmp_path}{os.pathsep}{ROOT}")
+               PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"), PYTHONPATH=f"{tmp_path}{os.pathsep}{ROOT}",
+               GATEWAY_WATCH_CACHE="false")  # the list passed through from the apiserver is what is tested here
     with open(tmp_path / "gunicorn.log", "wb") as sink:
         process = subprocess.Popen([str(VENV_BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"),
                                     "standin_wsgi:app"], cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT)

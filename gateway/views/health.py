@@ -41,6 +41,10 @@ def readyz():
     problems = _readiness().problems()
     if problems:
         raise _unavailable(f"not ready: region(s) {', '.join(problems)} did not answer", problems)
+    caches = current_app.extensions["tenx"].caches
+    unsynced = caches.problems() if caches is not None else {}
+    if unsynced:
+        raise _unavailable("not ready: the watch cache has not synced yet", unsynced)
     lagging = _archive_problems()
     if lagging:
         raise _unavailable("not ready: archive lagging", lagging)

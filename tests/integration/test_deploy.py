@@ -56,8 +56,9 @@ KUBE_CALLS: dict[str, list[tuple[str, ...]] | None] = {
     "delete_job": [("delete", "jobs.batch", "-n", USER_NAMESPACE)],
     "list_pods": [("list", "pods", "-n", USER_NAMESPACE)],
     "list_pods_all_namespaces": [("list", "pods", "--all-namespaces")],
-    "list_page": [("list", "pods", "--all-namespaces")],   # the collector's pod reflector: LIST,
-    "watch": [("watch", "pods", "--all-namespaces")],       # then WATCH
+    # the collector's pod reflector and the API's watch cache (pods and Jobs): LIST, then WATCH
+    "list_page": [("list", "pods", "--all-namespaces"), ("list", "jobs.batch", "--all-namespaces")],
+    "watch": [("watch", "pods", "--all-namespaces"), ("watch", "jobs.batch", "--all-namespaces")],
     "container_log": [("get", "pods", "--subresource=log", "-n", USER_NAMESPACE)],
     "get_pod": [("get", "pods", "-n", USER_NAMESPACE)],
     "pod_log": [("get", "pods", "--subresource=log", "-n", USER_NAMESPACE)],
@@ -129,7 +130,6 @@ DENIED: list[tuple[str, ...]] = [
     ("create", "pods", "-n", USER_NAMESPACE),
     ("delete", "pods", "-n", USER_NAMESPACE),
     ("create", "pods", "--subresource=exec", "-n", USER_NAMESPACE),
-    ("watch", "jobs.batch", "-n", USER_NAMESPACE),
     ("update", "jobs.batch", "-n", USER_NAMESPACE),
     ("patch", "jobs.batch", "-n", USER_NAMESPACE),
     ("deletecollection", "jobs.batch", "-n", USER_NAMESPACE),
@@ -148,7 +148,7 @@ DENIED: list[tuple[str, ...]] = [
 EXPECTED_CLUSTER_RULES = {
     ("", "namespaces", "create", None), ("", "namespaces", "get", None),
     ("batch", "jobs", "get", None), ("batch", "jobs", "list", None), ("batch", "jobs", "create", None),
-    ("batch", "jobs", "delete", None),
+    ("batch", "jobs", "delete", None), ("batch", "jobs", "watch", None),
     ("", "pods", "get", None), ("", "pods", "list", None), ("", "pods", "watch", None),
     ("", "pods/log", "get", None),
     ("", "resourcequotas", "create", QUOTA), ("", "resourcequotas", "patch", QUOTA),

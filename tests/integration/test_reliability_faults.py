@@ -38,6 +38,9 @@ def fault_gateway(local_cluster, apiserver, tmp_path_factory):
     server = GatewayServer(tmp_path_factory.mktemp("fault-gateway"), kubeconfig=apiserver.kubeconfig,
                            GATEWAY_KUBE_READ_TIMEOUT=str(READ_TIMEOUT), GATEWAY_KUBE_CONNECT_TIMEOUT="1",
                            GATEWAY_RETRY_AFTER_SECONDS="2",
+                           # these bounds are for calls that reach the apiserver; a watch cache answers reads
+                           # from memory for up to GATEWAY_CACHE_STALE_SECONDS of an outage (tests/test_cache.py)
+                           GATEWAY_WATCH_CACHE="false",
                            # thousands of creates under load: the tenant's Job quota is not what is tested here
                            GATEWAY_TENANT_QUOTA_JOBS="1000000").start()
     yield server

@@ -1,0 +1,87 @@
+"""The API's reads with a watch cache attached to the region's client: answered from memory, with no apiserver
+call, exactly as the pass-through answers (selfLink, instance_names, order); a miss or a cache that may not answer
+goes to the apiserver."""
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from gateway import create_app
+from gateway.cache.region import RegionCache
+from tests.harness import wait_until
+
+from .conftest import TableUsers
+from .test_cache import TwoKinds, job, job_pod
+from .test_views_jobs import FakeKube, FakeRegions
+
+JOBS = "/v1/regions/us/jobs"
+
+
+@pytest.fixture
+def fake():
+    fake = TwoKinds()
+    fake.jobs.put(job("j", uid="u1"))
+    fake.jobs.put(job("done", uid="u2", parallelism=0))
+    fake.pods.put(job_pod("j-b", "j", "u1"))
+    fake.pods.put(job_pod("j-a", "j", "u1"))
+    fake.pods.put(job_pod("j-x", "j", "an-earlier-j"))
+    return fake
+
+
+@pytest.fixture
+def kube(fake):
+    kube = FakeKube()
+    cache = RegionCache("us", fake, namespace_prefix="tenx-", stale_seconds=5, wait_seconds=0.2).start()
+    assert wait_until(lambda: cache.synced and cache.pod("tenx-alice", "j-x"), 5)
+    kube.watch_cache = cache
+    yield kube
+    cache.stop()
+
+
+@pytest.fixture
+def client(kube, tmp_path):
+    app = create_app({"regions": {"us": "no-such-context"}, "data_dir": str(tmp_path), "watch_cache": False})
+    gateway = app.extensions["tenx"]
+    gateway.users = TableUsers({"alice": "alice-token"})
+    gateway.regions = FakeRegions(kube)
+    return app.test_client()
+
+
+@pytest.fixture
+def alice():
+    return {"username": "alice", "Authorization": "token alice-token"}
+
+
+def test_a_get_is_answered_from_memory(client, alice, kube):
+    response = client.get(f"{JOBS}/j", headers=alice)
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["instance_names"] == ["j-a", "j-b"]  # its own pods only (sorted by creation, then name)
+    assert body["metadata"]["selfLink"] == "/apis/batch/v1/namespaces/tenx-alice/jobs/j"
+    assert kube.calls == []
+
+
+def test_a_list_is_spliced_from_memory(client, alice, kube):
+    response = client.get(f"{JOBS}/", headers=alice)
+    assert response.status_code == 200
+    names = [j["metadata"]["name"] for j in orjson.loads(response.data)["jobs"]]
+    assert names == ["done", "j"] and kube.calls == []
+
+
+def test_a_name_the_cache_does_not_hold_goes_to_the_apiserver(client, alice, kube):
+    assert client.get(f"{JOBS}/missing", headers=alice).status_code == 404
+    assert "get_job missing" in kube.calls
+
+
+def test_the_logs_call_finds_the_pod_in_memory(client, alice, kube):
+    kube.log = b"one\ntwo\n"
+    response = client.get(f"{JOBS}/j/instances/j-a/logs", headers=alice)
+    assert response.get_json() == ["one", "two"]
+    assert not any(call.startswith("get_pod") for call in kube.calls)
+    assert client.get(f"{JOBS}/other/instances/j-a/logs", headers=alice).status_code in (404,)
+
+
+def test_a_stale_cache_sends_reads_to_the_apiserver(client, alice, kube):
+    kube.watch_cache.jobs.broken_since = 0.0  # cut off since the clock began
+    assert client.get(f"{JOBS}/j", headers=alice).status_code == 404  # the fake apiserver has no Job
+    assert "get_job j" in kube.calls
