@@ -16,6 +16,7 @@ from .config import Settings
 from .kube import Kube, LogNotAvailable
 from .manifest import build_job
 from .names import POD_JOB_NAME_LABELS
+from .scheduling import pod_scheduling
 from .tenancy import Tenant, TenantWalls, held_back
 
 
@@ -119,7 +120,7 @@ def create_job(kube: Kube, walls: TenantWalls, tenant: Tenant, name: str, spec: 
                settings: Settings) -> dict[str, Any]:
     """Create the Job in the tenant's namespace, which is made theirs and walled first (see ``tenancy``)."""
     manifest = build_job(spec, name=name, namespace=tenant.namespace, username=tenant.username,
-                         host_volume_root=settings.host_volume_root)
+                         host_volume_root=settings.host_volume_root, scheduling=pod_scheduling(settings))
     try:
         walls.ensure(kube, tenant)
         try:

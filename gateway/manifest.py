@@ -10,6 +10,7 @@ from __future__ import annotations
 import posixpath
 from typing import Any
 
+from . import scheduling as _scheduling
 from .names import JOB_NAME_LABEL, MANAGED_BY, MANAGED_BY_LABEL, USERNAME_ANNOTATION, container_names
 from .schemas import TIMEZONE_VOLUME
 
@@ -35,7 +36,8 @@ def host_volume_path(root: str, username: str, job_name: str, volume_name: str) 
 
 
 def build_job(spec: dict[str, Any], *, name: str, namespace: str, username: str,
-              host_volume_root: str) -> dict[str, Any]:
+              host_volume_root: str, scheduling: _scheduling.PodScheduling | None = None) -> dict[str, Any]:
+    """``scheduling``: the operator's nodeSelector and tolerations (GATEWAY_POD_*), the same for every pod."""
     # managed-by on the pods too: the collector's watch selects them by it, server side
     labels = {JOB_NAME_LABEL: name, MANAGED_BY_LABEL: MANAGED_BY}
     job_spec: dict[str, Any] = {"parallelism": 1, "completions": 1}
@@ -46,6 +48,7 @@ def build_job(spec: dict[str, Any], *, name: str, namespace: str, username: str,
         "metadata": {"name": name, "labels": dict(labels)},
         "spec": _pod_spec(spec, name=name, username=username, host_volume_root=host_volume_root),
     }
+    _scheduling.apply(job_spec["template"]["spec"], scheduling)
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",

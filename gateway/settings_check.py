@@ -17,7 +17,7 @@ from dataclasses import fields
 from typing import Any, Callable, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from . import config
+from . import config, scheduling
 from .config import CURRENT_CONTEXT, IN_CLUSTER, InvalidSetting, Settings
 from .names import is_dns1123_label, is_pod_name
 from .schemas import QUANTITY
@@ -96,6 +96,14 @@ def _egress(value: str) -> str | None:
     return None
 
 
+def _parses(parse: Callable[[str], Any], value: str, accepts: str) -> str | None:
+    try:
+        parse(value)
+    except InvalidSetting:
+        return accepts
+    return None
+
+
 def _regions(value: Mapping[str, str]) -> str | None:
     if not value or not all(REGION_NAME.fullmatch(name) for name in value):
         return "name=context,... with region names of letters, digits, '.', '_' and '-'"
@@ -115,6 +123,8 @@ _SHAPES: dict[str, Callable[[Any], str | None]] = {
     "data_dir": lambda v: None if v.strip() else "a directory path",
     "metrics_bind": lambda v: bind_problem(v, metrics=True),
     "tenant_egress_deny": _egress,
+    "pod_node_selector": lambda v: _parses(scheduling.parse_node_selector, v, scheduling.SELECTOR_ACCEPTS),
+    "pod_tolerations": lambda v: _parses(scheduling.parse_tolerations, v, scheduling.TOLERATIONS_ACCEPTS),
 }
 
 

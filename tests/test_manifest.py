@@ -4,6 +4,7 @@ import copy
 import pytest
 
 from gateway.manifest import build_job, namespace_manifest
+from gateway.scheduling import PodScheduling
 from gateway.schemas import JobSpecSchema
 
 from .seed import SEED_JOB
@@ -158,6 +159,27 @@ def test_second_container_gets_an_indexed_name():
 def test_job_spec_extensions(field, key, value):
     job = build({**MINIMAL, field: value})
     assert job["spec"][key] == value
+
+
+def test_operator_scheduling_goes_to_every_pod_and_only_there():
+    scheduling = PodScheduling({"tenx.io/runtime": "containerd"},
+                               [{"key": "tenx.io/runtime", "operator": "Equal", "value": "containerd",
+                                 "effect": "NoSchedule"}])
+    spec = JobSpecSchema().load(MINIMAL)
+    job = build_job(spec, name="job-api", namespace="tenx-u", username="u", host_volume_root=ROOT,
+                    scheduling=scheduling)
+    plain = build_job(spec, name="job-api", namespace="tenx-u", username="u", host_volume_root=ROOT)
+    pod = job["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"tenx.io/runtime": "containerd"}
+    assert pod["tolerations"] == [{"key": "tenx.io/runtime", "operator": "Equal", "value": "containerd",
+                                   "effect": "NoSchedule"}]
+    pod["tolerations"][0]["key"] = "edited"  # the manifest holds copies: the settings stay as they were
+    pod["nodeSelector"]["edited"] = "yes"
+    assert scheduling == PodScheduling({"tenx.io/runtime": "containerd"},
+                                       [{"key": "tenx.io/runtime", "operator": "Equal", "value": "containerd",
+                                         "effect": "NoSchedule"}])
+    del pod["nodeSelector"], pod["tolerations"]
+    assert job == plain
 
 
 def test_input_is_not_mutated():
