@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from .. import errors, logs, timefmt
 from ..kube import Kube, LogNotAvailable
 from ..names import POD_JOB_NAME_LABELS
@@ -166,6 +168,12 @@ def replay_archive(archive: LogStore, tenant: Tenant, job_name: str, instance: s
 JOB_CHECK_SECONDS = 2.0
 
 
+def parsed(body: Any) -> dict[str, Any]:
+    """A body of gateway.jobs as a dict: ``get_job`` may answer with the watch cache's bytes (an orjson
+    Fragment), which only orjson can read back."""
+    return body if isinstance(body, dict) else orjson.loads(orjson.dumps(body))
+
+
 def job_state(job: dict[str, Any]) -> str:
     """``pending``, ``running``, ``succeeded`` or ``failed`` from a Job's status."""
     status = job.get("status") or {}
@@ -204,7 +212,7 @@ def follow_job(kube: Kube, archive: LogStore, tenant: Tenant, job_name: str, whe
         if final is None and now - checked >= JOB_CHECK_SECONDS:
             checked = now
             try:
-                state = job_state(get_job(kube, tenant, job_name))
+                state = job_state(parsed(get_job(kube, tenant, job_name)))
             except errors.NotFound:
                 state = "deleted"
             if state in ("succeeded", "failed", "deleted"):

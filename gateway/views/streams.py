@@ -16,7 +16,7 @@ from ..respond import json_response
 from ..schemas import LogsQuerySchema
 from ..streams import runner, slots, sse
 from ..streams import token as stream_token
-from ..streams.follow import Where, follow_instance, follow_job, pod_of
+from ..streams.follow import Where, follow_instance, follow_job, parsed, pod_of
 from ..streams.watch import watch_job
 from ..tenancy import Tenant
 
@@ -141,7 +141,7 @@ def watch(job_name: str):
 
     def look():
         try:
-            job = jobs.get_job(kube, tenant, job_name)
+            job = parsed(jobs.get_job(kube, tenant, job_name))
         except errors.NotFound:
             raise errors.NotFound(f"job {job_name!r} not found") from None
         return job, jobs.instances(kube, archive, tenant, job_name)["instances"]

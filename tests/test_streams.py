@@ -1,0 +1,221 @@
+"""The streams' pure parts: SSE framing, stream tokens, the per-user slots, the runner's lifecycle (heartbeat,
+timeouts, shutdown, errors, the producer stopped when the response ends), and the end/status event data."""
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+
+import orjson
+import pytest
+
+from gateway import errors
+from gateway.streams import runner, slots, sse
+from gateway.streams import token as stream_token
+from gateway.streams.follow import instance_ends, job_state, pod_end, record_end
+from gateway.streams.watch import summary
+
+KEY = stream_token.signing_key("ab" * 32)
+
+
+# -- sse -------------------------------------------------------------------------------------------------------
+
+def test_an_event_is_one_data_line_of_json_whatever_the_text():
+    framed = sse.event({"offset": 3, "line": "a\nb\r\nc"}, id=3)
+    assert framed == b'id: 3\ndata: {"offset":3,"line":"a\\nb\\r\\nc"}\n\n'
+    assert sse.parse(framed.decode()) == [{"id": "3", "data": '{"offset":3,"line":"a\\nb\\r\\nc"}'}]
+
+
+def test_named_events_comments_and_retry():
+    text = (sse.retry(2000) + sse.KEEPALIVE + sse.event({"x": 1}, name="end")).decode()
+    assert text.startswith("retry: 2000\n\n: keepalive\n\n")
+    assert sse.parse(text) == [{"event": "end", "data": '{"x":1}'}]
+
+
+# -- stream tokens ---------------------------------------------------------------------------------------------
+
+def keys(username):
+    return KEY if username == "alice" else None
+
+
+def test_a_token_names_its_user_until_it_expires():
+    token = stream_token.issue("alice", "us", KEY, now=1000, lifetime=60)
+    assert stream_token.verify(token, "us", keys, now=1059) == "alice"
+    with pytest.raises(stream_token.InvalidToken, match="expired"):
+        stream_token.verify(token, "us", keys, now=1061)
+
+
+def test_a_token_is_bound_to_its_region():
+    token = stream_token.issue("alice", "us", KEY, now=1000, lifetime=60)
+    with pytest.raises(stream_token.InvalidToken, match="region"):
+        stream_token.verify(token, "eu", keys, now=1000)
+
+
+def test_a_new_api_token_revokes_stream_tokens():
+    token = stream_token.issue("alice", "us", KEY, now=1000, lifetime=60)
+    rotated = stream_token.signing_key("cd" * 32)
+    with pytest.raises(stream_token.InvalidToken, match="signature"):
+        stream_token.verify(token, "us", lambda _: rotated, now=1000)
+
+
+@pytest.mark.parametrize("mangle", [
+    lambda t: t + "x", lambda t: t.replace(".", ""), lambda t: "x" * 2000, lambda t: "", lambda t: "a.b",
+    lambda t: t.split(".")[0] + "." + "A" * 43,
+])
+def test_forged_or_malformed_tokens_are_refused(mangle):
+    token = stream_token.issue("alice", "us", KEY, now=1000, lifetime=60)
+    with pytest.raises(stream_token.InvalidToken):
+        stream_token.verify(mangle(token), "us", keys, now=1000)
+
+
+def test_a_token_for_another_user_name_fails_without_their_key():
+    payload = stream_token.issue("alice", "us", KEY, now=1000, lifetime=60)
+    forged = stream_token.issue("bob", "us", KEY, now=1000, lifetime=60)  # signed with alice's key
+    assert stream_token.verify(payload, "us", keys, now=1000) == "alice"
+    with pytest.raises(stream_token.InvalidToken):
+        stream_token.verify(forged, "us", lambda u: stream_token.signing_key("ef" * 32) if u == "bob" else KEY,
+                            now=1000)
+
+
+# -- slots -----------------------------------------------------------------------------------------------------
+
+def test_a_user_holds_at_most_limit_slots_and_gets_them_back(tmp_path):
+    held = [slots.acquire("alice", 2, str(tmp_path)) for _ in range(2)]
+    assert all(held) and slots.acquire("alice", 2, str(tmp_path)) is None
+    assert slots.acquire("bob", 2, str(tmp_path)) is not None  # another user's cap is their own
+    held[0].release()
+    held[0].release()  # idempotent
+    assert slots.acquire("alice", 2, str(tmp_path)) is not None
+
+
+# -- runner ----------------------------------------------------------------------------------------------------
+
+LIMITS = runner.Limits(heartbeat=0.2, idle=60, total=60)
+
+
+def events(body) -> list[dict[str, str]]:
+    return sse.parse(b"".join(body).decode())
+
+
+def test_events_then_the_end_then_the_slot_is_given_back():
+    closed = threading.Event()
+
+    def produce(out):
+        for n in range(3):
+            out.send(sse.event({"n": n}, id=n), id=n)
+        out.send(sse.event({"exit_code": 0}, name="end"))
+
+    got = events(runner.body(produce, LIMITS, on_close=closed.set))
+    assert [e.get("id") for e in got] == ["0", "1", "2", None] and got[-1]["event"] == "end"
+    assert closed.is_set()
+
+
+def test_heartbeats_while_the_producer_is_quiet():
+    def produce(out):
+        out.sleep(0.7)
+        out.send(sse.event({}, name="end"))
+
+    text = b"".join(runner.body(produce, LIMITS)).decode()
+    assert text.count(": keepalive") >= 2
+
+
+def test_a_gateway_error_becomes_an_error_event_and_a_bug_a_500():
+    def fails(out):
+        raise errors.Unavailable("the cluster is not reachable")
+
+    def bug(out):
+        raise KeyError("x")
+
+    assert orjson.loads(events(runner.body(fails, LIMITS))[-1]["data"])["code"] == 503
+    last = events(runner.body(bug, LIMITS))[-1]
+    assert last["event"] == "error" and orjson.loads(last["data"]) == {"code": 500, "status": "Internal Server Error",
+                                                                        "message": "internal error"}
+
+
+def test_idle_and_total_timeouts_end_with_shutdown_naming_the_last_id():
+    clock = itertools.count(0, 0.5)
+    stopped = threading.Event()
+
+    def produce(out):
+        out.send(sse.event({"n": 7}, id=7), id=7)
+        try:
+            while True:
+                out.sleep(0.05)
+        except runner.Stopped:
+            stopped.set()
+            raise
+
+    got = events(runner.body(produce, runner.Limits(heartbeat=100, idle=3, total=100),
+                             clock=lambda: next(clock)))
+    assert got[-1] == {"event": "shutdown", "data": '{"reason":"timeout","resume":7}'}
+    assert stopped.wait(2)  # the producer learns that nobody listens any more
+
+
+def test_shutdown_ends_every_stream_with_its_resume_point(monkeypatch):
+    def produce(out):
+        out.send(sse.event({"n": 1}, id=1), id=1)
+        out.sleep(0.3)  # sent by then; events still queued at the shutdown are not (the client resumes before them)
+        runner.begin_shutdown()
+        out.sleep(30)
+
+    monkeypatch.setattr(runner, "_shutting_down", False)
+    started = time.monotonic()
+    got = events(runner.body(produce, LIMITS))
+    assert got[-1] == {"event": "shutdown", "data": '{"reason":"shutdown","resume":1}'}
+    assert time.monotonic() - started < 5
+
+
+def test_a_client_that_leaves_stops_the_producer():
+    stopped = threading.Event()
+
+    def produce(out):
+        try:
+            for n in itertools.count():
+                out.send(sse.event({"n": n}, id=n), id=n)
+        except runner.Stopped:
+            stopped.set()
+            raise
+
+    body = runner.body(produce, LIMITS)
+    next(body), next(body)
+    body.close()
+    assert stopped.wait(5)
+
+
+# -- event data ------------------------------------------------------------------------------------------------
+
+POD = {"metadata": {"name": "j-abcde"}, "spec": {"containers": [{"name": "j"}, {"name": "j-1"}]},
+       "status": {"phase": "Failed", "containerStatuses": [
+           {"name": "j-1", "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}},
+           {"name": "j", "state": {"running": {}}, "lastState": {"terminated": {"exitCode": 3, "reason": "Error"}}}]}}
+
+
+def test_the_end_of_a_pod_is_its_first_containers_last_termination():
+    assert pod_end(POD) == {"instance": "j-abcde", "exit_code": 3, "reason": "Error", "phase": "Failed"}
+
+
+def test_the_end_from_an_archived_record():
+    record = {"name": "j-abcde", "phase": "Succeeded",
+              "containers": [{"name": "j", "state": "terminated", "exit_code": 0, "reason": "Completed"}]}
+    assert record_end("j-abcde", record) == {"instance": "j-abcde", "exit_code": 0, "reason": "Completed",
+                                             "phase": "Succeeded"}
+    assert record_end("j-x", None) == {"instance": "j-x", "exit_code": None, "reason": None, "phase": None}
+    assert instance_ends([record]) == [{"name": "j-abcde", "exit_code": 0, "reason": "Completed"}]
+
+
+@pytest.mark.parametrize("status,state", [
+    ({}, "pending"), ({"active": 1}, "running"),
+    ({"conditions": [{"type": "Complete", "status": "True"}]}, "succeeded"),
+    ({"conditions": [{"type": "FailureTarget", "status": "True"}], "active": 1}, "failed"),
+    ({"conditions": [{"type": "Failed", "status": "False"}], "active": 1}, "running"),
+])
+def test_job_state(status, state):
+    assert job_state({"status": status}) == state
+
+
+def test_the_watch_summary():
+    job = {"metadata": {"name": "j"}, "spec": {"completions": 2, "parallelism": 1},
+           "status": {"active": 1, "conditions": [{"type": "PodsHeldBack", "status": "True"}]}}
+    assert summary(job, []) == {"name": "j", "status": "running", "active": 1, "succeeded": 0, "failed": 0,
+                                "completions": 2, "parallelism": 1,
+                                "conditions": [{"type": "PodsHeldBack", "status": "True"}], "instances": []}
