@@ -8,6 +8,8 @@ records for the exit codes.
 """
 from __future__ import annotations
 
+import os
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -23,6 +25,19 @@ PAGE = 1000
 POLL_SECONDS = 1.0
 MAX_RECONNECTS = 5  # in a row without an event in between
 _BROKEN = (requests.ConnectionError, requests.exceptions.ChunkedEncodingError, requests.Timeout)
+
+
+
+def debug(message: str) -> None:
+    """``TENX_DEBUG=1``: say on stderr how a job is followed (by its stream, or by polling)."""
+    if os.environ.get("TENX_DEBUG"):
+        print(f"tenx: debug: {message}", file=sys.stderr, flush=True)
+
+
+def streams_allowed() -> bool:
+    """``TENX_NO_STREAMS=1`` polls even a gateway that streams (e.g. behind a proxy that buffers them)."""
+    return not os.environ.get("TENX_NO_STREAMS")
+
 
 Emit = Callable[[str | None, str], None]      # (instance or None, line)
 OnStatus = Callable[[dict[str, Any]], None]  # a job summary: name, status, active, succeeded, failed, ...
@@ -71,17 +86,26 @@ class Follower:
         event id after a break or a ``shutdown``. None (and no event handled) when the gateway has no stream."""
         parser = Parser()
         failures = 0
+        if not streams_allowed():
+            return None
         while True:
             response = self.client.open_stream(path, params, last_event_id=parser.last_event_id)
             if response is None:
+                debug(f"{path}: the gateway answered without text/event-stream; polling")
                 return None
+            debug(f"{path}: following the event stream" + (f" from id {parser.last_event_id}"
+                                                             if parser.last_event_id is not None else ""))
             self.streamed = True
             try:
                 for event in parser.events(iter_chunks(response)):
                     failures = 0
                     if event.event == "error":
                         body = event.json() or {}
-                        raise from_response(int(body.get("code") or 500), body)
+                        code = int(body.get("code") or 500)
+                        if code >= 500:  # the stream broke on the gateway's side: the plain calls may still work
+                            debug(f"{path}: the stream failed ({code} {body.get('message')}); polling")
+                            return None
+                        raise from_response(code, body)
                     if event.event == "shutdown":
                         break
                     result = handle(event)
@@ -100,7 +124,10 @@ class Follower:
         def handle(event):
             data = event.json()
             if event.event == "message":
-                emit(data.get("instance"), data.get("line", ""))
+                instance = data.get("instance")
+                if instance:  # where polling would carry on from, should the stream fail
+                    self.offsets[instance] = self.offsets.get(instance, 0) + 1
+                emit(instance, data.get("line", ""))
             elif event.event == "end":
                 return JobEnd(data.get("status") or st.DELETED, _outcomes_of(data.get("instances")),
                               streamed=True)
@@ -113,6 +140,8 @@ class Follower:
         def handle(event):
             data = event.json()
             if event.event == "message":
+                if isinstance(data.get("offset"), int):
+                    self.offsets[instance] = data["offset"] + 1
                 emit(None, data.get("line", ""))
             elif event.event == "end":
                 code = data.get("exit_code")
@@ -168,6 +197,7 @@ class Follower:
             return None
 
     def poll_job(self, emit: Emit, on_status: OnStatus | None = None, *, logs: bool = True) -> JobEnd:
+        debug(f"job {self.name}: polling every {self.poll_seconds:g} s")
         seen_once = False
         while True:
             job = self._job_or_deleted()
@@ -194,6 +224,7 @@ class Follower:
             self.sleep(self.poll_seconds)
 
     def poll_instance(self, instance: str, emit: Emit, **query: Any) -> JobEnd:
+        debug(f"instance {instance}: polling every {self.poll_seconds:g} s")
         while True:
             self.drain(instance, emit, prefix=False, **query)
             job = self._job_or_deleted()

@@ -115,11 +115,15 @@ def _listings(client, first: dict[str, Any]):
     every WATCH_POLL_SECONDS from a gateway without the stream."""
     from ..client import iter_chunks
     from ..sse import Parser
+    from ..errors import TenxError
+    from ..follow import debug, streams_allowed
     stream = None
-    try:
-        stream = client.open_stream("/jobs", {"watch": "true"})
-    except Exception:  # noqa: BLE001  any answer but a stream: poll
-        stream = None
+    if streams_allowed():
+        try:
+            stream = client.open_stream("/jobs", {"watch": "true"})
+        except TenxError:  # a gateway without the job watch: poll
+            stream = None
+    debug("job list: " + ("following the event stream" if stream else f"polling every {WATCH_POLL_SECONDS:g} s"))
     if stream is None:
         while True:
             time.sleep(WATCH_POLL_SECONDS)
@@ -273,8 +277,8 @@ def logs(state: State, name: str, instance: str | None, follow: bool, date: str 
     """Print a job's logs: one instance's, or every instance's prefixed with its name."""
     if all_days and (date or follow):
         raise UsageError("--all-days goes with neither --date nor --follow")
-    client = state.client()
     day = parse_date(date)
+    client = state.client()
     try:
         if follow:
             return _follow_logs(client, name, instance, day, offset)

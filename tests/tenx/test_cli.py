@@ -1,0 +1,121 @@
+"""The ``tenx`` command's parsing, exit statuses and one-line errors, through ``tenx.main.main`` (in process), and
+login against the scripted server."""
+from __future__ import annotations
+
+import json
+import stat
+
+import pytest
+
+from tenx import errors
+from tenx.commands.reads import days_between, parse_date
+from tenx.main import main
+
+
+@pytest.fixture
+def run(monkeypatch, tmp_path, capsys):
+    for key in ("TENX_URL", "TENX_USER", "TENX_TOKEN", "TENX_REGION", "TENX_PROFILE", "TENX_DEBUG"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+
+    def invoke(*argv: str, stdin: str | None = None):
+        if stdin is not None:
+            import io
+            monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+        with pytest.raises(SystemExit) as exit_info:
+            main(list(argv))
+        out, err = capsys.readouterr()
+        return exit_info.value.code, out, err
+    return invoke
+
+
+def test_dry_run_prints_the_job_json(run):
+    code, out, err = run("run", "hello", "--image", "busybox", "-e", "A=1", "--completions", "2", "--dry-run",
+                         "--", "sh", "-c", "echo hi")
+    assert code == 0 and err == ""
+    assert json.loads(out) == {"containers": [{"image": "busybox", "command": ["sh", "-c", "echo hi"],
+                                               "env": [{"name": "A", "value": "1"}]}], "completions": 2}
+
+
+@pytest.mark.parametrize("argv, message", [
+    (("run", "x"), "tenx: give -f job.json, or --image and a command after --"),
+    (("run", "x", "--image", "b", "--rm", "--no-follow", "--", "true"), "tenx: --rm needs --follow"),
+    (("logs", "x", "--all-days", "--date", "today"), "tenx: --all-days goes with neither"),
+    (("logs", "x", "--date", "28/11/2026"), "tenx: --date '28/11/2026': expected YYYY.MM.DD"),
+    (("run", "x", "-f", "/nonexistent.json"), "tenx: /nonexistent.json: No such file or directory"),
+])
+def test_usage_errors_exit_2_with_one_line(run, argv, message):
+    code, out, err = run(*argv)
+    assert code == errors.USAGE and out == ""
+    assert err.startswith(message) and len(err.strip().splitlines()) == 1
+
+
+def test_click_usage_errors_exit_2(run):
+    assert run("ls", "-o", "xml")[0] == 2
+    assert run("nosuchcommand")[0] == 2
+    assert run("--version")[:2] == (0, "tenx, version 0.1.0\n")
+
+
+def test_not_logged_in_is_the_auth_status(run):
+    code, out, err = run("ls")
+    assert code == errors.AUTH
+    assert err == "tenx: not logged in (profile 'default'): run `tenx login` or set TENX_URL, TENX_USER, TENX_TOKEN\n"
+
+
+@pytest.mark.parametrize("shell, marker", [("bash", "complete -o nosort -F"), ("zsh", "#compdef tenx"),
+                                           ("fish", "complete --no-files --command tenx")])
+def test_completion_scripts(run, shell, marker):
+    code, out, _ = run("completion", shell)
+    assert code == 0 and marker in out and "_TENX_COMPLETE" in out
+
+
+def test_login_checks_and_saves_then_commands_use_the_profile(run, serve, tmp_path, monkeypatch):
+    script, client = serve({
+        "/v1/regions": [(200, "application/json", '{"regions": [{"name": "us"}]}')],
+        "/jobs/-": [(404, "application/json", '{"code": 404, "message": "job \'-\' not found"}')],
+        "/jobs": [(200, "application/json", '{"jobs": []}')],
+    })
+    url = client.credentials.url
+    code, out, err = run("login", "--url", url, "--user", "alice", "--profile", "lab", stdin="s3cret\n")
+    assert code == 0 and "s3cret" not in out + err
+    path = tmp_path / "tenx" / "config.toml"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert 'current_profile = "lab"' in path.read_text()
+    assert run("ls", "-o", "json")[:2] == (0, '{\n  "jobs": []\n}\n')
+    assert script.requests[-1][2]["Authorization"] == "token s3cret"
+    assert run("login", "--url", url, "--user", "alice", "--region", "eu", stdin="x\n")[2] == \
+        f"tenx: region 'eu' is not served by {url}; it serves: us\n"
+    code, out, _ = run("profile", "list")
+    assert code == 0 and out.splitlines()[1].split()[:3] == ["*", "lab", url]
+
+
+def test_wrong_token_is_one_line_and_status_4(run, serve):
+    _, client = serve({"/v1/regions": [(200, "application/json", '{"regions": [{"name": "us"}]}')],
+                       "/jobs/-": [(401, "application/json",
+                                    '{"code": 401, "status": "Unauthorized", "message": "invalid username or token"}')]})
+    code, out, err = run("login", "--url", client.credentials.url, "--user", "a", stdin="bad\n")
+    assert (code, out) == (4, "")
+    assert err == "tenx: invalid username or token (check the user and token: tenx login)\n"
+
+
+def test_gateway_errors_map_to_statuses():
+    assert errors.from_response(404, {"message": "job 'x' not found"}).exit_code == errors.NOT_FOUND
+    assert errors.from_response(503, {"message": "cluster unreachable"}, retry_after="5").message == \
+        "cluster unreachable (retry after 5 s)"
+    assert errors.from_response(429, {"message": "too many"}).exit_code == errors.UNAVAILABLE
+    refused = errors.from_response(400, {"message": "invalid request: see errors",
+                                         "errors": {"containers": {"0": {"image": ["Missing data."]}},
+                                                    "parallelism": ["must be at most 10"]}})
+    assert refused.exit_code == errors.REFUSED
+    assert refused.message == "invalid request: containers.0.image: Missing data.; parallelism: must be at most 10"
+    assert errors.from_response(502, None, "<html>Bad Gateway</html>").message == \
+        "the gateway answered 502: <html>Bad Gateway</html>"
+
+
+def test_dates():
+    import datetime as dt
+    assert parse_date("2026-11-28") == parse_date("2026.11.28") == "2026.11.28"
+    assert parse_date(None) is None
+    assert days_between("2026-11-27T23:00:00Z", "2026-11-28T01:00:00Z", dt.date(2026, 11, 30)) == \
+        ["2026.11.26", "2026.11.27", "2026.11.28", "2026.11.29"]
+    assert days_between(None, None, dt.date(2026, 11, 30)) == ["2026.11.29", "2026.11.30", "2026.12.01"]
