@@ -40,6 +40,10 @@ class Settings:
     metrics_bind: str = "127.0.0.1:9090"
     namespace_prefix: str = "tenx-"
     host_volume_root: str = "/tenxcloud/app_data"
+    # where job pods may run (gateway/scheduling.py): nodeSelector "label=value,..." and tolerations
+    # "key[=value][:Effect],..."; empty = any untainted node
+    pod_node_selector: str = ""
+    pod_tolerations: str = ""
     max_body_bytes: int = field(default=64 * 1024, metadata={"min": 1024, "max": 64 * 1024 * 1024})
     # caps on what one create may ask for (job.json); over a cap is a 400 that names the field and the cap
     job_max_parallelism: int = field(default=10, metadata={"min": 1})
@@ -88,6 +92,19 @@ class Settings:
     archive_lag_ready_seconds: float = field(default=60.0, metadata={"min": 1})
     # seconds /readyz, /v1/status and /v1/regions wait for each region's apiserver to answer GET /version
     readiness_timeout: float = field(default=2.0, metadata={"min": 0.1, "max": 60})
+    # the API's watch cache of Jobs and their pods (gateway/cache/): on/off; how long a broken watch may still be
+    # answered from (past it, reads go to the apiserver); how long a read waits for the cache to reach a write
+    watch_cache: bool = True
+    cache_stale_seconds: float = field(default=10.0, metadata={"min": 1, "max": 3600})
+    cache_wait_seconds: float = field(default=2.0, metadata={"min": 0, "max": 60})
+    # streams (follow=true logs, watch): concurrent streams per user (one more is 429), a ": keepalive" comment
+    # every heartbeat seconds, the end of a stream that sent nothing but heartbeats for idle seconds or that ran
+    # for max seconds (event "shutdown"; the client resumes), and how long a stream token may open a stream
+    stream_max_per_user: int = field(default=20, metadata={"min": 1, "max": 10000})
+    stream_heartbeat_seconds: float = field(default=5.0, metadata={"min": 0.1, "max": 300})
+    stream_idle_seconds: float = field(default=900.0, metadata={"min": 1, "max": 86400})
+    stream_max_seconds: float = field(default=3600.0, metadata={"min": 1, "max": 604800})
+    stream_token_seconds: int = field(default=60, metadata={"min": 5, "max": 3600})
     # region name -> the display_name /v1/regions shows (a region not listed shows its name)
     region_display_names: Mapping[str, str] = field(default_factory=lambda: {"us": "North America"})
 
