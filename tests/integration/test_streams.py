@@ -24,22 +24,38 @@ def ticking(lines: int = TICKS, period: float = 0.2, exit_code: int = 0, start_d
     return {"containers": [{"image": "busybox", "command": ["sh", "-c", script]}], "backoff_limit": 0}
 
 
-def read_events(response, stop_after=None, timeout: float = 90):
-    """The events of an SSE response as they arrive, each with its receipt time; stops after ``stop_after`` (an
-    event predicate) or at the stream's end."""
-    got, pending, deadline = [], "", time.monotonic() + timeout
-    for chunk in response.iter_content(chunk_size=None, decode_unicode=True):
-        received = time.time()
-        pending += chunk
-        *blocks, pending = pending.split("\n\n")
-        for block in blocks:
-            for event in sse.parse(block + "\n\n"):
-                event["received"] = received
-                got.append(event)
-                if stop_after and stop_after(event):
-                    return got
-        assert time.monotonic() < deadline, f"stream still open after {timeout}s: {got[-3:]}"
-    return got
+class EventReader:
+    """The events of one SSE response as they arrive, each with its receipt time (``received``). One generator
+    for the response's whole life: a new ``iter_content`` after leaving one would have lost the connection."""
+
+    def __init__(self, response):
+        self._events = self._parse(response)
+
+    @staticmethod
+    def _parse(response):
+        pending = ""
+        for chunk in response.iter_content(chunk_size=None, decode_unicode=True):
+            received = time.time()
+            pending += chunk
+            *blocks, pending = pending.split("\n\n")
+            for block in blocks:
+                for event in sse.parse(block + "\n\n"):
+                    yield {**event, "received": received}
+
+    def read(self, stop_after=None, timeout: float = 90) -> list[dict]:
+        """Events until one matches ``stop_after`` (included) or the stream ends."""
+        got, deadline = [], time.monotonic() + timeout
+        for event in self._events:
+            got.append(event)
+            if stop_after and stop_after(event):
+                break
+            assert time.monotonic() < deadline, f"stream still open after {timeout}s: {got[-3:]}"
+        return got
+
+
+def read_events(response, stop_after=None, timeout: float = 90) -> list[dict]:
+    """The events of a response read once (see EventReader)."""
+    return EventReader(response).read(stop_after, timeout)
 
 
 def create(user, spec: dict, prefix: str = "fol") -> tuple[str, str]:
