@@ -41,7 +41,7 @@ SERVICE_IP="10.0.0.1"          # first IP of SERVICE_CIDR: the `kubernetes` Serv
 READY_TIMEOUT="${TENX_READY_TIMEOUT:-180}"
 # The real node (deploy/local/realnode/): upstream kubelet + containerd + runc + CNI + a local registry.
 # TENX_REAL_NODE=0 leaves it out (the process-agent node alone, as before).
-REAL_NODE="${TENX_REAL_NODE:-0}"
+REAL_NODE="${TENX_REAL_NODE:-1}"
 REAL_NODE_NAME="tenx-real"
 REAL_DIR="$LOCAL/real"
 REAL_SRC="$HERE/realnode"
