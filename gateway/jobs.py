@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterator
 
@@ -10,7 +11,9 @@ import orjson
 from . import errors, joblist, logs, timefmt
 from .cache import RegionCache, cache_of
 from .cache.entries import PodEntry, get_body, list_chunks
-from .store import LogStore
+from .store import ContainerKey, LogStore
+from .store.base import DayClock
+from .store.lines import parse_stamped, since_time, unseen
 from .store.records import instance_record
 from .config import Settings
 from .kube import Kube, LogNotAvailable
@@ -164,11 +167,18 @@ def instance_log(kube: Kube, archive: LogStore, tenant: Tenant, job_name: str, i
         with contextlib.closing(archive.iter_read(tenant.archive, instance, container, day=query["date"],
                                                   offset=query["offset"], size=query["size"])) as lines:
             return logs.capped(lines, settings.log_max_bytes)  # stops reading at the byte cap
-    return _live_log(kube, tenant, pod, query, settings)
+    try:
+        return _live_log(kube, tenant, pod, query, settings, archive, job_name)
+    except errors.NotFound:  # the pod went since it was looked up: its lines are in the archive
+        if not archive.known_instance(tenant.archive, job_name, instance):
+            raise
+        with contextlib.closing(archive.iter_read(tenant.archive, instance, job_name, day=query["date"],
+                                                  offset=query["offset"], size=query["size"])) as lines:
+            return logs.capped(lines, settings.log_max_bytes)
 
 
 def _live_log(kube: Kube, tenant: Tenant, pod: dict[str, Any], query: dict[str, Any],
-              settings: Settings) -> logs.Page:
+              settings: Settings, archive: LogStore | None = None, job_name: str = "") -> logs.Page:
     instance = pod["metadata"]["name"]
     container = pod["spec"]["containers"][0]["name"]
     offset, size, day = query["offset"], query["size"], query["date"]
@@ -176,6 +186,12 @@ def _live_log(kube: Kube, tenant: Tenant, pod: dict[str, Any], query: dict[str, 
     if size == 0:
         return logs.Page([])
     try:
+        archived = None
+        if archive is not None and _never_restarted(pod, container):
+            archived = archived_page(kube, archive, tenant, ContainerKey(tenant.archive, job_name, instance, container),
+                                     offset, size, day, settings)
+        if archived is not None:
+            return archived
         if day is None:
             return _plain_page(kube, tenant.namespace, instance, container, offset, size, cap)
         start, end = logs.day_bounds(day, settings.log_timezone)
@@ -185,6 +201,49 @@ def _live_log(kube: Kube, tenant: Tenant, pod: dict[str, Any], query: dict[str, 
             return logs.page_capped(logs.within(logs.iter_lines(chunks, cap), start, end), offset, size, cap)
     except LogNotAvailable:
         return logs.Page([])
+
+
+def _never_restarted(pod: dict[str, Any], container: str) -> bool:
+    """The live log then holds the container's whole log, as the archive does (which keeps every attempt's)."""
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        if status.get("name") == container:
+            return not status.get("restartCount") and not status.get("lastState")
+    return False  # not started: nothing to page anyway
+
+
+def archived_page(kube: Kube, archive: LogStore, tenant: Tenant, key: ContainerKey, offset: int, size: int,
+                  day: dt.date | None, settings: Settings) -> logs.Page | None:
+    """A running container's page read from the archive up to the collector's watermark (its resume point), by
+    index, and only the lines after it from the pod (``sinceTime`` the last archived stamp, the archived lines at
+    that stamp dropped, exactly as the collector resumes). A page of a day: only a day the archive holds whole
+    (before the day of its last line). None when the archive cannot answer: read the pod as before."""
+    point = archive.resume_point(key)
+    if point.last_ts_ns is None or point.attempt not in (None, 0):
+        return None
+    cap = settings.log_max_bytes
+    if day is not None:
+        if day >= DayClock(settings.log_timezone).day(point.last_ts_ns):
+            return None
+        with contextlib.closing(archive.iter_read(key.namespace, key.instance, key.container, day=day,
+                                                  offset=offset, size=size)) as lines:
+            return logs.capped(lines, cap)
+    watermark = point.next_seq
+
+    def lines() -> Iterator[str]:
+        if offset < watermark:
+            with contextlib.closing(archive.iter_read(key.namespace, key.instance, key.container, offset=offset,
+                                                      size=min(size, watermark - offset))) as rows:
+                yield from rows
+        if offset + size > watermark:
+            with kube.pod_log(tenant.namespace, key.instance, container=key.container, timestamps=True,
+                              since_time=since_time(point)) as chunks:
+                fresh = unseen(parse_stamped(logs.iter_lines(chunks, cap)), point)
+                for index, line in enumerate(fresh):
+                    if index >= offset - watermark:
+                        yield line.text
+
+    with contextlib.closing(lines()) as page:
+        return logs.page_capped(page, 0, size, cap)
 
 
 _WINDOW_BYTES_PER_LINE = 256  # an early page is first looked for in the log's first 256 bytes per line wanted

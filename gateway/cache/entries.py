@@ -41,6 +41,7 @@ class PodEntry:
     created: str
     phase: str
     container: str  # the first container of the spec: the one the logs call reads
+    restarts: int  # that container's restartCount, 0 if it has not started (see jobs.archived_page)
     record: bytes  # store.records.instance_record(pod), as JSON
 
     def selected_by(self, selector: tuple[tuple[str, str], ...]) -> bool:
@@ -53,7 +54,8 @@ class PodEntry:
     def as_pod(self) -> dict[str, Any]:
         """The little of the pod the logs call reads (see jobs._live_log)."""
         return {"metadata": {"name": self.name, "namespace": self.namespace, "labels": self.labels},
-                "spec": {"containers": [{"name": self.container}]}}
+                "spec": {"containers": [{"name": self.container}]},
+                "status": {"containerStatuses": [{"name": self.container, "restartCount": self.restarts}]}}
 
 
 def job_entry(job: dict[str, Any]) -> JobEntry:
@@ -92,10 +94,13 @@ def _wanted(spec: dict[str, Any], status: dict[str, Any]) -> int:
 def pod_entry(pod: dict[str, Any]) -> PodEntry:
     metadata = pod.get("metadata") or {}
     containers = (pod.get("spec") or {}).get("containers") or [{}]
+    first = containers[0].get("name", "")
+    status = pod.get("status") or {}
+    restarts = next((s.get("restartCount", 0) + (1 if s.get("lastState") else 0)
+                     for s in status.get("containerStatuses") or [] if s.get("name") == first), 0)
     return PodEntry(metadata.get("namespace", ""), metadata.get("name", ""), metadata.get("resourceVersion", ""),
                     dict(metadata.get("labels") or {}), metadata.get("creationTimestamp") or "",
-                    (pod.get("status") or {}).get("phase", "Pending"), containers[0].get("name", ""),
-                    orjson.dumps(instance_record(pod)))
+                    status.get("phase", "Pending"), first, restarts, orjson.dumps(instance_record(pod)))
 
 
 def ordered(pods: Iterable[PodEntry]) -> list[PodEntry]:
