@@ -8,6 +8,7 @@
 #   cluster.sh status         show what is running
 #   cluster.sh restart-agent  rebuild and restart only the node agent
 #   cluster.sh restart-real   restart only the real node (kubelet + containerd + registry, node tenx-real)
+#   cluster.sh real-ctr ARGS  containerd's ctr inside the real node (e.g. -n k8s.io images ls)
 #   cluster.sh env            print shell exports (KUBECONFIG, PATH) for this cluster
 #
 # Everything lives under <repo>/.local (git-ignored). See deploy/local/README.md.
@@ -643,12 +644,20 @@ cmd_restart_real() {
   log "real node restarted; node $REAL_NODE_NAME is Ready"
 }
 
+# containerd's own client inside the node's namespaces, e.g. `cluster.sh real-ctr -n k8s.io containers ls`
+cmd_real_ctr() {
+  local pid init
+  pid="$(pid_of tenx-real-node)" || die "the real node is not running"
+  init="$(awk '{print $1}' "/proc/$pid/task/$pid/children")"
+  exec nsenter -t "$init" -m -n -- ctr --address /run/containerd/containerd.sock "$@"
+}
+
 cmd_env() {
   echo "export KUBECONFIG=$KUBECONFIG_FILE"
   echo "export PATH=$BIN:\$PATH"
 }
 
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
 
 main() {
   local cmd="${1:-}"
@@ -661,6 +670,7 @@ main() {
     status) cmd_status ;;
     restart-agent) cmd_restart_agent ;;
     restart-real) cmd_restart_real ;;
+    real-ctr) cmd_real_ctr "$@" ;;
     env) cmd_env ;;
     -h|--help|help) usage ;;
     *) usage >&2; exit 2 ;;

@@ -3,6 +3,7 @@
 #   pause    /pause, compiled with `gcc -static` from the pause.c of the Kubernetes release in the Go module cache
 #   busybox  Debian's busybox-static with a symlink per applet in /bin, /etc/passwd and /etc/group for root,
 #            /tmp; PATH set, no entrypoint (Cmd sh)
+#   perl_job busybox with a label of its own (the seed's index.tenxcloud.com/tenxcloud/perl_job:latest)
 # Usage: images.sh OUT_DIR PAUSE_C. Rebuilds only when an input changed (stamp in OUT_DIR).
 set -euo pipefail
 out="$1" pause_c="$2"
@@ -42,7 +43,13 @@ echo 'root:x:0:0:root:/root:/bin/sh' > "$r/etc/passwd"
 echo 'root:x:0:' > "$r/etc/group"
 finish busybox --config.env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --config.cmd sh
 
+# the seed's image: the same busybox files under its own config (a label), so it is an image of its own (the CRI
+# reports an image by the first name of its digest: with one digest, pods of perl_job would say busybox)
+cp -a "$tmp/busybox" "$tmp/perl_job"
+umoci config --image "$tmp/perl_job:latest" --config.label org.opencontainers.image.title=tenxcloud/perl_job \
+  --config.label org.opencontainers.image.description="busybox-static under the seed job's image name (no perl)"
+
 rm -rf "$out"
 mkdir -p "$out"
-mv "$tmp/pause" "$tmp/busybox" "$out/"
+mv "$tmp/pause" "$tmp/busybox" "$tmp/perl_job" "$out/"
 echo "$stamp" > "$out/.stamp"

@@ -23,7 +23,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 NODE_NAME=tenx-real
 CONF="$REAL/conf"
 NETNS=/run/netns/tenx-real
-SOCK="$REAL/containerd.sock"
+SOCK=/run/containerd/containerd.sock   # in the private /run: kubelet shares the mount namespace (no path-length worry)
 REGISTRY=127.0.0.1:5000          # inside the node's network namespace only
 CGROUP_ROOT=tenx-real
 
@@ -89,6 +89,7 @@ innet() { nsenter --net="$NETNS" "$@"; }
 innet ip link set lo up
 
 # ------------------------------------------------------------------ configuration
+rm -rf "$CONF/certs.d"
 mkdir -p "$CONF/cni" "$CONF/certs.d" "$REAL/registry" "$REAL/containerd" "$REAL/kubelet" "$REAL/pod-logs" "$REAL/cni/ipam"
 cat > "$CONF/registry.yml" <<EOF
 version: 0.1
@@ -98,8 +99,12 @@ http: {addr: $REGISTRY}
 EOF
 
 # every registry host a job may name is mirrored by the local registry, under a path named after the host; an image
-# never pushed there is a 404 (the top-level server is the local registry too, so nothing goes to the internet)
-for host in _default docker.io registry-1.docker.io index.docker.io registry.k8s.io k8s.gcr.io gcr.io quay.io ghcr.io index.tenxcloud.com; do
+# never pushed there is a 404 (the top-level server is the local registry too, so nothing goes to the internet).
+# `_default` covers every host without a directory of its own (containerd 1.6.20 honours it: an image of
+# registry.example.com fails with "not found" from the local registry, not a DNS error); the hosts of images.list
+# and Docker Hub's aliases get their own.
+hosts="$(awk '!/^#/ && NF {split($1, p, "/"); print p[1]}' "$HERE/images.list" | sort -u)"
+for host in _default registry-1.docker.io index.docker.io $hosts; do
   mkdir -p "$CONF/certs.d/$host"
   path="$host"; [ "$host" = _default ] && path=_default
   case "$host" in registry-1.docker.io|index.docker.io) path=docker.io ;; esac
