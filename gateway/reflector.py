@@ -208,6 +208,8 @@ class Reflector:
                         kept = self._items.pop(key, None)
                     elif self._accept(obj):
                         kept = self._items[key] = self._keep(obj)
+                    else:  # no longer what the copy keeps (say, a label changed): gone from it
+                        kind, kept = "DELETED", self._items.pop(key, None)
                     self.resource_version = version or self.resource_version
                 if kept is not None:
                     self._emit(kind, kept)

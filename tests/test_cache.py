@@ -200,3 +200,20 @@ def test_subscribers_wake_on_a_change_in_their_namespace(fake, cache):
     fake.jobs.put(job("j"))
     assert cache.wait_for_change("tenx-alice", seen, 5) > seen
     assert cache.wait_for_change("tenx-bob", 0, 0.05) == 0
+
+
+
+def test_an_object_the_reflector_no_longer_accepts_leaves_its_copy():
+    from gateway.reflector import Reflector
+    fake = FakeKube()
+    events = []
+    reflector = Reflector(fake, "/api/v1/pods", accept=lambda obj: obj["metadata"]["labels"].get("keep") == "yes",
+                          on_event=lambda kind, obj: events.append(kind)).start()
+    try:
+        fake.put(pod("p", "j", labels={"keep": "yes"}))
+        assert wait_until(lambda: reflector.get("tenx-alice", "p"), 5)
+        fake.put(pod("p", "j", labels={"keep": "no"}))
+        assert wait_until(lambda: reflector.get("tenx-alice", "p") is None, 5)
+        assert events == ["ADDED", "DELETED"]
+    finally:
+        reflector.stop()
