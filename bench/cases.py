@@ -28,12 +28,14 @@ class Plan:
     log_n: int
     warmup: int = 10
     clients: int = 16
+    cache_pods: int = 10000  # Pending pods created for the watch cache's memory figure (bench/cache.py)
+    running_log_lines: int = 1_000_000  # the log of a job still running, paged once the collector holds it
 
 
 FULL = Plan(get_n=1000, create_n=300, per_client=100, list_n={100: 300, 1000: 100, 10000: 20}, list_per_client=30,
             log_lines=100_000, log_n=50)
 QUICK = Plan(get_n=200, create_n=80, per_client=30, list_n={100: 100, 1000: 20}, list_per_client=10,
-             log_lines=10_000, log_n=20)
+             log_lines=10_000, log_n=20, cache_pods=1000, running_log_lines=100_000)
 
 
 class Runner:
@@ -178,6 +180,37 @@ def archived_log_cases(r: Runner, live_job: str) -> None:
         r.pair(f"archived {label}", f"GET .../logs?from={offset}&size=100 (pod and job deleted)",
                "GET pods/{pod}/log (whole log, of a live twin) + slice client-side", scale,
                (archived, whole_live), plan.log_n, warmup=3)
+
+
+RUNNING_JOB = "bench-running"
+
+
+def running_spec(lines: int) -> dict:
+    """A job that prints ``lines`` numbered lines, then keeps running (sleeps) for the rest of the bench."""
+    return {"containers": [{"image": "busybox", "command": ["sh", "-c", f"seq 1 {lines}; sleep 7200"]}]}
+
+
+def running_log_cases(r: Runner) -> None:
+    """Pages of a running job's log once the collector has archived all of it: the gateway reads the archive up to
+    the collector's watermark and only what follows from the pod (nothing here). Direct: the whole log."""
+    t, plan = r.t, r.plan
+    lines = plan.running_log_lines
+    session = t.gateway_session()
+    pod = wait_until(lambda: (session.get(f"{t.base}/jobs/{RUNNING_JOB}", timeout=60).json().get("instance_names")
+                              or [None])[0], 300, interval=1, what="the running job's pod")
+    job_log = f"{t.base}/jobs/{RUNNING_JOB}/logs"
+    started = time.monotonic()
+    wait_until(lambda: session.get(job_log, params={"from": lines - 1, "size": 1}, timeout=60).json(), 1200,
+               interval=2, what="the collector to archive the running job's log")
+    print(f"  the collector held the running job's {lines:,} lines {time.monotonic() - started:.0f} s after the "
+          f"other cases", flush=True)
+    scale = f"{lines:,}-line log, running, archived"
+    for label, offset in (("from 0", 0), ("from mid", lines // 2), ("last 100", lines - 100)):
+        sides = ops.log_sides(t, RUNNING_JOB, pod, RUNNING_JOB, offset, 100)
+        check = ops.check_log_page(t, RUNNING_JOB, pod, RUNNING_JOB, offset, 100)
+        r.pair(f"running {label}", f"GET .../logs?from={offset}&size=100 (pod running)",
+               "GET pods/{pod}/log (whole log) + slice client-side", scale, sides, max(10, plan.log_n // 2),
+               warmup=3)["check"] = check
 
 
 def list_cases(r: Runner, username: str) -> list[dict]:

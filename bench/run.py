@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import platform
 import secrets
@@ -18,6 +19,7 @@ import time
 import traceback
 from pathlib import Path
 
+from . import cache as cache_bench
 from . import cases, cluster, ops, report
 from .server import ROOT, Gateway, RssSampler
 
@@ -83,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         target = ops.Target(gateway.url, USER, token, api, namespace, gateway.volume_root)
         # The user's first jobs, through the gateway (which creates the user's namespace as in real use).
         cases.gateway_create(target, "bench-get", {"containers": [{"image": "busybox", "command": ["true"]}]})
+        cases.gateway_create(target, cases.RUNNING_JOB, cases.running_spec(plan.running_log_lines))
         for job in ("bench-log", cases.ARCHIVED_JOB):  # the same log twice: one stays live, one gets archived
             cases.gateway_create(target, job, {"containers": [
                 {"image": "busybox", "command": ["seq", "1", str(plan.log_lines)]}]})
@@ -90,10 +93,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.profile:
             profile_dir.mkdir(parents=True, exist_ok=True)
         runner = cases.Runner(target, plan, rss, gateway.worker_pids, profile_dir, args.profile)
+        meta["cache"] = {"rss_start_mb": cache_bench.rss_mb(gateway.worker_pids())}
         cases.single_job_cases(runner)
+        get_session = target.gateway_session()
+        meta["cache"]["requests_per_get"] = cache_bench.requests_per_get(
+            api, gateway.metrics_url, lambda: get_session.get(f"{target.base}/jobs/bench-get", timeout=60).content,
+            plan.get_n)
+        print(f"  requests per get: {json.dumps(meta['cache']['requests_per_get'])}", flush=True)
         cases.log_cases(runner, "bench-log")
         cases.archived_log_cases(runner, "bench-log")
+        cases.running_log_cases(runner)
         seeding = cases.list_cases(runner, USER)
+        meta["cache"]["memory"] = cache_memory(api, gateway, plan, namespace)
     except BaseException as exc:  # report what was measured, then clean up, whatever went wrong
         failure = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         traceback.print_exc()
@@ -122,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     results = runner.results if runner else []
     peak = max((w["vmhwm_mb"] or 0 for w in workers.values()), default=None) or None
     found = report.targets(results, peak, args.quick)
+    cache_found = cache_bench.targets(results, meta.get("cache") or {})
     text = "\n\n".join([
         f"tenx-gateway bench, {'QUICK' if args.quick else 'full'} run {stamp} (commit {meta['git_commit'][:10]}"
         f"{', gateway/ modified' if meta['git_dirty'] else ''}); load at start: {meta['uptime_start']}; "
@@ -130,14 +142,34 @@ def main(argv: list[str] | None = None) -> int:
         "Peak RSS per gateway worker (VmHWM): " + ", ".join(
             f"pid {pid}: {w['vmhwm_mb']} MB" for pid, w in workers.items()),
         report.targets_table(found),
+        "Watch cache: " + json.dumps(meta.get("cache")),
+        cache_bench.targets_text(cache_found),
     ]) + "\n"
     print("\n" + text)
     if failure:
         print(f"RUN FAILED: {failure}")
-    document = {"meta": meta, "cases": results, "targets": found,
+    document = {"meta": meta, "cases": results, "targets": found, "cache_targets": cache_found,
                 "profiles": runner.profiles if runner else {}}
     print(f"wrote {report.write(out_dir, document, text, stamp)}")
     return 1 if failure or not results else 0
+
+
+def pods_namespace(gateway: Gateway) -> str:
+    return f"{gateway.namespace_prefix}bench-pods"
+
+
+def cache_memory(api: cluster.Apiserver, gateway: Gateway, plan: cases.Plan, namespace: str) -> dict:
+    """The workers' RSS once their caches hold the seeded Jobs, then also ``plan.cache_pods`` Pending pods."""
+    jobs = cluster.count_jobs(api, namespace)
+    with_jobs = cache_bench.settled_rss(gateway.worker_pids)
+    print(f"seeding {plan.cache_pods} Pending pods for the cache's memory ...", flush=True)
+    seeded = cache_bench.seed_pods(api, pods_namespace(gateway), plan.cache_pods)
+    with_pods = cache_bench.settled_rss(gateway.worker_pids)
+    figures = {"jobs": jobs, "pods": plan.cache_pods, "pod_seeding": seeded, "rss_with_jobs_mb": with_jobs,
+               "rss_with_pods_mb": with_pods}
+    print(f"  cache memory: {json.dumps(figures)}", flush=True)
+    cluster.delete_namespaces(api, [pods_namespace(gateway)], wait=0)  # other gateways on the cluster watch pods too
+    return figures
 
 
 def cleanup(api: cluster.Apiserver, kubectl: cluster.Kubectl, gateway: Gateway, run_id: str, wait: float) -> dict:
@@ -155,7 +187,7 @@ def cleanup(api: cluster.Apiserver, kubectl: cluster.Kubectl, gateway: Gateway, 
     api.token = None  # the token's ServiceAccount goes with its namespace: use the kubeconfig's identity
     started = time.monotonic()
     outcome["namespaces"] = cluster.delete_namespaces(
-        api, [namespace_for(USER, gateway.namespace_prefix), gateway.gateway_namespace], wait)
+        api, [namespace_for(USER, gateway.namespace_prefix), gateway.gateway_namespace, pods_namespace(gateway)], wait)
     outcome["namespace_delete_seconds"] = round(time.monotonic() - started, 1)
     print(f"cleanup: {outcome}", flush=True)
     return outcome
