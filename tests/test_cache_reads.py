@@ -85,3 +85,25 @@ def test_a_stale_cache_sends_reads_to_the_apiserver(client, alice, kube):
     kube.watch_cache.jobs.broken_since = 0.0  # cut off since the clock began
     assert client.get(f"{JOBS}/j", headers=alice).status_code == 404  # the fake apiserver has no Job
     assert "get_job j" in kube.calls
+
+
+def test_readyz_waits_for_every_regions_first_sync(tmp_path):
+    from gateway.cache import WatchCaches
+
+    from .test_health import FakeKube as VersionOnly
+    from .test_health import FakeRegions as VersionRegions
+    from .test_health import answers, use
+    app = create_app({"regions": {"us": "no-such-context"}, "data_dir": str(tmp_path), "watch_cache": False})
+    use(app, VersionRegions(us=VersionOnly(answers)))
+    gateway = app.extensions["tenx"]
+    caches = WatchCaches(gateway.regions, gateway.settings)
+    cache = caches.caches["us"] = RegionCache("us", TwoKinds(), namespace_prefix="tenx-", stale_seconds=5,
+                                              wait_seconds=0.1)  # not started: it never lists
+    gateway.caches = caches
+    client = app.test_client()
+    response = client.get("/readyz")
+    assert response.status_code == 503 and response.headers["Retry-After"]
+    assert list(response.get_json()["errors"]) == ["cache:us"]
+    cache.jobs.synced.set()
+    cache.pods.synced.set()
+    assert client.get("/readyz").status_code == 200
