@@ -60,6 +60,9 @@ class Tab:
         self.page.on("requestfinished", lambda r: self.requests.append(
             f"{r.method} {r.url.split('?')[0]} {r.response().status if r.response() else '-'}"))
         self.page.on("requestfailed", lambda r: self.requests.append(f"{r.method} {r.url.split('?')[0]} {r.failure}"))
+        self.streams: list[str] = []  # paths answered with Server-Sent Events
+        self.page.on("response", lambda r: r.headers.get("content-type", "").startswith("text/event-stream") and
+                     self.streams.append(r.url.split("?")[0]))
 
     def open(self, fragment: str = "") -> None:
         self.page.goto(self.url + fragment)
@@ -240,10 +243,34 @@ def test_follow_a_running_jobs_log(tab, make_user):
     page.wait_for_selector("#log-lines .lt >> text=line-12", timeout=TIMEOUT_MS)
     texts = page.eval_on_selector_all("#log-lines .lt", "els => els.map(e => e.textContent)")
     assert texts == [f"line-{i}" for i in range(1, 13)]  # each line once, in order
+    assert any(s.endswith(f"/instances/{instance}/logs") for s in tab.streams), tab.streams  # not polled
     tab.shoot("logs-follow")
     # the filter keeps matching lines only
     page.fill("#logs-filter", "line-1")
     shown = lambda: page.eval_on_selector_all("#log-lines .lt", "els => els.map(e => e.textContent)")  # noqa: E731
     assert wait_until(lambda: shown() == ["line-1", "line-10", "line-11", "line-12"], 10), shown()
     assert user.delete(f"/jobs/{name}").status_code == 200
+    tab.assert_clean()
+
+
+def test_a_hundred_thousand_lines_scroll_with_few_in_the_page(tab, make_user):
+    user = make_user("ch")
+    name = f"many-{secrets.token_hex(3)}"
+    assert user.post(f"/jobs/{name}", json={"containers": [{"image": "busybox", "command": ["seq", "1", "100000"]}]}
+                     ).status_code == 200
+    done = user.wait_for(name, lambda j: any(c.get("type") == "Complete" for c in j["status"].get("conditions") or []))
+    tab.sign_in(user.username, token_of(user))
+    tab.page.wait_for_selector("#jobs-table")
+    tab.go(f"#/jobs/{name}/logs/{done['instance_names'][0]}")
+    page = tab.page
+    page.wait_for_selector("#logs-info:text-is('1,000 lines+')")  # the first page
+    started = time.monotonic()
+    page.click("#logs-end")  # reads the rest in pages of GATEWAY_LOG_MAX_SIZE and scrolls to the last line
+    page.wait_for_selector("#log-lines .lt:text-is('100000')", timeout=TIMEOUT_MS)
+    print(f"100,000 lines read and shown in {time.monotonic() - started:.1f} s")
+    assert page.inner_text("#logs-info") == "100,000 lines"
+    assert page.eval_on_selector_all("#log-lines .line", "els => els.length") < 200  # the lines in view only
+    page.fill("#logs-filter", "99999")
+    page.wait_for_selector("#logs-info:text-is('1 of 100,000 lines match')")
+    tab.shoot("logs-100000")
     tab.assert_clean()

@@ -37,7 +37,7 @@ export function mountLogs(root, ctx, job, instance) {
   root.append(
     h("p", { class: "crumbs" }, h("a", { href: "#/jobs", text: "Jobs" }), " / ", h("a", { href: path, text: job }), " / logs"),
     h("div", { class: "toolbar" }, h("h1", { text: instance ? `Log of ${instance}` : `Log of ${job}` })),
-    h("div", { class: "toolbar filters" }, which, date,
+    h("div", { class: "toolbar filters" }, which, h("span", { class: "check" }, date, h("span", { class: "muted", text: config.log_timezone })),
       h("label", { class: "check" }, allDays, " all days"), filter),
     h("div", { class: "toolbar" }, follow, toEnd, download, info),
     error, ended, box);
@@ -55,7 +55,7 @@ export function mountLogs(root, ctx, job, instance) {
   function dayQuery() { return allDays.checked ? "" : apiDate(date.value); }
 
   function showInfo() {
-    const total = `${lines.length.toLocaleString("en")} lines${complete ? "" : "+"}`;
+    const total = `${lines.length.toLocaleString("en")} line${lines.length === 1 ? "" : "s"}${complete ? "" : "+"}`;
     info.textContent = view ? `${view.length.toLocaleString("en")} of ${total} match` : total;
   }
 
