@@ -8,6 +8,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import config, errors, jsonlog, metrics
+from .cache import WatchCaches
 from .store import LazyStore
 from .kube import Regions
 from .tenancy import TenantWalls
@@ -25,6 +26,8 @@ class Gateway:
     login_throttle: FailureThrottle
     archive: LazyStore
     walls: TenantWalls
+    # each region's watch cache of Jobs and pods (gateway/cache/); reads use it through the region's Kube
+    caches: WatchCaches | None = None
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -41,13 +44,17 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     users = UserStore.from_settings(settings, regions)
     throttle = FailureThrottle(settings.auth_failure_limit, settings.auth_failure_window_seconds)
     archive = LazyStore(settings.archive_store_url, settings.log_timezone)
-    app.extensions["tenx"] = Gateway(settings, regions, users, throttle, archive, TenantWalls(settings))
+    app.extensions["tenx"] = Gateway(settings, regions, users, throttle, archive, TenantWalls(settings),
+                                     WatchCaches(regions, settings).start())
     errors.init_app(app)
     metrics.init_app(app)
     jsonlog.init_app(app)
 
-    from .views import docs, health, jobs  # no /metrics here: it has its own listener (gunicorn.conf.py)
+    # no /metrics here: it has its own listener (gunicorn.conf.py)
+    from .views import console, docs, health, jobs, streams
     app.register_blueprint(jobs.bp)
+    app.register_blueprint(streams.bp)  # follow and watch (SSE), stream tokens
     app.register_blueprint(health.bp)
     app.register_blueprint(docs.bp)
+    app.register_blueprint(console.bp)  # /console/: the web console (gateway/console/)
     return app
