@@ -1,0 +1,206 @@
+"""The real ``.venv/bin/tenx`` executable, as a job user runs it, against the session gateway on the local cluster.
+
+Each test logs a fresh user in through ``tenx login`` into a config directory of its own (``XDG_CONFIG_HOME``), so
+nothing here reads or writes the developer's own ``~/.config/tenx``. Local jobs run as host processes (images are
+ignored), so ``busybox`` with ``sh -c ...`` is a real job.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import signal
+import stat
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from ..harness import VENV_BIN, ApiClient, wait_until
+from ..seed import SEED_JOB
+
+TENX = str(VENV_BIN / "tenx")
+
+
+@dataclass
+class Tenx:
+    """A logged-in job user's command line."""
+
+    env: dict[str, str]
+    api: ApiClient
+    config_dir: Path
+
+    def __call__(self, *args: str, input: str | None = None, timeout: float = 120,
+                 env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([TENX, *args], env={**self.env, **(env or {})}, input=input, capture_output=True,
+                              text=True, timeout=timeout, stdin=None if input is not None else subprocess.DEVNULL)
+
+    def popen(self, *args: str, **kwargs) -> subprocess.Popen:
+        return subprocess.Popen([TENX, *args], env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def base_env(config_dir: Path) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TENX_")}
+    return {**env, "XDG_CONFIG_HOME": str(config_dir), "HOME": str(config_dir), "NO_COLOR": "1"}
+
+
+def token_of(client: ApiClient) -> str:
+    return client.session.headers["Authorization"].split(" ", 1)[1]
+
+
+def logged_in(gateway, make_user, config_dir: Path) -> Tenx:
+    client = make_user("cli")
+    env = base_env(config_dir)
+    done = subprocess.run([TENX, "login", "--url", gateway.url, "--user", client.username], env=env,
+                          input=token_of(client) + "\n", capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return Tenx(env=env, api=client, config_dir=config_dir)
+
+
+@pytest.fixture(scope="module")
+def tenx(gateway, make_user, tmp_path_factory) -> Tenx:
+    """One user for the module's tests (adding one takes seconds); each test uses job names of its own."""
+    return logged_in(gateway, make_user, tmp_path_factory.mktemp("tenx") / "config")
+
+
+def streams_served(tenx: Tenx, job: str) -> bool:
+    """Whether this gateway answers a follow with an event stream (issue 14); the CLI must use it then."""
+    with tenx.api.get(f"/jobs/{job}/logs", params={"follow": "true"}, stream=True) as response:
+        return response.headers.get("Content-Type", "").startswith("text/event-stream")
+
+
+def test_login_stores_a_0600_profile_and_checks_the_token(gateway, make_user, tmp_path):
+    client = make_user("cli")
+    env = base_env(tmp_path)
+    done = subprocess.run([TENX, "login", "--url", gateway.url, "--user", client.username, "--profile", "work"],
+                          env=env, input=token_of(client) + "\n", capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    path = tmp_path / "tenx" / "config.toml"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    text = path.read_text()
+    assert 'current_profile = "work"' in text and f'user = "{client.username}"' in text
+    assert token_of(client) not in done.stdout + done.stderr  # never echoed
+    listed = subprocess.run([TENX, "ls"], env=env, capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0 and listed.stdout.split() == ["NAME", "STATUS", "COMPLETIONS", "AGE", "DURATION"]
+
+    wrong = subprocess.run([TENX, "login", "--url", gateway.url, "--user", client.username, "--profile", "bad"],
+                           env=env, input="not-the-token\n", capture_output=True, text=True, timeout=60)
+    assert wrong.returncode == 4
+    assert len(wrong.stderr.strip().splitlines()) == 1 and "token" in wrong.stderr
+    assert "bad" not in path.read_text()  # nothing saved for a refused login
+
+    by_env = subprocess.run([TENX, "ls"], env={**env, "TENX_TOKEN": "wrong"}, capture_output=True, text=True,
+                            timeout=60)
+    assert by_env.returncode == 4 and by_env.stderr.startswith("tenx: ") and by_env.stdout == ""
+    assert len(by_env.stderr.strip().splitlines()) == 1
+
+
+def test_run_follows_the_seed_job_to_its_end(tenx):
+    spec = tmp = tenx.config_dir / "job.json"
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    spec.write_text(json.dumps(copy.deepcopy(SEED_JOB)))
+    done = tenx("run", "seed", "-f", str(spec), "--follow", env={"TENX_DEBUG": "1"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "test-cmd\n"
+    assert "job seed succeeded" in done.stderr
+    if streams_served(tenx, "seed"):
+        assert "following the event stream" in done.stderr
+    else:
+        assert "polling" in done.stderr
+    polled = tenx("run", "seed-polled", "-f", str(spec), "--follow", env={"TENX_NO_STREAMS": "1"})
+    assert (polled.returncode, polled.stdout) == (0, "test-cmd\n"), polled.stderr
+
+
+def test_a_failed_job_exits_1_or_its_own_code(tenx):
+    failing = ["--image", "busybox", "--backoff-limit", "0", "--follow", "--", "sh", "-c", "echo before; exit 3"]
+    done = tenx("run", "fails", *failing)
+    assert done.returncode == 1, done.stderr
+    assert "before" in done.stdout
+    assert "job fails failed" in done.stderr and "exit code 3" in done.stderr
+    own = tenx("run", "fails-code", *failing[:-4], "--exit-code", *failing[-4:])
+    assert own.returncode == 3, own.stderr
+    waited = tenx("wait", "fails")
+    assert waited.returncode == 1 and "exit code 3" in waited.stderr
+
+
+def test_reads_ls_get_logs_instances_rm(tenx):
+    done = tenx("run", "reads", "--image", "busybox", "--env", "WHO=tenx", "--no-follow", "--",
+                "sh", "-c", "echo hello $WHO; echo second")
+    assert (done.returncode, done.stdout) == (0, "reads\n"), done.stderr
+    assert tenx("wait", "reads", "--timeout", "90").returncode == 0
+
+    listed = json.loads(tenx("ls", "-o", "json").stdout)
+    assert "reads" in [job["metadata"]["name"] for job in listed["jobs"]]
+    table = tenx("ls").stdout.splitlines()
+    assert table[0].split() == ["NAME", "STATUS", "COMPLETIONS", "AGE", "DURATION"]
+    assert ["reads", "succeeded", "1/1"] in [row.split()[:3] for row in table[1:]]
+    assert "reads" in tenx("ls", "-o", "name").stdout.splitlines()
+
+    job = json.loads(tenx("get", "reads", "-o", "json").stdout)
+    assert job["metadata"]["name"] == "reads" and len(job["instance_names"]) == 1
+    summary = tenx("get", "reads").stdout
+    assert "Status:" in summary and "succeeded" in summary and job["instance_names"][0] in summary
+
+    records = json.loads(tenx("instances", "reads", "-o", "json").stdout)["instances"]
+    assert [r["name"] for r in records] == job["instance_names"]
+    assert records[0]["containers"][0]["exit_code"] == 0
+    assert tenx("instances", "reads", "-o", "name").stdout.split() == job["instance_names"]
+
+    assert tenx("logs", "reads").stdout == "hello tenx\nsecond\n"
+    instance = job["instance_names"][0]
+    assert tenx("logs", "reads", instance, "--from", "1").stdout == "second\n"
+    assert tenx("logs", "reads", instance, "--size", "1").stdout == "hello tenx\n"
+    assert tenx("logs", "reads", instance, "--date", "today").stdout == "hello tenx\nsecond\n"
+    assert tenx("logs", "reads", instance, "--all-days").stdout == "hello tenx\nsecond\n"
+    assert tenx("logs", "reads", "-f").stdout == "hello tenx\nsecond\n"  # an ended job: its lines, then exit
+
+    removed = tenx("rm", "reads", "nothing-here")
+    assert removed.returncode == 3 and removed.stdout == "job reads deleted\n"
+    assert "job 'nothing-here' not found" in removed.stderr
+    gone = tenx("get", "reads")
+    assert gone.returncode == 3 and gone.stderr.strip() == "tenx: job 'reads' not found"
+
+
+def test_ctrl_c_stops_following_and_leaves_the_job_running(tenx):
+    process = tenx.popen("run", "sigint", "--image", "busybox", "--follow", "--", "sh", "-c",
+                         "echo started; sleep 120")
+    try:
+        first = process.stdout.readline()
+        assert first == "started\n"
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130
+    assert "keeps running" in err and "tenx logs -f sigint" in err
+    job = tenx.api.get("/jobs/sigint").json()
+    assert job["status"].get("active") == 1 and not job["status"].get("succeeded")
+    assert tenx("rm", "sigint").returncode == 0
+
+
+def test_wait_timeout_and_an_unreachable_gateway(tenx, gateway):
+    assert tenx("run", "slow", "--image", "busybox", "--no-follow", "--", "sleep", "60").returncode == 0
+    waited = tenx("wait", "slow", "--timeout", "1")
+    assert waited.returncode == 7 and "did not end within 1 s" in waited.stderr
+    assert tenx("rm", "slow").returncode == 0
+    assert tenx("wait", "nothing-here").returncode == 3
+
+    closed = requests.get(gateway.url + "/healthz", timeout=5)  # the gateway is up; a closed port is not
+    assert closed.status_code == 200
+    down = tenx("ls", env={"TENX_URL": "http://127.0.0.1:9"})
+    assert down.returncode == 5 and down.stderr.startswith("tenx: cannot reach the gateway at http://127.0.0.1:9")
+
+
+def test_usage_errors_exit_2_and_the_gateway_refusals_6(tenx):
+    assert tenx("run", "x").returncode == 2
+    assert tenx("ls", "-o", "xml").returncode == 2
+    refused = tenx("run", "bad", "--image", "busybox", "--memory", "lots", "--no-follow", "--", "true")
+    assert refused.returncode == 6
+    assert refused.stderr.strip() == ("tenx: invalid request: containers.0.resources.limits.memory: must be a "
+                                      "Kubernetes quantity such as 512Mi")
+    assert tenx("completion", "bash").stdout.count("_TENX_COMPLETE") >= 1
