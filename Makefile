@@ -32,7 +32,9 @@ cluster:
 cluster-down:
 	$(CLUSTER) down
 
-# Without KUBECONFIG the gateway serves the local cluster, with host volumes and the log archive under .local/.
+# Without KUBECONFIG the gateway serves the local cluster, with host volumes and the log archive under .local/, and
+# its pods run on the real node tenx-real (containers, images from the local registry); set
+# GATEWAY_POD_NODE_SELECTOR= and GATEWAY_POD_TOLERATIONS= (empty) for the process-agent node tenx-local instead.
 # The log collector runs beside the API and stops with it; if it exits, a loud line says so and it is restarted
 # (its health and metrics: http://127.0.0.1:8081/healthz and /metrics).
 run: venv
@@ -40,7 +42,9 @@ run: venv
 	  $(CLUSTER) up && \
 	  export KUBECONFIG=$(LOCAL_KUBECONFIG) && \
 	  export GATEWAY_HOST_VOLUME_ROOT=$${GATEWAY_HOST_VOLUME_ROOT:-$(CURDIR)/.local/app_data} && \
-	  export GATEWAY_DATA_DIR=$${GATEWAY_DATA_DIR:-$(CURDIR)/.local/data}; \
+	  export GATEWAY_DATA_DIR=$${GATEWAY_DATA_DIR:-$(CURDIR)/.local/data} && \
+	  export GATEWAY_POD_NODE_SELECTOR=$${GATEWAY_POD_NODE_SELECTOR-tenx.io/runtime=containerd} && \
+	  export GATEWAY_POD_TOLERATIONS=$${GATEWAY_POD_TOLERATIONS-tenx.io/runtime=containerd:NoSchedule}; \
 	fi; \
 	echo "tenx-gateway on http://$(GATEWAY_BIND) (KUBECONFIG=$$KUBECONFIG)"; \
 	echo "add a user:  TOKEN=\$$(KUBECONFIG=$$KUBECONFIG $(BIN)/tenx-gateway users add alice)"; \
