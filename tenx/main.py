@@ -44,6 +44,22 @@ class State:
         return self._client
 
 
+def complete_job_names(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[str]:
+    """Shell completion of job names: the user's jobs, listed with the profile in force (nothing on any error:
+    completion must never print one)."""
+    try:
+        root = ctx.find_root()
+        data = config.load(config.config_path())
+        name = config.profile_name(data, root.params.get("profile"))
+        creds = config.credentials(data, name, overrides={"region": root.params.get("region")})
+        from .client import Client
+        jobs = Client(creds).json("GET", "/jobs", timeout=5).get("jobs") or []
+    except Exception:  # noqa: BLE001
+        return []
+    names = sorted((job.get("metadata") or {}).get("name", "") for job in jobs)
+    return [job for job in names if job.startswith(incomplete)]
+
+
 @click.group(context_settings=CONTEXT)
 @click.version_option(__version__, "--version", prog_name="tenx")
 @click.option("--profile", "-p", envvar="TENX_PROFILE", help="Profile of the config file to use [env TENX_PROFILE].")

@@ -64,6 +64,12 @@ def age(job: dict[str, Any], now: dt.datetime) -> str:
     return human_duration((now - created).total_seconds()) if created else "-"
 
 
+def finished(job: dict[str, Any]) -> str | None:
+    """When the job ended: its completionTime, or for a failed job its Failed condition's time."""
+    failed = _true(job, "Failed")
+    return (job.get("status") or {}).get("completionTime") or (failed or {}).get("lastTransitionTime")
+
+
 def duration(job: dict[str, Any], now: dt.datetime) -> str:
     """From start to completion (or to now while it runs); a failed job to its Failed condition's time."""
     status = job.get("status") or {}

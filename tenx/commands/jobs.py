@@ -14,7 +14,7 @@ from .. import status as st
 from ..errors import INTERRUPTED, JOB_FAILED, NotFound, TimedOut, UsageError
 from ..follow import Follower, JobEnd
 from ..lines import LinePrinter
-from ..main import State, cli
+from ..main import State, cli, complete_job_names
 from ..output import emit_document, is_tty, spinner, styled
 
 
@@ -144,7 +144,7 @@ def _deadline(seconds: float | None, name: str) -> Iterator[None]:
 
 
 @cli.command()
-@click.argument("name")
+@click.argument("name", shell_complete=complete_job_names)
 @click.option("--timeout", type=click.FloatRange(0, min_open=True), metavar="SECONDS",
               help="Give up after this long (exit status 7).")
 @click.option("--exit-code", is_flag=True, help="Exit with the first failed instance's exit code, not 1.")
@@ -162,7 +162,7 @@ def wait(state: State, name: str, timeout: float | None, exit_code: bool) -> int
 
 
 @cli.command()
-@click.argument("names", nargs=-1, required=True)
+@click.argument("names", nargs=-1, required=True, shell_complete=complete_job_names)
 @click.pass_obj
 def rm(state: State, names: tuple[str, ...]) -> int:
     """Delete jobs (their pods go too; their logs stay in the archive)."""

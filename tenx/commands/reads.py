@@ -12,7 +12,7 @@ from .. import status as st
 from ..errors import INTERRUPTED, UsageError
 from ..follow import Follower
 from ..lines import LinePrinter
-from ..main import State, cli
+from ..main import State, cli, complete_job_names
 from ..output import FORMATS, colour_on, emit_document, print_table, styled
 
 _OUTPUT = click.option("--output", "-o", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
@@ -164,7 +164,7 @@ def _instance_table(records: list[dict[str, Any]], wide: bool) -> None:
 
 
 @cli.command()
-@click.argument("name")
+@click.argument("name", shell_complete=complete_job_names)
 @_OUTPUT
 @click.pass_obj
 def instances(state: State, name: str, fmt: str) -> int:
@@ -184,7 +184,7 @@ def instances(state: State, name: str, fmt: str) -> int:
 
 
 @cli.command()
-@click.argument("name")
+@click.argument("name", shell_complete=complete_job_names)
 @_OUTPUT
 @click.pass_obj
 def get(state: State, name: str, fmt: str) -> int:
@@ -205,7 +205,7 @@ def get(state: State, name: str, fmt: str) -> int:
               ("Completions", f"{st.completions(job)} (parallelism {spec.get('parallelism', 1)})"),
               ("Active/Failed", f"{status.get('active') or 0}/{status.get('failed') or 0}"),
               ("Created", f"{meta.get('creationTimestamp', '-')} ({st.age(job, now)} ago)"),
-              ("Started", status.get("startTime") or "-"), ("Finished", status.get("completionTime") or "-"),
+              ("Started", status.get("startTime") or "-"), ("Finished", st.finished(job) or "-"),
               ("Duration", st.duration(job, now)), ("Image", ", ".join(st.images(job))),
               ("Command", st.command(job) or "-")]
     if st.failure_reason(job):
@@ -264,7 +264,7 @@ def _pages(fetch, offset: int, size: int | None):
 
 
 @cli.command()
-@click.argument("name")
+@click.argument("name", shell_complete=complete_job_names)
 @click.argument("instance", required=False)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until the job (or instance) ends.")
 @click.option("--date", metavar="YYYY.MM.DD", help="Only that day's lines (also YYYY-MM-DD, today, yesterday).")

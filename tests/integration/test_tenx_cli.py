@@ -12,7 +12,7 @@ import os
 import signal
 import stat
 import subprocess
-import time
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,8 +111,9 @@ def test_run_follows_the_seed_job_to_its_end(tenx):
         assert "following the event stream" in done.stderr
     else:
         assert "polling" in done.stderr
-    polled = tenx("run", "seed-polled", "-f", str(spec), "--follow", env={"TENX_NO_STREAMS": "1"})
+    polled = tenx("run", "seed-polled", "-f", str(spec), "--follow", "--rm", env={"TENX_NO_STREAMS": "1"})
     assert (polled.returncode, polled.stdout) == (0, "test-cmd\n"), polled.stderr
+    assert "job seed-polled deleted" in polled.stderr and tenx("get", "seed-polled").returncode == 3
 
 
 def test_a_failed_job_exits_1_or_its_own_code(tenx):
@@ -204,3 +205,19 @@ def test_usage_errors_exit_2_and_the_gateway_refusals_6(tenx):
     assert refused.stderr.strip() == ("tenx: invalid request: containers.0.resources.limits.memory: must be a "
                                       "Kubernetes quantity such as 512Mi")
     assert tenx("completion", "bash").stdout.count("_TENX_COMPLETE") >= 1
+
+
+def test_ls_watch_prints_a_line_per_change(tenx):
+    watcher = tenx.popen("ls", "--watch", "-o", "name")
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(watcher.stdout), daemon=True).start()
+    try:
+        assert tenx("run", "watched", "--image", "busybox", "--no-follow", "--", "true").returncode == 0
+        wait_until(lambda: "watched\n" in lines, 60, what="the new job's line")
+        watcher.send_signal(signal.SIGINT)
+        watcher.communicate(timeout=30)
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+    assert watcher.returncode == 130
+    assert tenx("rm", "watched").returncode == 0

@@ -119,3 +119,24 @@ def test_dates():
     assert days_between("2026-11-27T23:00:00Z", "2026-11-28T01:00:00Z", dt.date(2026, 11, 30)) == \
         ["2026.11.26", "2026.11.27", "2026.11.28", "2026.11.29"]
     assert days_between(None, None, dt.date(2026, 11, 30)) == ["2026.11.29", "2026.11.30", "2026.12.01"]
+
+
+def test_ls_watch_listings_follow_the_job_watch_stream_or_poll(serve, monkeypatch):
+    from tenx.commands import reads
+    events = 'event: job\ndata: {"type": "ADDED", "job": {"name": "a"}}\n\n'
+    _, client = serve({"/jobs": [(200, "text/event-stream", events), (200, "application/json", '{"jobs": [1]}')]})
+    listings = reads._listings(client, {"jobs": []})
+    assert next(listings) == {"jobs": [1]}  # one list per event of the stream
+    monkeypatch.setattr(reads, "WATCH_POLL_SECONDS", 0)
+    _, plain = serve({"/jobs": [(200, "application/json", '{"jobs": [2]}')]})
+    assert next(reads._listings(plain, {"jobs": []})) == {"jobs": [2]}  # no stream: a list every few seconds
+
+
+def test_job_names_complete_from_the_gateway(serve, run, monkeypatch):
+    _, client = serve({"/jobs": [(200, "application/json",
+                                  '{"jobs": [{"metadata": {"name": "beta"}}, {"metadata": {"name": "alpha"}}]}')]})
+    for key, value in (("TENX_URL", client.credentials.url), ("TENX_USER", "u"), ("TENX_TOKEN", "t"),
+                       ("COMP_WORDS", "tenx get "), ("COMP_CWORD", "2"), ("_TENX_COMPLETE", "bash_complete")):
+        monkeypatch.setenv(key, value)
+    code, out, _ = run()
+    assert (code, out) == (0, "plain,alpha\nplain,beta\n")

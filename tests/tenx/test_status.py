@@ -31,6 +31,9 @@ def test_times():
     assert st.duration(job([("Complete", "", "")], completion="2026-11-28T11:58:04Z"), NOW) == "4s"
     assert st.duration(job([("Failed", "", "")]), NOW) == "1m30s"
     assert st.duration(job(start=None), NOW) == "-"
+    assert st.finished(job([("Failed", "", "")])) == "2026-11-28T11:59:30Z"
+    assert st.finished(job([("Complete", "", "")], completion="2026-11-28T11:58:04Z")) == "2026-11-28T11:58:04Z"
+    assert st.finished(job(active=1)) is None
     assert [st.human_duration(s) for s in (0, 59, 60, 61, 3600, 3661, 86400, 90000)] == \
         ["0s", "59s", "1m", "1m1s", "1h", "1h1m", "1d", "1d1h"]
     assert st.completions(job(succeeded=2, completions=3)) == "2/3" and st.completions(job()) == "0/1"
