@@ -32,13 +32,15 @@ export function clearSession() {
 }
 
 const seg = encodeURIComponent;
+// kind of stream -> true | false once known (does this gateway stream it?), for as long as the page lives
+const STREAMS = {};
 
 export class Api {
   constructor({ user, token, region }) {
     this.user = user;
     this.token = token;
     this.base = `/v1/regions/${seg(region)}`;
-    this.streams = {};  // kind -> true | false once known (does this gateway stream that kind?)
+    this.streams = STREAMS;
   }
 
   headers(extra = {}) {
