@@ -28,7 +28,7 @@ for cmd in "${!want[@]}"; do
     fi
 done
 # busybox-static replaces busybox's dynamic binary; a static one is needed inside an image
-if [[ -x /bin/busybox ]] && ! file -L /bin/busybox 2>/dev/null | grep -q 'statically linked'; then
+if [[ -x /bin/busybox ]] && ldd /bin/busybox >/dev/null 2>&1; then  # ldd fails on a static binary
     missing+=(busybox-static)
 fi
 [[ ${#missing[@]} -eq 0 ]] && exit 0

@@ -10,7 +10,7 @@ out="$1" pause_c="$2"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 stamp="$(cat "$0" "$pause_c" /bin/busybox | sha256sum | cut -c1-64)"
 [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$stamp" ] && exit 0
-command -v umoci >/dev/null && file -L /bin/busybox | grep -q 'statically linked' \
+command -v umoci >/dev/null && ! ldd /bin/busybox >/dev/null 2>&1 \
   || { echo "images.sh: needs umoci and busybox-static (scripts/install-runtime-deps.sh)" >&2; exit 1; }
 mkdir -p "$(dirname "$out")"
 tmp="$(mktemp -d "${out%/}.build.XXXXXX")"
