@@ -202,6 +202,10 @@ def test_create_watch_read_the_log_and_delete(tab, make_user, gateway):
     assert page.input_value("#logs-date") == time.strftime("%Y-%m-%d", time.gmtime())  # the gateway's UTC day
     assert instance in page.inner_text("h1")
     tab.shoot("logs")
+    with page.expect_download() as download:
+        page.click("#logs-download")
+    saved = Path(download.value.path())
+    assert saved.read_text() == "test-cmd\n" and download.value.suggested_filename.endswith(".log")
 
     # the list shows it, with its status
     tab.go("#/jobs")
@@ -277,4 +281,20 @@ def test_a_hundred_thousand_lines_scroll_with_few_in_the_page(tab, make_user):
     page.fill("#logs-filter", "99999")
     page.wait_for_selector("#logs-info:text-is('1 of 100,000 lines match')")
     tab.shoot("logs-100000")
+    tab.assert_clean()
+
+
+def test_why_an_instance_does_not_run_is_shown(tab, make_user):
+    user = make_user("cu")
+    name = f"big-{secrets.token_hex(3)}"
+    job = {"containers": [{"image": "busybox", "command": ["true"], "resources": {"limits": {"cpu": "4"}}}]}
+    assert user.post(f"/jobs/{name}", json=job).status_code == 200  # within the quota, more than the node has
+    tab.sign_in(user.username, token_of(user))
+    tab.page.wait_for_selector("#jobs-table")
+    tab.go(f"#/jobs/{name}")
+    why = tab.page.wait_for_selector("#job-instances tr.instance-why", timeout=TIMEOUT_MS)
+    assert "Unschedulable" in why.inner_text() and "cpu" in why.inner_text()
+    assert "Pending" in tab.page.inner_text("#job-instances tr.instance")
+    tab.shoot("job-unschedulable")
+    assert user.delete(f"/jobs/{name}").status_code == 200
     tab.assert_clean()
