@@ -7,8 +7,10 @@ fence "in doubt" for a while). A read answers from memory only once its cache ha
 waits a little, then asks the apiserver. Writes are rare, so an flock around the update costs nothing; a read is
 two loads from a shared page.
 
-The file is ``<PROMETHEUS_MULTIPROC_DIR>/watch-cache-fence-<region>`` (gunicorn.conf.py gives every gunicorn its
-own directory); without that variable (a test's in-process app) the fence is this process's alone.
+The file is ``<PROMETHEUS_MULTIPROC_DIR>/watch-cache-fence-<region>-<gunicorn master's pid>`` (gunicorn.conf.py
+gives every gunicorn that directory; the pid keeps a restarted gunicorn, maybe facing a cluster whose versions
+started over, from inheriting an old fence); without that variable (an in-process app) the fence is this
+process's alone.
 """
 from __future__ import annotations
 
@@ -37,7 +39,8 @@ class Fence:
     @classmethod
     def for_region(cls, region: str) -> Fence:
         directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-        return cls(os.path.join(directory, f"watch-cache-fence-{region}") if directory else None)
+        name = f"watch-cache-fence-{region}-{os.getppid()}"
+        return cls(os.path.join(directory, name) if directory else None)
 
     def read(self) -> tuple[int, bool]:
         """(the newest write's resourceVersion, whether a write is in doubt now)."""
