@@ -219,3 +219,109 @@ def test_the_watch_summary():
     assert summary(job, []) == {"name": "j", "status": "running", "active": 1, "succeeded": 0, "failed": 0,
                                 "completions": 2, "parallelism": 1,
                                 "conditions": [{"type": "PodsHeldBack", "status": "True"}], "instances": []}
+
+
+# -- hub -------------------------------------------------------------------------------------------------------
+
+def drain(out: runner.Out) -> list[tuple[bytes, int]]:
+    items = []
+    while not out._queue.empty():
+        items.append(out._queue.get_nowait())
+    return items
+
+
+def offsets(items) -> list[int]:
+    return [item[1] for item in items]
+
+
+def test_a_hub_reads_once_for_every_subscriber_and_counts_offsets_from_the_start():
+    from gateway.streams import hub as hubs
+    opened = []
+    release = threading.Event()
+
+    def open_lines(skip):
+        opened.append(skip)
+        for n in range(skip, 5):
+            yield f"line {n}"
+        release.wait(5)  # the container still runs
+        yield "line 5"
+
+    registry = hubs.Hubs()
+    hub = registry.get("k", open_lines)
+    assert registry.get("k", open_lines) is hub
+    assert wait_for(lambda: hub.next == 5)
+    outs = [runner.Out(), runner.Out()]
+    results = {}
+    threads = [threading.Thread(target=lambda i=i, start=start: results.__setitem__(i, hub.follow(outs[i], start)))
+               for i, start in enumerate((0, 3))]
+    for thread in threads:
+        thread.start()
+    assert wait_for(lambda: len(hub._subscribers) == 2)
+    release.set()
+    for thread in threads:
+        thread.join(5)
+    assert results == {0: 6, 1: 6} and opened == [0] and len(registry) == 0  # one upstream; an ended hub goes
+    first, second = drain(outs[0]), drain(outs[1])
+    assert offsets(first) == [0, 1, 2, 3, 4, 5] and offsets(second) == [3, 4, 5]
+    assert first[5][0] == second[2][0] == sse.event({"offset": 5, "line": "line 5"}, id=5)  # framed once
+
+
+def test_a_subscriber_behind_the_buffer_is_told_where_it_stands(monkeypatch):
+    from gateway.streams import hub as hubs
+    monkeypatch.setattr(hubs, "BUFFER_LINES", 3)
+    hub = hubs.Hub(lambda skip: iter([f"l{n}" for n in range(10)]), lambda: None).start()
+    assert wait_for(lambda: hub.ended)
+    out = runner.Out()
+    assert hub.follow(out, 7) == 10 and offsets(drain(out)) == [7, 8, 9]
+    with pytest.raises(hubs.Behind) as behind:
+        hub.follow(out, 2)
+    assert behind.value.offset == 2
+
+
+def test_a_slow_subscriber_is_let_go_and_catches_up_from_the_buffer(monkeypatch):
+    from gateway.streams import hub as hubs
+    monkeypatch.setattr(runner, "_QUEUE", 4)
+    go = threading.Event()
+
+    def open_lines(skip):
+        go.wait(5)
+        for n in range(20):
+            yield f"l{n}"
+
+    hub = hubs.Hub(open_lines, lambda: None).start()
+    out, got = runner.Out(), []
+    reader = threading.Thread(target=lambda: got.append(hub.follow(out, 0)))
+    reader.start()
+    assert wait_for(lambda: hub._subscribers)
+    go.set()
+    items = []
+    while reader.is_alive() or not out._queue.empty():
+        time.sleep(0.01)
+        items += drain(out)
+    assert got == [20] and offsets(items) == list(range(20))
+
+
+def test_a_broken_upstream_is_reopened_where_it_stopped(monkeypatch):
+    from gateway.streams import hub as hubs
+    monkeypatch.setattr(hubs, "_RETRY_SECONDS", 0)
+    opened = []
+
+    def open_lines(skip):
+        opened.append(skip)
+        yield f"l{skip}"
+        if skip < 2:
+            raise errors.Unavailable("broke")
+
+    hub = hubs.Hub(open_lines, lambda: None).start()
+    assert wait_for(lambda: hub.ended)
+    out = runner.Out()
+    assert hub.follow(out, 0) == 3 and opened == [0, 1, 2] and hub.failure is None
+
+
+def wait_for(predicate, timeout=5):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True

@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import itertools
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import orjson
 
 from .. import errors, logs, timefmt
+from ..cache import cache_of
 from ..kube import Kube, LogNotAvailable
 from ..names import POD_JOB_NAME_LABELS
 from ..store import LogStore
 from ..store.records import TERMINAL_PHASES
 from ..tenancy import Tenant
 from . import sse
+from .hub import HUBS, Behind, frame
 from .runner import Out
 
 POLL_SECONDS = 0.5  # how often an archive read looks for new lines
@@ -39,14 +42,37 @@ class Where:
     max_line_bytes: int
 
 
-def pod_of(kube: Kube, tenant: Tenant, job_name: str, instance: str) -> dict[str, Any] | None:
-    """The instance's pod if it exists and belongs to the job, else None."""
+@dataclass(frozen=True)
+class Pod:
+    """What following a pod needs of it: which container to read, whether it is over, and how it ended."""
+    name: str
+    uid: str | None
+    container: str  # the first container of the spec: the one the paged call reads
+    phase: str | None
+    end: dict[str, Any]  # the ``end`` event's data as of now
+
+
+def pod_of(kube: Kube, tenant: Tenant, job_name: str, instance: str) -> Pod | None:
+    """The instance's pod if it exists and belongs to the job, else None: from the region's watch cache when it
+    may answer and holds the pod (500 followers opening at once would otherwise be 500 apiserver GETs), else from
+    the apiserver, which alone says that a pod is gone."""
+    cache = cache_of(kube)
+    entry = cache.pod(tenant.namespace, instance) if cache is not None and cache.usable() else None
+    if entry is not None:
+        if not any(entry.labels.get(key) == job_name for key in POD_JOB_NAME_LABELS):
+            return None
+        record = orjson.loads(entry.record)
+        return Pod(entry.name, record.get("uid"), entry.container, entry.phase,
+                   {**record_end(entry.name, record, entry.container), "phase": entry.phase})
     try:
         pod = kube.get_pod(tenant.namespace, instance)
     except errors.NotFound:
         return None
     labels = pod["metadata"].get("labels") or {}
-    return pod if any(labels.get(key) == job_name for key in POD_JOB_NAME_LABELS) else None
+    if not any(labels.get(key) == job_name for key in POD_JOB_NAME_LABELS):
+        return None
+    return Pod(pod["metadata"]["name"], pod["metadata"].get("uid"), pod["spec"]["containers"][0]["name"],
+               (pod.get("status") or {}).get("phase"), pod_end(pod))
 
 
 def _first_status(pod: dict[str, Any]) -> dict[str, Any]:
@@ -65,28 +91,29 @@ def pod_end(pod: dict[str, Any]) -> dict[str, Any]:
             "reason": (terminated or {}).get("reason"), "phase": (pod.get("status") or {}).get("phase")}
 
 
-def record_end(instance: str, record: dict[str, Any] | None) -> dict[str, Any]:
-    """The ``end`` event's data from an archived instance record (its first container)."""
+def record_end(instance: str, record: dict[str, Any] | None, container: str | None = None) -> dict[str, Any]:
+    """The ``end`` event's data from an instance record (store.records): its ``container`` (the first listed if
+    not named), the last termination."""
     record = record or {}
-    first = (record.get("containers") or [{}])[0]
+    containers = record.get("containers") or [{}]
+    first = next((c for c in containers if c.get("name") == container), containers[0]) if container else containers[0]
     terminated = first if first.get("state") == "terminated" else first.get("last_state") or {}
     return {"instance": instance, "exit_code": terminated.get("exit_code"), "reason": terminated.get("reason"),
             "phase": record.get("phase")}
 
 
 def _line(out: Out, where: Where, text: str, instance: str | None = None) -> None:
-    data: dict[str, Any] = {"offset": where.offset}
-    if instance is not None:
-        data["instance"] = instance
-    data["line"] = text
-    out.send(sse.event(data, id=where.offset), id=where.offset)
+    if instance is None:
+        out.send(frame(where.offset, text), id=where.offset)
+    else:
+        out.send(sse.event({"offset": where.offset, "instance": instance, "line": text}, id=where.offset),
+                 id=where.offset)
     where.offset += 1
 
 
-def _read_live(kube: Kube, tenant: Tenant, pod: dict[str, Any], where: Where, out: Out, *, follow: bool) -> int:
-    """Send the pod's lines from ``where.offset`` on (following the container while it runs); how many."""
-    instance, container = pod["metadata"]["name"], pod["spec"]["containers"][0]["name"]
-    sent = where.offset
+def _lines(kube: Kube, tenant: Tenant, pod: Pod, where: Where, skip: int, *, follow: bool) -> Iterator[str]:
+    """The container's lines after the first ``skip`` (of ``where.day`` if set), followed while it runs."""
+    instance, container = pod.name, pod.container
     since = bounds = None
     if where.day is not None:
         bounds = logs.day_bounds(where.day, where.timezone)
@@ -94,18 +121,39 @@ def _read_live(kube: Kube, tenant: Tenant, pod: dict[str, Any], where: Where, ou
     with kube.pod_log(tenant.namespace, instance, container=container, timestamps=bounds is not None,
                       since_time=since, follow=follow, idle_timeout=_UPSTREAM_IDLE if follow else None) as chunks:
         if bounds is None:
-            lines = logs.iter_lines(logs.skip_lines(chunks, where.offset), where.max_line_bytes)
+            yield from logs.iter_lines(logs.skip_lines(chunks, skip), where.max_line_bytes)
         else:
-            lines = _skip(logs.within(logs.iter_lines(chunks, where.max_line_bytes), *bounds), where.offset)
+            yield from itertools.islice(logs.within(logs.iter_lines(chunks, where.max_line_bytes), *bounds), skip,
+                                        None)
+
+
+def _read_live(kube: Kube, tenant: Tenant, pod: Pod, where: Where, out: Out) -> None:
+    """Send the pod's lines from ``where.offset`` to the log's present end, on a stream of its own."""
+    lines = _lines(kube, tenant, pod, where, where.offset, follow=False)
+    try:
         for text in lines:
             _line(out, where, text)
-    return where.offset - sent
+    finally:
+        lines.close()
 
 
-def _skip(lines, count: int):
-    for index, line in enumerate(lines):
-        if index >= count:
-            yield line
+def _follow_shared(kube: Kube, tenant: Tenant, pod: Pod, where: Where, out: Out) -> None:
+    """Send lines as the container writes them, from the worker's one upstream of it (``hub``), until its
+    attempt ends."""
+    key = (id(kube), tenant.namespace, pod.name, pod.uid, pod.container, where.day, where.timezone,
+           where.max_line_bytes)
+    day, timezone, cap = where.day, where.timezone, where.max_line_bytes
+    hub = HUBS.get(key, lambda skip: _lines(kube, tenant, pod, Where(skip, day, timezone, cap), skip, follow=True))
+    while True:
+        try:
+            where.offset = hub.follow(out, where.offset)
+        except Behind as behind:  # older than the hub keeps: read up to the present alone, then join
+            where.offset = behind.offset
+            _read_live(kube, tenant, pod, where, out)
+            continue
+        if hub.failure is not None:
+            raise hub.failure
+        return
 
 
 def _day_over(where: Where) -> bool:
@@ -113,23 +161,21 @@ def _day_over(where: Where) -> bool:
 
 
 def follow_instance(kube: Kube, archive: LogStore, tenant: Tenant, job_name: str, instance: str, where: Where,
-                    out: Out) -> None:
+                    out: Out, pod: Pod | None) -> None:
     """Lines as they are written while the pod lives, then the rest; ``end`` with the exit code. A pod already
-    gone (or gone meanwhile) is read from the archive until its lines are all there."""
-    pod = pod_of(kube, tenant, job_name, instance)
+    gone (or gone meanwhile) is read from the archive until its lines are all there. ``pod``: as just looked up."""
     while pod is not None:
-        phase = (pod.get("status") or {}).get("phase")
-        if phase in TERMINAL_PHASES:
+        if pod.phase in TERMINAL_PHASES:
             with contextlib.suppress(LogNotAvailable):
-                _read_live(kube, tenant, pod, where, out, follow=False)
-            out.send(sse.event(pod_end(pod), name="end"))
+                _read_live(kube, tenant, pod, where, out)
+            out.send(sse.event(pod.end, name="end"))
             return
         started = time.monotonic()
         try:
             if _day_over(where):
                 out.sleep(2)  # the day's lines are all sent; only the end is awaited
             else:
-                _read_live(kube, tenant, pod, where, out, follow=True)
+                _follow_shared(kube, tenant, pod, where, out)
         except (LogNotAvailable, errors.Unavailable):
             pass  # not started yet, or the stream broke: look at the pod again
         if time.monotonic() - started < 1:

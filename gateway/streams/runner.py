@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 RETRY_MILLISECONDS = 2000
 _TICK = 1.0  # the longest the response side waits before it looks at the clock and the shutdown flag again
 _QUEUE = 256
+_BATCH = 64  # events written at once when the client is behind
 
 _shutting_down = False
 
@@ -73,6 +74,17 @@ class Out:
                 return
             except queue.Full:
                 continue
+
+    def offer(self, chunk: bytes, id: Any = None) -> bool:
+        """``send`` without waiting (a hub hands one line to all its subscribers): False if the client is too far
+        behind (or gone), and nothing was queued."""
+        if self._stopped.is_set():
+            return False
+        try:
+            self._queue.put_nowait((chunk, id))
+        except queue.Full:
+            return False
+        return True
 
     def sleep(self, seconds: float) -> None:
         """Wait, but raise ``Stopped`` as soon as the response has ended."""
@@ -148,15 +160,25 @@ def _respond(out: Out, limits: Limits, stop: Callable[[], None], on_close: Calla
                     yield sse.KEEPALIVE
                     last_write = clock()
                 continue
-            chunk, id_ = item[0], item[1]
-            if len(item) == 3:  # the producer's end: its last event (end or error) was sent before
-                if chunk is not None:
-                    yield chunk
-                return
-            yield chunk
+            batch: list[bytes] = []
+            while True:  # everything already queued goes in one write
+                chunk, id_ = item[0], item[1]
+                if len(item) == 3:  # the producer's end: its last event (end or error) was queued before
+                    if chunk is not None:
+                        batch.append(chunk)
+                    yield b"".join(batch)
+                    return
+                batch.append(chunk)
+                if id_ is not None:
+                    resume = id_
+                if len(batch) >= _BATCH:
+                    break
+                try:
+                    item = out._queue.get_nowait()
+                except queue.Empty:
+                    break
+            yield b"".join(batch)
             last_event = last_write = clock()
-            if id_ is not None:
-                resume = id_
     finally:
         out._stopped.set()
         stop()

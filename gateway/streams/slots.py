@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import random
 import tempfile
 import threading
 
@@ -46,7 +47,8 @@ def acquire(username: str, limit: int, directory: str | None = None) -> Slot | N
     """A free slot of ``username``'s ``limit``, or None when all are held."""
     directory = directory or slots_dir()
     stem = hashlib.sha256(username.encode()).hexdigest()[:32]  # any user name, a safe file name
-    for index in range(limit):
+    first = random.randrange(limit)  # a free slot is usually found at the first try, even with a large cap
+    for index in ((first + step) % limit for step in range(limit)):
         fd = os.open(os.path.join(directory, f"{stem}.{index}"), os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

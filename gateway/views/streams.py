@@ -103,11 +103,11 @@ def follow_instance_response(job_name: str, instance: str) -> Response:
     if not is_dns1123_label(job_name) or not is_pod_name(instance):
         raise not_found
     kube, archive, tenant = gateway.regions.get(g.region), gateway.archive.get(), g.tenant
-    if pod_of(kube, tenant, job_name, instance) is None and not archive.known_instance(tenant.archive, job_name,
-                                                                                       instance):
+    pod = pod_of(kube, tenant, job_name, instance)
+    if pod is None and not archive.known_instance(tenant.archive, job_name, instance):
         raise not_found
     where = _where(offset, day)
-    return _stream(lambda out: follow_instance(kube, archive, tenant, job_name, instance, where, out))
+    return _stream(lambda out: follow_instance(kube, archive, tenant, job_name, instance, where, out, pod))
 
 
 def follow_job_response(job_name: str) -> Response:

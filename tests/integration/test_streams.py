@@ -61,7 +61,7 @@ def read_events(response, stop_after=None, timeout: float = 90) -> list[dict]:
 def create(user, spec: dict, prefix: str = "fol") -> tuple[str, str]:
     name = f"{prefix}-{secrets.token_hex(3)}"
     assert user.post(f"/jobs/{name}", json=spec).status_code == 200
-    instance = user.wait_for(name, lambda job: job.get("instance_names"), 60)["instance_names"][0]
+    instance = user.wait_for(name, lambda job: job.get("instance_names"), 180)["instance_names"][0]
     return name, instance
 
 
