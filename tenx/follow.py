@@ -241,7 +241,22 @@ class Follower:
     # --- what the commands call ---
 
     def follow_job(self, emit: Emit) -> JobEnd:
-        return self.stream_job(emit) or self.poll_job(emit)
+        end = self.stream_job(emit)
+        if end is None:
+            return self.poll_job(emit)
+        if end.status == st.FAILED:
+            self._explain(end)
+        return end
+
+    def _explain(self, end: JobEnd) -> None:
+        """A stream's ``end`` names the status; why the job failed (its Failed condition) and, if the event had
+        none, the instances' exit codes come from the plain calls."""
+        try:
+            end.reason = st.failure_reason(self.client.get_job(self.name))
+            if not end.outcomes:
+                end.outcomes = st.failed_outcomes(self.client.instances(self.name) or [])
+        except TenxError:
+            pass  # deleted meanwhile: the status alone is still the answer
 
     def follow_instance(self, instance: str, emit: Emit, **query: Any) -> JobEnd:
         return self.stream_instance(instance, emit, **query) or self.poll_instance(instance, emit, **query)
@@ -249,6 +264,8 @@ class Follower:
     def wait(self, on_status: OnStatus) -> JobEnd:
         end = self.stream_watch(on_status)
         if end is not None:
+            if end.status == st.FAILED:
+                self._explain(end)
             return end
         return self.poll_job(lambda *_: None, on_status, logs=False)
 

@@ -47,7 +47,9 @@ class Terminal:
         def check():
             self.read()
             return predicate()
-        return wait_until(check, timeout, interval=0, what=what)
+        if not wait_until(check, timeout, interval=0):
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; the screen's end:\n"
+                                 f"{self.text[-1500:]}")
 
     def finish(self, timeout: float = 90) -> int:
         self.until(lambda: self.process.poll() is not None, timeout, "tenx to exit")

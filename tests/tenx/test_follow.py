@@ -27,12 +27,17 @@ def test_job_stream_resumes_after_shutdown_and_ends_with_exit_codes(serve):
     second = ('id: 2\ndata: {"offset": 2, "instance": "j-a", "line": "three"}\n\n'
               'event: end\ndata: {"status": "failed", "instances": [{"name": "j-a", "exit_code": 3, '
               '"reason": "Error"}]}\n\n')
-    script, client = serve({"/jobs/j/logs": [(200, SSE, first), (200, SSE, second)]})
+    failed = json.dumps({"metadata": {"name": "j"}, "status": {"conditions": [
+        {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "reached the limit"}]}})
+    script, client = serve({"/jobs/j/logs": [(200, SSE, first), (200, SSE, second)],
+                            "/jobs/j": [(200, JSON, failed)]})
     seen = []
     end = Follower(client, "j", sleep=lambda s: None).follow_job(lambda i, line: seen.append((i, line)))
     assert seen == [("j-a", "one"), ("j-a", "two"), ("j-a", "three")]
     assert (end.status, end.first_exit_code(), end.streamed) == ("failed", 3, True)
-    (_, query1, headers1), (_, _, headers2) = script.requests
+    assert end.reason == "BackoffLimitExceeded: reached the limit"  # asked once the stream said "failed"
+    (_, query1, headers1), (_, _, headers2), (after, _, _) = script.requests
+    assert after == "/v1/regions/us/jobs/j"
     assert query1 == {"follow": ["true"]} and "Last-Event-ID" not in headers1
     assert headers2["Last-Event-ID"] == "1" and headers2["username"] == "u" and headers2["Authorization"] == "token t"
 
