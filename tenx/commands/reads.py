@@ -296,10 +296,7 @@ def _print_logs(client, name, instance, day, offset, size, all_days) -> None:
         targets = [r["name"] for r in records] if records is not None else \
             list(client.get_job(name).get("instance_names") or [])
         several = len(targets) > 1
-        if several and not all_days:
-            # the job-level call: every instance's lines in time order, "[instance] line"
-            for line in _pages(lambda o, s: client.job_logs(name, date=day, offset=o, size=s), offset, size):
-                click.echo(line)
+        if several and not all_days and _job_level(client, name, day, offset, size):
             return
     records_by_name = {}
     if all_days:
@@ -316,6 +313,25 @@ def _print_logs(client, name, instance, day, offset, size, all_days) -> None:
                      client.instance_logs(name, t, date=d, offset=o, size=s))
             for line in _pages(fetch, offset, size):
                 click.echo(prefix + line)
+
+
+def _job_level(client, name, day, offset, size) -> bool:
+    """The extension's job-level call: every instance's lines in time order, ``[instance] line``. False from a
+    gateway without it (the original API), before anything is printed: the caller then reads instance by
+    instance."""
+    from ..errors import TenxError
+    pages = _pages(lambda o, s: client.job_logs(name, date=day, offset=o, size=s), offset, size)
+    try:
+        first = next(pages, None)
+    except TenxError as exc:
+        if exc.status in (404, 405):
+            return False
+        raise
+    if first is not None:
+        click.echo(first)
+        for line in pages:
+            click.echo(line)
+    return True
 
 
 def _follow_logs(client, name, instance, day, offset) -> int:

@@ -140,3 +140,16 @@ def test_job_names_complete_from_the_gateway(serve, run, monkeypatch):
         monkeypatch.setenv(key, value)
     code, out, _ = run()
     assert (code, out) == (0, "plain,alpha\nplain,beta\n")
+
+
+def test_logs_of_several_instances_without_the_job_level_call_go_instance_by_instance(serve, run, monkeypatch):
+    _, client = serve({
+        "/jobs/j/instances": [(404, "application/json", '{"code": 404, "message": "unknown path"}')],
+        "/jobs/j": [(200, "application/json", '{"instance_names": ["j-a", "j-b"], "metadata": {"name": "j"}}')],
+        "/jobs/j/logs": [(404, "application/json", '{"code": 404, "message": "unknown path"}')],
+        "/jobs/j/instances/j-a/logs": [(200, "application/json", '["a1", "a2"]')],
+        "/jobs/j/instances/j-b/logs": [(200, "application/json", '["b1"]')],
+    })
+    for key, value in (("TENX_URL", client.credentials.url), ("TENX_USER", "u"), ("TENX_TOKEN", "t")):
+        monkeypatch.setenv(key, value)
+    assert run("logs", "j")[:2] == (0, "[j-a] a1\n[j-a] a2\n[j-b] b1\n")
