@@ -5,17 +5,19 @@ import signal
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import click
 
 from .. import jobspec
 from .. import status as st
 from ..errors import INTERRUPTED, JOB_FAILED, NotFound, TimedOut, UsageError
-from ..follow import Follower, JobEnd
 from ..lines import LinePrinter
 from ..main import State, cli, complete_job_names
 from ..output import emit_document, is_tty, spinner, styled
+
+if TYPE_CHECKING:
+    from ..follow import JobEnd
 
 
 def _resume_hint(name: str) -> str:
@@ -112,6 +114,7 @@ def run(state: State, name: str, command: tuple[str, ...], file: str | None, fol
 
 def follow_to_end(client, name: str, job: dict[str, Any]) -> JobEnd:
     """The job's lines to stdout until it ends; Ctrl-C stops following (status 130) and says how to resume."""
+    from ..follow import Follower  # requests is imported by the commands that call the gateway only
     spec = job.get("spec") or {}
     several = (spec.get("parallelism") or 1) > 1 or (spec.get("completions") or 1) > 1
     try:
@@ -151,6 +154,7 @@ def _deadline(seconds: float | None, name: str) -> Iterator[None]:
 @click.pass_obj
 def wait(state: State, name: str, timeout: float | None, exit_code: bool) -> int:
     """Wait until job NAME has succeeded (exit 0) or failed (exit 1)."""
+    from ..follow import Follower
     client = state.client()
     with spinner(f"job {name}: waiting") as update:
         def on_status(summary: dict[str, Any]) -> None:

@@ -10,7 +10,6 @@ import click
 
 from .. import status as st
 from ..errors import INTERRUPTED, UsageError
-from ..follow import Follower
 from ..lines import LinePrinter
 from ..main import State, cli, complete_job_names
 from ..output import FORMATS, colour_on, emit_document, print_table, styled
@@ -335,6 +334,7 @@ def _job_level(client, name, day, offset, size) -> bool:
 
 
 def _follow_logs(client, name, instance, day, offset) -> int:
+    from ..follow import Follower
     follower = Follower(client, name)
     try:
         if instance is not None:
