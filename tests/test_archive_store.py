@@ -1,4 +1,4 @@
-"""The log archive: both stores pass the same tests, including that a page of a day is an indexed range read."""
+"""The log archive: the three stores (SQLite, PostgreSQL, OpenSearch) pass the same tests, including that a page of a day is an indexed range read."""
 from __future__ import annotations
 
 import contextlib
@@ -11,7 +11,7 @@ import pytest
 from gateway.store import ContainerKey, LogLine, ResumePoint, open_store
 from gateway.store.base import NS, DayClock
 
-pytest_plugins = ["tests.archive_pg"]
+pytest_plugins = ["tests.archive_pg", "tests.archive_opensearch"]
 
 D = dt.date(2026, 11, 25)
 KEY = ContainerKey("tenx-alice", "job-a", "job-a-x7k2p", "job-a")
@@ -43,11 +43,11 @@ def test_day_clock_agrees_with_zoneinfo_across_dst_changes(zone):
     assert clock.stamp_day("not a time") is None and clock.stamp_day(None) is None
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", "postgres", "opensearch"])
 def archive(request, tmp_path):
     """``archive(timezone="UTC")`` opens a store of the parametrized kind; every store opened is closed after."""
     url = (f"sqlite:///{tmp_path}/archive.db" if request.param == "sqlite"
-           else request.getfixturevalue("postgres_dsn"))
+           else request.getfixturevalue(f"{request.param}_dsn"))
     opened = []
 
     def make(timezone: str = "UTC"):
@@ -291,6 +291,11 @@ def test_a_deep_page_is_an_indexed_range_read(archive):
         assert "SEARCH log_lines USING PRIMARY KEY (stream=? AND seq>? AND seq<?)" in whole
         for plan in (by_day, whole):
             assert "SCAN" not in plan and "TEMP B-TREE" not in plan, plan
+    elif archive.kind == "opensearch":  # one stream's lines by a range on a numeric field, from=0 at any depth
+        assert "day_seq:[50000 TO 50099]" in by_day and "from=0" in by_day, by_day
+        assert "seq:[70000 TO 70099]" in whole and "from=0" in whole, whole
+        for plan in (by_day, whole):
+            assert "stream:tenx-alice/job-a-x7k2p/job-a" in plan and "size=100 " in plan, plan
     else:
         assert any(f"{scan} using log_lines_day on log_lines" in by_day for scan in ("Index Scan", "Index Only Scan",
                                                                                      "Bitmap Index Scan"))
@@ -375,6 +380,8 @@ def test_job_pages_walk_an_index_from_a_remembered_cursor(archive):
     print(f"\n{archive.kind} job page plan:\n{plan}")
     if archive.kind == "sqlite":
         assert "log_lines_job" in plan and "TEMP B-TREE" not in plan, plan
+    elif archive.kind == "opensearch":
+        assert "search_after" in plan and "#namespace:tenx-alice #job:job-k" in plan, plan
     else:
         assert "log_lines_job" in plan and "Sort" not in plan, plan
 

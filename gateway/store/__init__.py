@@ -4,7 +4,8 @@ The collector (``gateway.collector``) fills it; the Jobs API reads it. ``base`` 
 line numbering, ``sql`` the one implementation over SQL, ``sqlite``/``postgres`` the two dialects beside it.
 
 ``open_store(url, timezone)`` picks the backend from the URL: ``sqlite:///abs/path.db`` for one host,
-``postgresql://...`` when several gateway replicas share the archive.
+``postgresql://...`` when several gateway replicas share the archive, ``opensearch://`` (or ``https://``) for an
+existing OpenSearch cluster.
 """
 from __future__ import annotations
 
@@ -26,8 +27,11 @@ def open_store(url: str, timezone: str = "UTC") -> LogStore:
     if url.startswith(("postgresql://", "postgres://")):
         from .postgres import PostgresStore
         return PostgresStore(url, timezone)
-    raise ValueError(f"unsupported log archive URL {url.split('://')[0]!r}: use sqlite:///abs/path.db "
-                     "or postgresql://...")
+    if url.startswith(("opensearch://", "opensearchs://", "http://", "https://")):
+        from .opensearch import OpenSearchStore
+        return OpenSearchStore(url, timezone)
+    raise ValueError(f"unsupported log archive URL {url.split('://')[0]!r}: use sqlite:///abs/path.db, "
+                     "postgresql://... or opensearch://...")
 
 
 class LazyStore:

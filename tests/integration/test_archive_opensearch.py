@@ -1,0 +1,67 @@
+"""The log archive on OpenSearch, end to end: a job's lines go through the collector into the local OpenSearch
+(deploy/local/opensearch), and the logs calls answer the same after the job and its pods are deleted."""
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+
+import pytest
+
+from ..archive_opensearch import drop_prefix, opensearch_url
+from ..harness import start_gateway, wait_until
+from .helpers import condition
+
+pytest_plugins = ["tests.archive_opensearch"]
+
+
+@pytest.fixture(scope="module")
+def opensearch_gateway(local_cluster, opensearch_server, tmp_path_factory):
+    """A gateway and collector of their own on an OpenSearch archive with the shipped refresh (wait_for)."""
+    prefix = f"tti{secrets.token_hex(3)}-"
+    try:
+        server = start_gateway(tmp_path_factory.mktemp("gateway-os"), collector=True, letter="o",
+                               GATEWAY_ARCHIVE_URL=opensearch_url(opensearch_server, prefix))
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield server, prefix
+    server.close()
+    drop_prefix(opensearch_server, prefix)
+
+
+def test_logs_read_the_same_from_opensearch_after_the_job_is_deleted(opensearch_gateway, local_cluster):
+    server, prefix = opensearch_gateway
+    user = server.add_user("os")
+    name = f"os-{secrets.token_hex(3)}"
+    script = {"containers": [{"image": "busybox", "command": ["sh", "-c", "seq 1 300"]}]}
+    assert user.post(f"/jobs/{name}", json=script).status_code == 200
+    instance = user.wait_for(name, lambda j: condition(j, "Complete"), timeout=240)["instance_names"][0]
+    path = f"/jobs/{name}/instances/{instance}/logs"
+    today = dt.datetime.now(dt.timezone.utc).strftime("%Y.%m.%d")
+    queries = [{}, {"from": 10, "size": 5}, {"date": today, "from": 250, "size": 100}, {"date": "2015.12.29"}]
+    before = [user.get(path, params=q).json() for q in queries]
+    assert before[0] == [str(i) for i in range(1, 301)]
+    # the job-level call reads only the archive: once it holds every line, the pods may go
+    wait_until(lambda: len(user.get(f"/jobs/{name}/logs", params={"size": 1000}).json()) == 300, 90, 0.5,
+               what="the OpenSearch archive to hold 300 lines")
+
+    assert user.delete(f"/jobs/{name}").status_code == 200
+    namespace = server.namespace_of(user)
+    wait_until(lambda: not local_cluster.kubectl_run("get", "pods", "-n", namespace, "-l", f"job-name={name}",
+                                                     "-o", "name").stdout.strip(), 90, 0.5, what="pods deleted")
+    assert user.get(f"/jobs/{name}").status_code == 404
+    assert [user.get(path, params=q).json() for q in queries] == before
+    job_lines = user.get(f"/jobs/{name}/logs", params={"from": 298, "size": 10}).json()
+    assert job_lines == [f"[{instance}] 299", f"[{instance}] 300"]
+    records = user.get(f"/jobs/{name}/instances").json()["instances"]
+    assert [r["name"] for r in records] == [instance] and records[0]["phase"] == "Succeeded"
+
+    # and it is really OpenSearch that holds them: in the day's index, one document per line
+    from opensearchpy import OpenSearch
+    client = OpenSearch(hosts=[{"host": "127.0.0.1", "port": int(server.env["GATEWAY_ARCHIVE_URL"]
+                                                                 .split(":")[2].split("/")[0])}])
+    try:
+        client.indices.refresh(index=f"{prefix}*")
+        count = client.count(index=f"{prefix}{today}", body={"query": {"term": {"instance": instance}}})["count"]
+    finally:
+        client.close()
+    assert count == 300
