@@ -64,7 +64,15 @@ def _archive_url(value: str) -> str | None:
         return None
     if re.fullmatch(r"postgres(ql)?://\S+", value):
         return None
-    return "empty (SQLite in GATEWAY_DATA_DIR), sqlite:///absolute/path.db or postgresql://user:pass@host/db"
+    from .store.opensearch import SCHEMES, parse_url  # pure: the client itself is imported only by the store
+    if value.startswith(SCHEMES):
+        try:
+            parse_url(value)
+            return None
+        except ValueError as exc:
+            return f"an OpenSearch URL ({exc})"
+    return ("empty (SQLite in GATEWAY_DATA_DIR), sqlite:///absolute/path.db, postgresql://user:pass@host/db or "
+            "opensearch[s]://[user:pass@]host:port[/prefix]")
 
 
 def bind_problem(value: str, *, metrics: bool = False) -> str | None:
