@@ -8,7 +8,7 @@ LOCAL_KUBECONFIG := $(CURDIR)/.local/kubeconfig
 GATEWAY_BIND ?= 127.0.0.1:8080
 export GATEWAY_BIND
 
-.PHONY: help venv test-deps run test unit go-test integration cluster cluster-down bench soak clean
+.PHONY: help venv test-deps run test unit go-test integration cluster cluster-down opensearch bench soak clean
 
 help:
 	@echo "make run           serve the API on $(GATEWAY_BIND) (brings up the local cluster unless KUBECONFIG is set)"
@@ -31,6 +31,11 @@ cluster:
 
 cluster-down:
 	$(CLUSTER) down
+	deploy/local/opensearch/opensearch.sh down
+
+# The local single-node OpenSearch of the log archive's OpenSearch lane (assembled from Maven Central on first use).
+opensearch:
+	deploy/local/opensearch/opensearch.sh up
 
 # Without KUBECONFIG the gateway serves the local cluster, with host volumes and the log archive under .local/, and
 # its pods run on the real node tenx-real (containers, images from the local registry); set
@@ -68,16 +73,16 @@ unit: venv
 go-test:
 	cd deploy/local/node-agent && go test ./...
 
-integration: venv test-deps cluster
+integration: venv test-deps cluster opensearch
 	$(BIN)/pytest -q -m integration tests
 
 # The cluster comes up before pytest so its build progress shows; the fixtures then reuse it.
-test: venv test-deps go-test cluster
+test: venv test-deps go-test cluster opensearch
 	$(BIN)/pytest -q tests
 
 # The gateway (gunicorn, shipped gunicorn.conf.py) against direct apiserver calls on the local cluster; writes
 # bench/results/latest.json. QUICK=1: a reduced set (under five minutes). PROFILE=1: py-spy the gateway per case.
-bench: venv cluster
+bench: venv cluster opensearch
 	@test $(VENV)/.bench-installed -nt setup.cfg || { $(BIN)/pip install --quiet -e '.[bench]' && touch $(VENV)/.bench-installed; }
 	KUBECONFIG=$(LOCAL_KUBECONFIG) $(BIN)/python -m bench.run $(if $(QUICK),--quick) $(if $(PROFILE),--profile)
 	$(BIN)/python -m bench.archive $(if $(QUICK),--lines 10000 --repeat 50)
