@@ -153,3 +153,19 @@ def test_logs_of_several_instances_without_the_job_level_call_go_instance_by_ins
     for key, value in (("TENX_URL", client.credentials.url), ("TENX_USER", "u"), ("TENX_TOKEN", "t")):
         monkeypatch.setenv(key, value)
     assert run("logs", "j")[:2] == (0, "[j-a] a1\n[j-a] a2\n[j-b] b1\n")
+
+
+def test_how_a_followed_job_ended_and_the_exit_status(capsys):
+    from tenx import status as st
+    from tenx.commands.jobs import report_end
+    from tenx.follow import JobEnd
+    failed = JobEnd("failed", [st.Outcome("j-a", None, "Evicted"), st.Outcome("j-b", 3, "Error")],
+                    reason="BackoffLimitExceeded: limit")
+    assert report_end("j", failed, exit_code=False) == 1
+    assert capsys.readouterr().err == ("job j failed: BackoffLimitExceeded: limit\n"
+                                       "  instance j-a: exit code unknown (Evicted)\n"
+                                       "  instance j-b: exit code 3 (Error)\n")
+    assert report_end("j", failed, exit_code=True) == 3
+    assert report_end("j", JobEnd("failed", [st.Outcome("j-a", None, "DeadlineExceeded")]), exit_code=True) == 1
+    assert report_end("j", JobEnd("deleted"), exit_code=True) == 1
+    assert report_end("j", JobEnd("succeeded"), exit_code=True) == 0
