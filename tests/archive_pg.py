@@ -7,6 +7,7 @@ skip: a skipped backend would pass CI untested.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import pwd
@@ -29,8 +30,7 @@ def _bin_dir() -> Path:
     """Where initdb and pg_ctl are, installing Debian's package first if they are missing."""
     done = subprocess.run(["bash", str(INSTALL)], capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
-        pytest.fail(f"PostgreSQL is not installed and {INSTALL.name} could not install it:\n{done.stderr}",
-                    pytrace=False)
+        raise RuntimeError(f"PostgreSQL is not installed and {INSTALL.name} could not install it:\n{done.stderr}")
     return Path(done.stdout.strip().splitlines()[-1])
 
 
@@ -42,13 +42,13 @@ def _run(args: list[str], what: str, log: Path | None = None) -> None:
     done = subprocess.run(_as_owner(args), capture_output=True, text=True, timeout=120)
     if done.returncode != 0:
         tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
-        pytest.fail(f"PostgreSQL {what} failed ({done.returncode}): {done.stderr or done.stdout}\n{tail}",
-                    pytrace=False)
+        raise RuntimeError(f"PostgreSQL {what} failed ({done.returncode}): {done.stderr or done.stdout}\n{tail}")
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[str]:
-    """A running server's DSN (database ``archive``, user ``postgres``, trust auth on loopback only)."""
+@contextlib.contextmanager
+def local_postgres() -> Iterator[str]:
+    """A running server's DSN (database ``archive``, user ``postgres``, trust auth on loopback only), stopped and
+    deleted on leaving; raises RuntimeError if it cannot be installed or started. Also used by bench/archive.py."""
     import psycopg  # here, so a missing driver fails these tests alone, with its own message
 
     bin_dir = _bin_dir()
@@ -72,6 +72,16 @@ def postgres_server() -> Iterator[str]:
         if (data / "postmaster.pid").exists():
             subprocess.run(_as_owner([*pg_ctl, "-m", "immediate", "stop"]), capture_output=True, timeout=60)
         shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """``local_postgres`` for the session; a failure to start fails the tests (never a skip)."""
+    try:
+        with local_postgres() as dsn:
+            yield dsn
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture

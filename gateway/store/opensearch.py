@@ -23,9 +23,11 @@ same kind of uncommitted lines; whoever resumes rewrites them.
 
 Reads: an instance's page is a range on ``seq`` or ``day_seq`` (``from`` never reaches OpenSearch, so its
 ``max_result_window`` does not apply and a deep page costs what the first does); a job's page is a ``search_after``
-walk on (day, ts_ns, stream order, stream, seq) from a remembered cursor. Appends wait for the refresh that makes
-them searchable (``refresh=wait_for``; ``?refresh=true`` refreshes at once, ``false`` answers before), so a page
-read after an append returns sees it, as with the SQL stores.
+walk on (day, ts_ns, stream order, stream, seq) from a remembered cursor. What the collector itself reads (a
+stream's numbering, resume point, fence) is read by id, in real time; pages are searches, which see a line once
+its index has refreshed (``refresh_interval``, 1 s): the logs calls read the archive after the pod is gone, and the
+job-level call already trails the live log. ``?refresh=wait_for`` makes every append wait for that refresh and
+``?refresh=true`` forces one (read-your-writes, as the SQL stores; the store tests use it), at the cost of ingest.
 
 Retention deletes whole daily indices (``prune``), then fixes the streams' first line and the records; an ISM
 policy could delete the indices but not keep the numbering and records in step, and needs a plugin.
@@ -83,7 +85,7 @@ def parse_url(url: str) -> dict[str, Any]:
     prefix = unquote(parts.path.lstrip("/")) or DEFAULT_PREFIX
     if prefix != prefix.lower() or any(c in prefix for c in ' "*\\<|,>/?#:'):
         raise ValueError(f"index prefix {prefix!r}: lowercase, without spaces or any of \"*\\<|,>/?#:")
-    refresh = query.get("refresh", "wait_for")
+    refresh = query.get("refresh", "false")
     if refresh not in ("wait_for", "true", "false"):
         raise ValueError(f"refresh={refresh!r}: use wait_for, true or false")
     client: dict[str, Any] = {
@@ -213,9 +215,9 @@ class OpenSearchStore(LogStore):
         doc = {"namespace": key.namespace, "job": key.job, "instance": key.instance, "container": key.container,
                "stream": stream, "stream_no": time.time_ns(), "first_seq": 0, "next_seq": 0, "next_day_seq": 0, "fence": 0,
                "lines_at_last_ts": 0, "has_lines": False, "days": {}}
-        try:  # searchable at once: containers() and known_instance() find streams by search
+        try:  # containers() and known_instance() find streams by search, after the refresh
             self._client.index(index=self.streams_index, id=stream, body=doc, op_type="create",
-                               refresh=self._refresh if self._refresh != "false" else "wait_for")
+                               refresh=self._refresh)
         except ConflictError:
             pass  # another writer created it first
         found, version = self._state(stream)
