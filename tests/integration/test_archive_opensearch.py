@@ -65,3 +65,34 @@ def test_logs_read_the_same_from_opensearch_after_the_job_is_deleted(opensearch_
     finally:
         client.close()
     assert count == 300
+
+
+def test_the_opensearch_component_points_both_containers_at_the_secret(local_cluster, tmp_path):
+    """deploy/components/opensearch in an operator's overlay: the URL from the Secret in the API and the collector,
+    the CA bundle mounted where the URL says, no claim, two replicas; the server accepts what it builds."""
+    import os
+
+    import yaml
+
+    from ..harness import ROOT
+    deploy = ROOT / "deploy"
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump({
+        "resources": [os.path.relpath(deploy, tmp_path)],
+        "components": [os.path.relpath(deploy / "components" / "opensearch", tmp_path)]}))
+    built = local_cluster.kubectl_run("kustomize", str(tmp_path)).stdout
+    docs = [doc for doc in yaml.safe_load_all(built) if doc]
+    assert not [d for d in docs if d["kind"] == "PersistentVolumeClaim"]
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    spec = deployment["spec"]["template"]["spec"]
+    assert deployment["spec"]["replicas"] == 2
+    for container in spec["containers"]:
+        env = {e["name"]: e for e in container.get("env", [])}
+        assert env["GATEWAY_ARCHIVE_URL"]["valueFrom"] == {"secretKeyRef": {"name": "tenx-gateway-opensearch",
+                                                                            "key": "url"}}
+        mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+        assert mounts["opensearch-ca"] == "/etc/tenx-gateway/opensearch"
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["data"] == {"name": "data", "emptyDir": {}}
+    assert volumes["opensearch-ca"]["secret"]["optional"] is True
+    dry_run = local_cluster.kubectl_run("apply", "--dry-run=server", "-k", str(tmp_path), check=False)
+    assert dry_run.returncode == 0, dry_run.stderr
