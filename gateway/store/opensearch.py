@@ -142,6 +142,8 @@ class OpenSearchStore(LogStore):
         from opensearchpy import OpenSearch  # here, so the SQL stores never need the client
 
         options = parse_url(url)
+        # The client logs every request at INFO: thousands a minute from the collector. Failures stay (WARNING).
+        logging.getLogger("opensearch").setLevel(logging.WARNING)
         self.timezone = timezone
         DayClock(timezone)  # an unknown timezone fails here, not at the first append
         self.prefix, self._refresh = options["prefix"], options["refresh"]
