@@ -325,3 +325,28 @@ def wait_for(predicate, timeout=5):
             return False
         time.sleep(0.01)
     return True
+
+
+def test_watching_the_list_sends_added_then_each_change_and_deletion(monkeypatch):
+    from gateway.streams import watch
+    monkeypatch.setattr(watch, "LIST_POLL_SECONDS", 0.01)
+
+    def job(name, active=0, succeeded=0):
+        done = [{"type": "Complete", "status": "True"}] if succeeded else []
+        return {"metadata": {"name": name}, "spec": {},
+                "status": {"active": active, "succeeded": succeeded, "conditions": done}}
+
+    lists = iter([[job("a", active=1)], [job("a", active=1)], [job("a", succeeded=1), job("b")], [job("b")]])
+
+    def list_jobs():
+        try:
+            return next(lists)
+        except StopIteration:
+            raise errors.Unavailable("enough") from None
+
+    got = events(runner.body(lambda out: watch.watch_jobs(list_jobs, out), LIMITS))
+    changes = [(e["id"], orjson.loads(e["data"])["type"], orjson.loads(e["data"])["job"]["name"],
+                orjson.loads(e["data"])["job"]["status"]) for e in got if e.get("event") == "job"]
+    assert changes == [("1", "ADDED", "a", "running"), ("2", "MODIFIED", "a", "succeeded"),
+                       ("3", "ADDED", "b", "pending"), ("4", "DELETED", "a", "succeeded")]
+    assert got[-1]["event"] == "error"

@@ -46,3 +46,24 @@ def watch_job(look: Callable[[], tuple[dict[str, Any], list[dict[str, Any]]]], o
             out.send(sse.event(current, name="end"))
             return
         out.sleep(POLL_SECONDS)
+
+
+LIST_POLL_SECONDS = 2.0
+
+
+def watch_jobs(list_jobs: Callable[[], list[dict[str, Any]]], out: Out) -> None:
+    """``event: job`` with ``{"type": "ADDED"|"MODIFIED"|"DELETED", "job": <summary without instances>}``: an
+    ADDED per job at the start, then each change seen by listing every ``LIST_POLL_SECONDS`` (from the watch cache
+    when it may answer). Never ends by itself (the idle and total timeouts, or the client, end it)."""
+    known: dict[str, dict[str, Any]] = {}
+    counter = 0
+    while True:
+        listed = {job["metadata"]["name"]: summary(job, None) for job in list_jobs()}
+        changes = [("DELETED", known[name]) for name in sorted(known.keys() - listed.keys())]
+        changes += [("ADDED" if name not in known else "MODIFIED", data) for name, data in listed.items()
+                    if known.get(name) != data]
+        for kind, data in changes:
+            counter += 1
+            out.send(sse.event({"type": kind, "job": data}, id=counter, name="job"), id=counter)
+        known = listed
+        out.sleep(LIST_POLL_SECONDS)

@@ -20,7 +20,6 @@ bp = Blueprint("jobs", __name__, url_prefix="/v1/regions/<region>")
 _SAME_WITH_SLASH = {"strict_slashes": False}
 
 LOG_TRUNCATED_HEADER = "X-Log-Truncated"
-_FOLLOWABLE = ("jobs.instance_logs", "jobs.job_logs")  # follow=true makes them streams (views/streams.py)
 
 
 @bp.url_value_preprocessor
@@ -32,7 +31,7 @@ def _pull_region(endpoint, values):
 def _authenticate_and_scope():
     """Credentials first, so an unauthenticated caller learns nothing, not even which regions exist."""
     gateway = current_app.extensions["tenx"]
-    if request.endpoint in _FOLLOWABLE and streams.follow_asked():  # a stream: the headers or a stream token
+    if streams.stream_asked():  # follow=true logs, watch=true list: the headers or a stream token
         username = authenticate_stream(request.headers, request.args, gateway.users, gateway.login_throttle,
                                        request.remote_addr or "", g.region)
     else:
@@ -93,6 +92,8 @@ def list_jobs():
     connection, also when nothing of it is read (HEAD) or the client goes away. If the apiserver's stream breaks
     off, the exception ends the response without its last chunk: gunicorn drops the connection, so the client
     sees an incomplete chunked body (and JSON without its end), never a complete-looking 200."""
+    if streams.watch_requested():
+        return streams.watch_jobs_response()
     settings = current_app.extensions["tenx"].settings
     body = jobs.list_jobs_body(_kube(), g.tenant, settings.list_max_jobs)
     try:

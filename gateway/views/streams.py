@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import time
 
+import orjson
 from flask import Blueprint, Response, current_app, g, request
 from marshmallow import ValidationError
 
@@ -17,7 +18,7 @@ from ..schemas import LogsQuerySchema
 from ..streams import runner, slots, sse
 from ..streams import token as stream_token
 from ..streams.follow import Where, follow_instance, follow_job, parsed, pod_of
-from ..streams.watch import watch_job
+from ..streams.watch import watch_job, watch_jobs
 from ..tenancy import Tenant
 
 bp = Blueprint("streams", __name__, url_prefix="/v1/regions/<region>")
@@ -37,9 +38,19 @@ def follow_requested() -> bool:
     return _FOLLOW[value.lower()]
 
 
-def follow_asked() -> bool:
-    """``follow_requested`` without complaints, for choosing how to authenticate (credentials come first)."""
-    return (request.args.get("follow") or "").lower() in ("true", "1")
+_STREAM_SWITCH = {"jobs.instance_logs": "follow", "jobs.job_logs": "follow", "jobs.list_jobs": "watch"}
+
+
+def stream_asked() -> bool:
+    """Whether this call of views/jobs.py is a stream (``follow=true`` logs, ``watch=true`` list), without
+    complaints: for choosing how to authenticate (credentials come first)."""
+    switch = _STREAM_SWITCH.get(request.endpoint or "")
+    return switch is not None and (request.args.get(switch) or "").lower() in ("true", "1")
+
+
+def watch_requested() -> bool:
+    """``GET /jobs?watch=true``/``1``: the list as a stream of changes; anything else is the list itself."""
+    return (request.args.get("watch") or "").lower() in ("true", "1")
 
 
 def _gateway():
@@ -148,6 +159,22 @@ def watch(job_name: str):
 
     look()  # a job that does not exist is a 404 before the stream starts
     return _stream(lambda out: watch_job(look, out))
+
+
+def watch_jobs_response() -> Response:
+    """``GET /jobs?watch=true``: the user's jobs as ADDED, then each MODIFIED or DELETED."""
+    gateway = _gateway()
+    kube, tenant, limit = gateway.regions.get(g.region), g.tenant, gateway.settings.list_max_jobs
+
+    def list_jobs():
+        body = jobs.list_jobs_body(kube, tenant, limit)
+        try:
+            return orjson.loads(b"".join(body))["jobs"]
+        finally:
+            getattr(body, "close", lambda: None)()
+
+    list_jobs()  # a cluster that cannot list is a 503 before the stream starts
+    return _stream(lambda out: watch_jobs(list_jobs, out))
 
 
 @bp.post("/stream-tokens", strict_slashes=False)

@@ -187,3 +187,17 @@ def test_stream_tokens_open_streams_and_nothing_else(user, gateway):
     assert token not in gateway.log_text()
     assert user.get(f"/jobs/{name}/instances/{instance}/logs", params={"follow": "maybe"}).status_code == 400
     assert user.get(f"/jobs/{name}/instances/{instance}/logs", params={"follow": "false"}).json()[:1]
+
+
+def test_watching_the_list_reports_a_new_job_and_its_end(user):
+    response = user.session.get(f"{user.base}/jobs", params={"watch": "true"}, stream=True, timeout=60)
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/event-stream")
+    with response:
+        reader = EventReader(response)
+        name, _ = create(user, ticking(lines=2, period=0.05), prefix="lst")
+        seen = reader.read(stop_after=lambda e: e.get("event") == "job" and json.loads(e["data"])["job"]["name"]
+                           == name and json.loads(e["data"])["job"]["status"] == "succeeded", timeout=180)
+    kinds = [json.loads(e["data"])["type"] for e in seen if e.get("event") == "job"
+             and json.loads(e["data"])["job"]["name"] == name]
+    assert kinds[0] == "ADDED" and kinds[-1] == "MODIFIED"
+    assert user.get("/jobs", params={"watch": "false"}).json()["jobs"]
