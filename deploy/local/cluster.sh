@@ -311,9 +311,10 @@ pid_of() {  # prints the pid of a running component, or fails
   pid="$(cat "$pidf" 2>/dev/null)" || return 1
   [[ "$pid" =~ ^[0-9]+$ ]] || return 1
   kill -0 "$pid" 2>/dev/null || return 1
-  # guard against pid reuse: argv[0] must be our binary (the real node: its whole command line)
+  # guard against pid reuse: argv[0] must be our binary (the real node: its command line up to node.sh, which
+  # names no address, so a changed host address restarts it through the signature instead of losing track of it)
   if [ "$name" = tenx-real-node ]; then
-    [ "$(tr '\0' '\n' < "/proc/$pid/cmdline" 2>/dev/null)" = "$(component_args "$name")" ] || return 1
+    [ "$(tr '\0' '\n' < "/proc/$pid/cmdline" 2>/dev/null | head -n 11)" = "$(component_args "$name" | head -n 11)" ] || return 1
   else
     exe="$(tr '\0' '\n' < "/proc/$pid/cmdline" 2>/dev/null | head -n1)" || return 1
     [ "$exe" = "$BIN/$name" ] || return 1
