@@ -34,11 +34,11 @@ DIGEST = assets_digest()
 STATIC_PREFIX = f"/console/static/{DIGEST}"
 
 # No inline script or style at all; scripts and styles from this origin only; calls to this origin only (the API and
-# its streams); Trusted Types with no policy, so no string can ever become markup or code (the page builds its DOM
-# with textContent only).
+# its streams); Trusted Types with one policy, which admits the job-list worker's URL and nothing else, so no string
+# can ever become markup or code (the page builds its DOM with textContent only).
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "font-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; "
-       "require-trusted-types-for 'script'; trusted-types 'none'")
+       "worker-src 'self'; require-trusted-types-for 'script'; trusted-types tenx-console")
 ASSET_MAX_AGE = 365 * 24 * 3600
 
 bp = Blueprint("console", __name__, static_folder=str(ASSETS), static_url_path=STATIC_PREFIX)

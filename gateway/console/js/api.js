@@ -2,6 +2,8 @@
 // follow/watch streams (Server-Sent Events) opened with a short-lived stream token, with a fallback to polling on a
 // gateway that does not stream.
 
+import { jobRow } from "./model.js";
+
 const STORE = window.sessionStorage;  // the tab's session only: closing the tab forgets the token
 
 export class ApiError extends Error {
@@ -32,6 +34,27 @@ export function clearSession() {
 }
 
 const seg = encodeURIComponent;
+
+// One worker for the job list, started on first use. Its URL passes through a Trusted Types policy that admits
+// that one script only (the page's CSP allows no other). null where workers cannot start: the page parses itself.
+const WORKER_URL = new URL("./listworker.js", import.meta.url).href;
+let worker;
+let workerCalls = 0;
+function listWorker() {
+  if (worker !== undefined) return worker;
+  try {
+    let url = WORKER_URL;
+    if (window.trustedTypes) {
+      url = window.trustedTypes.createPolicy("tenx-console", {
+        createScriptURL: (value) => { if (value !== WORKER_URL) throw new TypeError("not the console's worker"); return value; },
+      }).createScriptURL(WORKER_URL);
+    }
+    worker = new Worker(url, { type: "module", name: "job list" });
+  } catch (err) {
+    worker = null;
+  }
+  return worker;
+}
 // kind of stream -> true | false once known (does this gateway stream it?), for as long as the page lives
 const STREAMS = {};
 
@@ -77,6 +100,26 @@ export class Api {
   }
 
   listJobs(signal) { return this.request("GET", "/jobs", { signal }); }
+
+  // The job list as table rows ({rows, truncated}), read and parsed in a worker where the page can start one.
+  async listRows() {
+    const worker = listWorker();
+    if (!worker) {
+      const body = await this.listJobs();
+      return { rows: (body.jobs || []).map(jobRow), truncated: Boolean(body.truncated) };
+    }
+    const id = ++workerCalls;
+    return new Promise((resolve, reject) => {
+      const answer = (event) => {
+        if (event.data.id !== id) return;
+        worker.removeEventListener("message", answer);
+        if (event.data.error) reject(new ApiError(event.data.error.status, event.data.error.body));
+        else resolve(event.data);
+      };
+      worker.addEventListener("message", answer);
+      worker.postMessage({ id, url: `${location.origin}${this.base}/jobs`, headers: this.headers() });
+    });
+  }
   getJob(name) { return this.request("GET", `/jobs/${seg(name)}`); }
   instances(name) { return this.request("GET", `/jobs/${seg(name)}/instances`); }
   createJob(name, body) { return this.request("POST", `/jobs/${seg(name)}`, { body }); }

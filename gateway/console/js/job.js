@@ -145,12 +145,20 @@ export function mountJob(root, ctx, name) {
     } else if (finished) live.textContent = "";
   }
 
+  async function refresh() {
+    try {
+      const [, inst] = await Promise.all([readJob(), api.instances(name)]);
+      renderInstances(inst);
+    } catch (err) { fail(err); }
+  }
+
   async function start() {
     await poll();
     if (stopped || finished || !job) return;
     stream = await api.open("watch", `/jobs/${encodeURIComponent(name)}/watch`, {}, {
       open: () => { live.textContent = "live"; },
-      reconnecting: () => { live.textContent = "reconnecting…"; },
+      // while the stream is down, each retry also reads the job once, so the page never stands still
+      reconnecting: () => { live.textContent = "reconnecting…"; refresh(); },
       status: (data) => {
         if (!data) return;
         renderStatus(data.status);
