@@ -65,7 +65,7 @@ def test_run_on_a_terminal_follows_live_and_ls_draws_a_coloured_table(gateway, m
     screen = Terminal([TENX, "run", "tty-live", "--image", "busybox", "--volume", "gate:/gate", "--", "sh", "-c",
                        "echo line-one; while [ ! -e /gate/go ]; do sleep 0.2; done; echo line-two"], tenx.env)
     try:
-        screen.until(lambda: "line-one" in screen.text, 120, "the first line on the terminal")
+        screen.until(lambda: "line-one" in screen.text, 300, "the first line on the terminal")
         assert screen.process.poll() is None and "line-two" not in screen.text  # live: the job is still waiting
         gate.mkdir(parents=True, exist_ok=True)
         (gate / "go").write_text("")
