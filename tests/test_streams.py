@@ -350,3 +350,22 @@ def test_watching_the_list_sends_added_then_each_change_and_deletion(monkeypatch
     assert changes == [("1", "ADDED", "a", "running"), ("2", "MODIFIED", "a", "succeeded"),
                        ("3", "ADDED", "b", "pending"), ("4", "DELETED", "a", "succeeded")]
     assert got[-1]["event"] == "error"
+
+
+def test_a_subscriber_ahead_of_the_log_gets_lines_from_its_offset_only():
+    from gateway.streams import hub as hubs
+    go = threading.Event()
+
+    def open_lines(skip):
+        go.wait(5)
+        for n in range(8):
+            yield f"l{n}"
+
+    hub = hubs.Hub(open_lines, lambda: None).start()
+    out, got = runner.Out(), []
+    reader = threading.Thread(target=lambda: got.append(hub.follow(out, 5)))
+    reader.start()
+    assert wait_for(lambda: hub._subscribers)
+    go.set()
+    reader.join(5)
+    assert got == [8] and offsets(drain(out)) == [5, 6, 7]

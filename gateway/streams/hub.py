@@ -106,6 +106,8 @@ class Hub:
                 self.first += 1
             slow = []
             for subscriber in self._subscribers:
+                if subscriber.offset != offset:  # it joined ahead of the log (from=N past its end): not yet
+                    continue
                 if subscriber.out.offer(framed, offset):
                     subscriber.offset = offset + 1
                 else:

@@ -199,5 +199,5 @@ def test_watching_the_list_reports_a_new_job_and_its_end(user):
                            == name and json.loads(e["data"])["job"]["status"] == "succeeded", timeout=180)
     kinds = [json.loads(e["data"])["type"] for e in seen if e.get("event") == "job"
              and json.loads(e["data"])["job"]["name"] == name]
-    assert kinds[0] == "ADDED" and kinds[-1] == "MODIFIED"
+    assert kinds[0] == "ADDED" and kinds[-1] == "MODIFIED", [e.get("data") for e in seen]
     assert user.get("/jobs", params={"watch": "false"}).json()["jobs"]
