@@ -115,7 +115,7 @@ def run_store(kind: str, lines: int, repeat: int, ingest_batches: int, tmp: str)
         try:
             load_s = _load(store, lines, day)
             page = dict(namespace=KEY.namespace, instance=KEY.instance, container=KEY.container)
-            whole = _time(lambda: store.read(**page, day=day, offset=0, size=lines), max(3, repeat // 50))
+            whole = _time(lambda: store.read(**page, day=day, offset=0, size=lines), 3 if lines > 100_000 else 10)
             cases = {}
             for label, offset in (("from 0", 0), ("middle", lines // 2), ("last 100", lines - 100)):
                 for dated in (True, False):
