@@ -168,15 +168,17 @@ export class Api {
   // Resolves to a Stream, or to null when the gateway does not stream this: the caller polls instead.
   async open(kind, path, query, handlers) {
     if (!(await this.streams_(kind, path, query))) return null;
-    const stream = new Stream(this, path, query, handlers);
+    // only a log's event ids are offsets to resume from; a watch's are counters, and a new watch starts afresh
+    const stream = new Stream(this, path, query, handlers, kind === "follow");
     await stream.connect();
     return stream;
   }
 }
 
 class Stream {
-  constructor(api, path, query, handlers) {
+  constructor(api, path, query, handlers, resumable) {
     this.api = api;
+    this.resumable = resumable;
     this.path = path;
     this.query = query;
     this.handlers = handlers;
@@ -198,7 +200,7 @@ class Stream {
     }
     if (this.closed) return;
     const query = { ...this.query, stream_token: token };
-    if (this.lastId !== null) query.last_event_id = this.lastId;
+    if (this.resumable && this.lastId !== null) query.last_event_id = this.lastId;
     const source = new EventSource(`${this.api.base}${this.path}?${new URLSearchParams(query)}`);
     this.source = source;
     const parse = (event) => {

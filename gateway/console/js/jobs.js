@@ -153,7 +153,10 @@ export function mountJobs(root, ctx) {
         else {
           const before = rows.get(name);
           rows.set(name, mergeSummary(before, event.job));
-          if (!before || (before.status !== event.job.status && ["succeeded", "failed"].includes(event.job.status))) pending.add(name);
+          // read the job itself when the summary leaves the row without its times: new, started, finished
+          const now = rows.get(name);
+          if (!before || (!now.started && now.status === "running")
+              || (before.status !== now.status && ["succeeded", "failed"].includes(now.status))) pending.add(name);
         }
         scheduleRecompute();
         fillIn();

@@ -30,6 +30,7 @@ export function jobRow(job) {
   return {
     name: (job.metadata || {}).name || "",
     status: jobStatus(job),
+    suspended: Boolean(spec.suspend),
     succeeded: status.succeeded || 0,
     failed: status.failed || 0,
     active: status.active || 0,
@@ -41,12 +42,14 @@ export function jobRow(job) {
   };
 }
 
-// A watch event's summary merged into a row (the summary has no times: those stay as they were).
+// A watch event's summary merged into a row. The summary has no times (those stay as they were) and does not know
+// suspension: a suspended job it calls "pending" stays "suspended" until the job is read again.
 export function mergeSummary(row, summary) {
-  const merged = { ...(row || { name: summary.name, created: null, started: null, finished: null }) };
+  const merged = { ...(row || { name: summary.name, created: null, started: null, finished: null, suspended: false }) };
   for (const key of ["status", "active", "succeeded", "failed", "completions", "parallelism"]) {
     if (summary[key] !== undefined && summary[key] !== null) merged[key] = summary[key];
   }
+  if (merged.suspended && merged.status === "pending") merged.status = "suspended";
   return merged;
 }
 
