@@ -121,10 +121,10 @@ def run(quick: bool) -> dict[str, Any]:
         script = f"i=0; while [ $i -lt {lines} ]; do echo \"$i $(date +%s.%N)\"; i=$((i+1)); sleep {PERIOD}; done"
         assert user.post(f"/jobs/{name}", json={"containers": [{"image": "busybox", "command": ["sh", "-c", script]}]}
                          ).status_code == 200
-        instance = wait_until(lambda: (user.get(f"/jobs/{name}").json().get("instance_names") or [None])[0], 60,
+        instance = wait_until(lambda: (user.get(f"/jobs/{name}").json().get("instance_names") or [None])[0], 300,
                               what="the instance")
         logs = f"{user.base}/jobs/{name}/instances/{instance}/logs"
-        wait_until(lambda: user.get(logs).json(), 60, what="the first line")
+        wait_until(lambda: user.get(logs).json(), 300, what="the first line")
         job_url = f"{user.base}/jobs/{name}"
         out["get_without_followers"] = _get_latency(user.session, job_url, window)
         out["rss_idle_kib"] = gateway.workers_rss_kib()
