@@ -127,17 +127,34 @@ def create_job(kube: Kube, walls: TenantWalls, tenant: Tenant, name: str, spec: 
     try:
         walls.ensure(kube, tenant)
         try:
-            created = kube.create_job(tenant.namespace, manifest)
+            created = _create(kube, tenant, manifest)
         except errors.NotFound:  # the namespace was deleted since it was checked
             walls.forget(tenant)
             walls.ensure(kube, tenant)
-            created = kube.create_job(tenant.namespace, manifest)
+            created = _create(kube, tenant, manifest)
     except errors.Conflict:
         raise errors.Conflict(f"job {name!r} already exists") from None
     cache = cache_of(kube)
     if cache is not None:
         cache.created(created)  # read-your-writes: no worker's cache answers before it holds this Job
     return {"job": _with_self_link(created)}
+
+
+_CONFLICT_ATTEMPTS = 3
+
+
+def _create(kube: Kube, tenant: Tenant, manifest: dict[str, Any]) -> dict[str, Any]:
+    """POST the Job. A 409 that is not "already exists" is the ResourceQuota's admission losing a race on its
+    own usage ("Operation cannot be fulfilled on resourcequotas ...: the object has been modified"): nothing was
+    created, so the create is tried again, then answered 503."""
+    for attempt in range(_CONFLICT_ATTEMPTS):
+        try:
+            return kube.create_job(tenant.namespace, manifest)
+        except errors.Conflict as exc:
+            if "already exists" in (exc.description or ""):
+                raise
+    raise errors.Unavailable("the cluster was busy updating the namespace's quota; try again",
+                             headers={"Retry-After": "1"})
 
 
 def delete_job(kube: Kube, tenant: Tenant, name: str) -> dict[str, str]:

@@ -107,3 +107,28 @@ def test_readyz_waits_for_every_regions_first_sync(tmp_path):
     cache.jobs.synced.set()
     cache.pods.synced.set()
     assert client.get("/readyz").status_code == 200
+
+
+class QuotaRace:
+    """create_job refused as the ResourceQuota admission words a lost race on its usage, ``times`` times."""
+
+    def __init__(self, times):
+        self.times, self.calls = times, 0
+
+    def create_job(self, namespace, manifest):
+        self.calls += 1
+        if self.calls <= self.times:
+            from gateway import errors
+            raise errors.Conflict('Operation cannot be fulfilled on resourcequotas "tenx-gateway-quota": the object '
+                                  'has been modified; please apply your changes to the latest version and try again')
+        return {"metadata": {"name": "j", "namespace": namespace, "resourceVersion": "9"}}
+
+
+def test_a_quota_race_is_retried_not_called_an_existing_job():
+    from gateway import errors
+    from gateway.jobs import _create
+    from gateway.tenancy import Tenant
+    tenant = Tenant("alice", "tenx-alice")
+    assert _create(QuotaRace(2), tenant, {})["metadata"]["name"] == "j"
+    with pytest.raises(errors.Unavailable):
+        _create(QuotaRace(5), tenant, {})
