@@ -123,14 +123,19 @@ def run(quick: bool) -> dict[str, Any]:
                          ).status_code == 200
         instance = wait_until(lambda: (user.get(f"/jobs/{name}").json().get("instance_names") or [None])[0], 300,
                               what="the instance")
-        logs = f"{user.base}/jobs/{name}/instances/{instance}/logs"
-        wait_until(lambda: user.get(logs).json(), 300, what="the first line")
+        logs = f"/jobs/{name}/instances/{instance}/logs"
+
+        def lines_so_far() -> int:
+            page = user.get(logs, params={"size": "10000"})
+            return len(page.json()) if page.status_code == 200 else 0
+
+        wait_until(lines_so_far, 300, what="the first line")
         job_url = f"{user.base}/jobs/{name}"
         out["get_without_followers"] = _get_latency(user.session, job_url, window)
         out["rss_idle_kib"] = gateway.workers_rss_kib()
         headers = {"username": user.username, "Authorization": user.session.headers["Authorization"]}
         for count in counts:
-            start = len(user.get(logs, params={"size": "10000"}).json())
+            start = lines_so_far()
             path = f"/v1/regions/us/jobs/{name}/instances/{instance}/logs?follow=true&from={start}"
             results = multiprocessing.Queue()
             child = multiprocessing.Process(target=_followers, args=(count, "127.0.0.1", gateway.port, path,
