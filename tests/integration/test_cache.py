@@ -53,7 +53,8 @@ def raw(path: str) -> dict:
 def test_gets_and_lists_are_answered_from_memory(gateway, user):
     name = f"cached-{secrets.token_hex(3)}"
     assert user.post(f"/jobs/{name}", json={"containers": [{"image": "busybox", "command": ["true"]}]}).ok
-    done = user.wait_for(name, lambda job: condition(job, "Complete") and job["instance_names"])
+    done = user.wait_for(name, lambda job: condition(job, "Complete") and job["instance_names"],
+                         timeout=300)  # a cluster busy with thousands of jobs takes minutes to start a pod
     namespace = done["metadata"]["namespace"]
     wait_until(lambda: fresh(user, "GET", f"/jobs/{name}").json() == done, 10)  # every worker's cache has it all
     before = kube_calls(gateway)

@@ -32,14 +32,14 @@ def running(local_cluster, tmp_path_factory):
         script = f"seq 1 {FIRST}; sleep 15; seq {FIRST + 1} {FIRST + MORE}; sleep 600"
         spec = {"containers": [{"image": "busybox", "command": ["sh", "-c", script]}]}
         assert user.post(f"/jobs/{name}", json=spec).status_code == 200
-        instance = user.wait_for(name, lambda job: job["instance_names"], timeout=120)["instance_names"][0]
-        wait_until(lambda: user.get(f"/jobs/{name}/logs", params={"from": FIRST - 1, "size": 1}).json(), 60,
+        instance = user.wait_for(name, lambda job: job["instance_names"], timeout=300)["instance_names"][0]
+        wait_until(lambda: user.get(f"/jobs/{name}/logs", params={"from": FIRST - 1, "size": 1}).json(), 300,
                    interval=0.5, what="the collector to archive the first lines")
         gateway.collector.terminate()
         gateway.collector.wait(timeout=30)
         namespace = gateway.namespace_of(user)
         path = f"/api/v1/namespaces/{namespace}/pods/{instance}/log"
-        wait_until(lambda: len(kubectl("get", "--raw", path).stdout.splitlines()) == FIRST + MORE, 60,
+        wait_until(lambda: len(kubectl("get", "--raw", path).stdout.splitlines()) == FIRST + MORE, 120,
                    interval=1, what="the pod to print the rest")
         whole = kubectl("get", "--raw", path).stdout.splitlines()
         yield gateway, user, f"/jobs/{name}/instances/{instance}/logs", whole
