@@ -83,6 +83,12 @@ def error(code: int, description: str, *headers: str) -> dict[str, Any]:
     return response
 
 
+def _with_stream(ok: dict[str, Any], example: str) -> dict[str, Any]:
+    """A logs call's 200: the JSON page, or with follow=true the event stream."""
+    ok["content"][EVENT_STREAM] = {"schema": {"type": "string"}, "example": example}
+    return {**ok, "headers": {"X-Log-Truncated": "X-Log-Truncated"}}
+
+
 def _jobs_call(summary: str, description: str, ok: dict[str, Any], **responses: dict[str, Any]) -> dict[str, Any]:
     """A call under /v1/regions/{region}: credentials checked first, then the region, then the call itself."""
     return {
@@ -109,13 +115,52 @@ def _public(tag: str, summary: str, description: str, **responses: dict[str, Any
             "responses": responses}
 
 
+EVENT_STREAM = "text/event-stream"
+FOLLOW = ("With `follow=true` (or `1`) the answer is instead a stream of Server-Sent Events (`text/event-stream`): "
+          "each line an event whose `id` is its offset as `from` counts it and whose `data` is one line of JSON "
+          "({data}); a `: keepalive` comment every few seconds; at the end `event: end` ({end}). `Last-Event-ID` "
+          "(or `last_event_id=N`) resumes after line N; `size` is ignored; `stream_token` may replace the headers. "
+          "Over the per-user cap of concurrent streams: 429. See the README's \"Follow and watch\".")
+
+
+def _stream_ok(description: str, example: str) -> dict[str, Any]:
+    return {"description": description, "content": {EVENT_STREAM: {"schema": {"type": "string"},
+                                                                   "example": example}}}
+
+
+def stream_operations(settings: Settings) -> dict[str, dict[str, dict[str, Any]]]:
+    """The watch call and stream tokens (the follow variants are described on the two logs calls)."""
+    over_cap = error(429, f"More than {settings.stream_max_per_user} streams of this user at once "
+                     "(GATEWAY_STREAM_MAX_PER_USER), or too many failed logins.", "Retry-After")
+    return {
+        "streams.watch": {"get": _jobs_call(
+            "Watch a job (extension)", "A stream of Server-Sent Events: `event: status` at the start and after each "
+            "change of the job's status, conditions or instances (`data`: name, status, counts, conditions, "
+            "instances as `GET .../instances` lists them); `event: end` when it succeeds, fails or is deleted. "
+            "`stream_token` may replace the headers.",
+            _stream_ok("The job's status events.", 'event: status\nid: 1\ndata: {"name": "myjob", "status": '
+                       '"running", "active": 1, "succeeded": 0, "failed": 0, "completions": 1, "parallelism": 1, '
+                       '"conditions": [], "instances": []}\n\n'),
+            **{"404": error(404, "The region is unknown, or the user has no job of that name."),
+               "429": over_cap})},
+        "streams.create_stream_token": {"post": _jobs_call(
+            "Get a stream token (extension)", "A short-lived token, bound to the user and the region, that a stream "
+            "call (`follow=true` logs, watch) accepts as the query parameter `stream_token` instead of the headers "
+            "(a browser's EventSource cannot send headers). It must open a stream within `expires_in` seconds.",
+            body("The token.", "StreamToken"))},
+    }
+
+
 def operations(settings: Settings) -> dict[str, dict[str, dict[str, Any]]]:
     not_ready = error(503, "A region's apiserver did not answer `GET /version` within "
                       f"{settings.readiness_timeout:g} s; `errors` names each such region and why.", "Retry-After")
     logs_query = LogsQuerySchema(default_size=settings.log_default_size, max_size=settings.log_max_size)
     return {
         "jobs.list_jobs": {"get": _jobs_call(
-            "List the user's jobs", "Every Job in the user's namespace in this region.",
+            "List the user's jobs", "Every Job in the user's namespace in this region. With `watch=true` (or "
+                                    "`1`), a stream of Server-Sent Events instead: `event: job` with `{\"type\": "
+                                    "\"ADDED\"|\"MODIFIED\"|\"DELETED\", \"job\": {name, status, counts, "
+                                    "conditions}}`, an ADDED per job first; `stream_token` may replace the headers.",
             {**body("The user's jobs.", "JobList"), "links": _job_links("$response.body#/jobs/0/metadata/name")})},
         "jobs.get_job": {"get": _jobs_call(
             "Get a job", "The Job, plus the names of its pods (`instance_names`).",
@@ -142,9 +187,12 @@ def operations(settings: Settings) -> dict[str, dict[str, dict[str, Any]]]:
         "jobs.instance_logs": {"get": {
             **_jobs_call(
                 "Read an instance's log", "Lines `[from, from+size)` of one pod's log, of one day if `date` is "
-                                          "given. An instance that has not started yet has no lines.",
-                {**body("The log lines, without their line ends.", {"type": "array", "items": {"type": "string"}}),
-                 "headers": {"X-Log-Truncated": "X-Log-Truncated"}},
+                                          "given. An instance that has not started yet has no lines. " + FOLLOW.format(
+                                              data='`{"offset": 12, "line": "..."}`',
+                                              end='`{"instance", "exit_code", "reason", "phase"}`'),
+                _with_stream(body("The log lines, without their line ends.", {"type": "array",
+                                                                              "items": {"type": "string"}}),
+                             'id: 0\ndata: {"offset": 0, "line": "test-cmd"}\n\n'),
                 **{"400": error(400, "`date`, `from` or `size` is invalid; `errors` says which."),
                    "404": error(404, "The region is unknown, or the job or the instance does not exist.")}),
             "parameters": [{"in": "query", "schema": logs_query}],
@@ -152,14 +200,17 @@ def operations(settings: Settings) -> dict[str, dict[str, dict[str, Any]]]:
         "jobs.job_logs": {"get": {
             **_jobs_call(
                 "Read a job's log (extension)", "Every instance's lines in time order, each prefixed by "
-                                                "`[instance name]`, from the log archive: lines outlive the pods.",
-                {**body("The log lines.", {"type": "array", "items": {"type": "string"},
-                                           "example": ["[myjob-x1y2z] test-cmd"]}),
-                 "headers": {"X-Log-Truncated": "X-Log-Truncated"}},
+                                                "`[instance name]`, from the log archive: lines outlive the pods. "
+                + FOLLOW.format(data='`{"offset": 12, "instance": "myjob-x1y2z", "line": "..."}`',
+                                end='`{"status", "instances": [{"name", "exit_code", "reason"}]}`'),
+                _with_stream(body("The log lines.", {"type": "array", "items": {"type": "string"},
+                                                     "example": ["[myjob-x1y2z] test-cmd"]}),
+                             'id: 0\ndata: {"offset": 0, "instance": "myjob-x1y2z", "line": "test-cmd"}\n\n'),
                 **{"400": error(400, "`date`, `from` or `size` is invalid; `errors` says which."),
                    "404": error(404, "The region is unknown, or the user has no job of that name.")}),
             "parameters": [{"in": "query", "schema": logs_query}],
         }},
+        **stream_operations(settings),
         "jobs.job_instances": {"get": _jobs_call(
             "List a job's instances (extension)", "Each pod of the job, live or archived: phase, node, times, "
                                                   "restarts, and per container its state, exit code and reason.",
@@ -184,5 +235,9 @@ def operations(settings: Settings) -> dict[str, dict[str, dict[str, Any]]]:
             **{"200": body("OpenAPI 3.", {"type": "object"})})},
         "docs.docs": {"get": _public(
             "documentation", "The API's documentation page", "Swagger UI, served by the gateway itself.",
+            **{"200": body("An HTML page.", {"type": "string"}, "text/html")})},
+        "console.index": {"get": _public(
+            "documentation", "The web console", "Jobs, logs and a create form in the browser, served by the gateway "
+                                                "itself; it calls this API with the user's credentials.",
             **{"200": body("An HTML page.", {"type": "string"}, "text/html")})},
     }
