@@ -253,8 +253,11 @@ class Follower:
         none, the instances' exit codes come from the plain calls."""
         try:
             end.reason = st.failure_reason(self.client.get_job(self.name))
-            if not end.outcomes:
-                end.outcomes = st.failed_outcomes(self.client.instances(self.name) or [])
+            # the records hold the previous attempt too: a program's own code rather than the 143 of the restart
+            # the Job controller stopped (STREAMS.md's notes)
+            records = self.client.instances(self.name)
+            if records:
+                end.outcomes = st.failed_outcomes(records) or end.outcomes
         except TenxError:
             pass  # deleted meanwhile: the status alone is still the answer
 

@@ -109,6 +109,9 @@ def failure_reason(job: dict[str, Any]) -> str | None:
     return ": ".join(part for part in (condition.get("reason"), condition.get("message")) if part) or None
 
 
+KILLED = (137, 143)  # SIGKILL, SIGTERM: how a container stopped from outside ends
+
+
 @dataclass(frozen=True)
 class Outcome:
     """How one instance ended (or is): the first container's exit code and reason, where known."""
@@ -123,9 +126,14 @@ def instance_outcome(record: dict[str, Any]) -> Outcome:
     (a container restarted by OnFailure shows its failure there)."""
     containers = record.get("containers") or [{}]
     first = containers[0]
-    for state in (first, first.get("last_state") or {}):
-        if state.get("state") == "terminated" and state.get("exit_code") is not None:
-            return Outcome(record.get("name", "?"), int(state["exit_code"]), state.get("reason"))
+    ended = [state for state in (first, first.get("last_state") or {})
+             if state.get("state") == "terminated" and state.get("exit_code") is not None]
+    if len(ended) == 2 and ended[0]["exit_code"] in KILLED and ended[1]["exit_code"] not in (0, *KILLED):
+        # OnFailure restarted the failing program and the Job controller then stopped the restart: the program's
+        # own code is the previous attempt's
+        ended.reverse()
+    if ended:
+        return Outcome(record.get("name", "?"), int(ended[0]["exit_code"]), ended[0].get("reason"))
     return Outcome(record.get("name", "?"), None, first.get("reason") or record.get("reason"))
 
 

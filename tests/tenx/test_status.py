@@ -51,3 +51,12 @@ def test_outcomes_from_current_and_previous_attempts():
                                                             st.Outcome("c", None, "Evicted")]
     assert st.exit_summary(st.Outcome("b", 3, "Error")) == "instance b: exit code 3 (Error)"
     assert st.exit_summary(st.Outcome("c", None, None)) == "instance c: exit code unknown"
+
+
+def test_the_programs_own_code_over_the_sigterm_of_a_stopped_restart():
+    stopped = {"name": "d", "phase": "Failed", "containers": [{
+        "state": "terminated", "exit_code": 143, "reason": "Error",
+        "last_state": {"state": "terminated", "exit_code": 3, "reason": "Error"}}]}
+    assert st.instance_outcome(stopped) == st.Outcome("d", 3, "Error")
+    killed_only = {"name": "e", "containers": [{"state": "terminated", "exit_code": 137, "reason": "OOMKilled"}]}
+    assert st.instance_outcome(killed_only) == st.Outcome("e", 137, "OOMKilled")
