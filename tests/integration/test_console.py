@@ -14,14 +14,11 @@ import requests
 
 from ..harness import ROOT, wait_until
 from ..seed import SEED_JOB
-from .test_operations import chromium
+from .browser import playwright_browser
 
 SHOTS = ROOT / ".local/screenshots/console"
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 360, "height": 740}
-# the system browser, as the /docs test runs it; Playwright never downloads one
-BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 # every securitypolicyviolation the page sees, kept where the test can read it (an init script runs before the
 # page's own and is not subject to its CSP)
 WATCH_CSP = """
@@ -35,11 +32,8 @@ TIMEOUT_MS = 90_000
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium(), args=BROWSER_ARGS)
+    with playwright_browser() as launched:
         yield launched
-        launched.close()
 
 
 class Tab:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import subprocess
-import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -15,6 +13,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from ..openapi_check import OpenApiDocument
+from .browser import run_chromium
 from .helpers import condition
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -139,23 +138,6 @@ def test_access_log_is_json_with_user_and_no_token(exercised, gateway):
     assert listed["method"] == "GET" and listed["status"] == 200 and listed["path"] == "/v1/regions/us/jobs"
     assert listed["duration_ms"] >= 0 and listed["remote_addr"] == "127.0.0.1"
     assert not any("user" in e for e in access if e["status"] == 401)
-
-
-def chromium() -> str:
-    """The browser, installed from Debian's packages by the same script `make test` runs."""
-    result = subprocess.run([str(ROOT / "scripts/install-test-deps.sh")], capture_output=True, text=True,
-                            timeout=900)
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip().splitlines()[-1]
-
-
-def run_chromium(url: str, *args: str) -> subprocess.CompletedProcess:
-    with tempfile.TemporaryDirectory(prefix="tenx-chromium-") as profile:
-        return subprocess.run(
-            [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={profile}", "--window-size=1280,900", "--virtual-time-budget=5000", *args, url],
-            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
 
 
 def test_docs_page_renders_every_operation(gateway, document, tmp_path_factory):

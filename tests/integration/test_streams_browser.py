@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from .test_operations import chromium
+from .browser import playwright_browser
 from .test_streams import create, ticking
-
-BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync"]
 
 FOLLOW_IN_PAGE = """
 async ([username, token, logs]) => {
@@ -30,11 +27,8 @@ async ([username, token, logs]) => {
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium(), args=BROWSER_ARGS)
+    with playwright_browser() as launched:
         yield launched
-        launched.close()
 
 
 def test_an_eventsource_with_a_stream_token_receives_the_lines(browser, gateway, user):
