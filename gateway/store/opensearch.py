@@ -39,7 +39,6 @@ import datetime as dt
 import logging
 import threading
 import time
-from collections import OrderedDict
 from typing import Any, Iterator, Sequence
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -47,6 +46,7 @@ import orjson
 
 from .base import (ContainerKey, DayClock, Deposed, LogLine, LogStore, ResumePoint, StreamMoved, StreamState,
                    check_page, number_lines)
+from .cursors import PageCursors
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,6 @@ DEFAULT_PREFIX = "tenx-logs-"
 CHUNK = 1000  # lines per search while a page streams
 BULK = 5000  # lines per bulk request
 WINDOW = 10_000  # OpenSearch's default index.max_result_window
-CURSOR_SECONDS, CURSORS = 30.0, 1024
 K = {"type": "keyword"}
 LONG = {"type": "long"}
 LINE_MAPPING = {"dynamic": False, "properties": {
@@ -110,33 +109,6 @@ def _day_key(day: dt.date) -> int:
     return day.year * 10000 + day.month * 100 + day.day
 
 
-class _Cursors:
-    """Where recent job pages ended (position -> sort values), so the next page starts there (as ``sql.py``)."""
-
-    def __init__(self) -> None:
-        self._known: OrderedDict[tuple, list[tuple[int, list, float]]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def before(self, key: tuple, offset: int) -> tuple[int, list | None]:
-        now = time.monotonic()
-        with self._lock:
-            fresh = [(n, after) for n, after, seen in self._known.get(key, []) if n <= offset
-                     and now - seen < CURSOR_SECONDS]
-        return max(fresh, default=(0, None), key=lambda item: item[0])
-
-    def remember(self, key: tuple, position: int, after: list) -> None:
-        now = time.monotonic()
-        with self._lock:
-            known = [c for c in self._known.pop(key, []) if now - c[2] < CURSOR_SECONDS and c[0] != position]
-            self._known[key] = (known + [(position, after, now)])[-8:]
-            while len(self._known) > CURSORS:
-                self._known.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._known.clear()
-
-
 class OpenSearchStore(LogStore):
     def __init__(self, url: str, timezone: str = "UTC") -> None:
         from opensearchpy import OpenSearch  # here, so the SQL stores never need the client
@@ -152,7 +124,7 @@ class OpenSearchStore(LogStore):
         self.lines_pattern = f"{self.prefix}*,-{self.prefix}meta-*"
         self._client = OpenSearch(**options["client"])
         self._locks = [threading.Lock() for _ in range(64)]
-        self._cursors = _Cursors()
+        self._cursors = PageCursors()
         try:
             self._prepare(options["settings"], options["template"])
         except BaseException:

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import threading
 import time
 from abc import abstractmethod
-from collections import OrderedDict
 from typing import Any, Iterator, Sequence
 
 from .base import (ContainerKey, DayClock, Deposed, LogLine, LogStore, ResumePoint, Row, StreamMoved, StreamState,
                    check_page, number_lines)
+from .cursors import PageCursors
 
 KEYED = "FROM log_streams WHERE namespace = ? AND instance = ? AND container = ?"
 STREAM = f"(SELECT id {KEYED})"
@@ -66,8 +65,6 @@ BACKFILL = (
     "UPDATE log_lines SET job_id = (SELECT job_id FROM log_streams s WHERE s.id = log_lines.stream)"
     " WHERE job_id IS NULL",
 )
-CURSOR_SECONDS = 30.0  # how long a page's end is trusted as the next page's start (late lines may shift it)
-CURSORS = 1024
 
 
 class SqlStore(LogStore):
@@ -78,8 +75,7 @@ class SqlStore(LogStore):
     collate = ""  # PostgreSQL compares text in the database's locale; names must sort byte-wise everywhere
 
     def __init__(self) -> None:
-        self._cursors: OrderedDict[tuple, list[tuple[int, tuple, float]]] = OrderedDict()
-        self._cursor_lock = threading.Lock()
+        self._cursors = PageCursors()
 
     # -- the dialect -------------------------------------------------------------------------------------
 
@@ -175,8 +171,7 @@ class SqlStore(LogStore):
             self._execute(conn, f"DELETE FROM log_streams WHERE {where}", params)
             self._execute(conn, f"DELETE FROM log_jobs WHERE {where}", params)
             records = self._execute(conn, f"DELETE FROM log_instances WHERE {where}", params).rowcount
-        with self._cursor_lock:
-            self._cursors.clear()
+        self._cursors.clear()
         return lines + records
 
     def prune(self, older_than: dt.date) -> int:
@@ -250,7 +245,7 @@ class SqlStore(LogStore):
     def iter_read_job(self, namespace: str, job: str, *, day: dt.date | None = None, offset: int = 0,
                       size: int = 1000) -> Iterator[tuple[str, str]]:
         check_page(offset, size)
-        base, after = self._cursor_before(namespace, job, day, offset)
+        base, after = self._cursors.before((namespace, job, day), offset)
         params: list[Any] = [namespace, job]
         if day is not None:
             params.append(self._day_in(day))
@@ -272,23 +267,7 @@ class SqlStore(LogStore):
             if hasattr(rows, "close"):
                 rows.close()
             if last is not None:
-                self._remember_cursor(cursor_key, position, last)
-
-    def _cursor_before(self, namespace: str, job: str, day: dt.date | None, offset: int) -> tuple[int, tuple | None]:
-        """The remembered cursor nearest below ``offset``: (its position, the key of the line before it)."""
-        now = time.monotonic()
-        with self._cursor_lock:
-            known = self._cursors.get((namespace, job, day)) or []
-            fresh = [(n, key) for n, key, seen in known if n <= offset and now - seen < CURSOR_SECONDS]
-        return max(fresh, default=(0, None), key=lambda item: item[0])
-
-    def _remember_cursor(self, cursor_key: tuple, position: int, last: tuple) -> None:
-        now = time.monotonic()
-        with self._cursor_lock:
-            known = [c for c in self._cursors.pop(cursor_key, []) if now - c[2] < CURSOR_SECONDS and c[0] != position]
-            self._cursors[cursor_key] = (known + [(position, last, now)])[-8:]
-            while len(self._cursors) > CURSORS:
-                self._cursors.popitem(last=False)
+                self._cursors.remember(cursor_key, position, last)
 
     def containers(self, namespace: str, instance: str) -> list[str]:
         with self._read() as conn:
