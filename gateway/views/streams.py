@@ -4,6 +4,7 @@ tokens for browsers."""
 from __future__ import annotations
 
 import functools
+import re
 import time
 
 import orjson
@@ -14,7 +15,7 @@ from .. import errors, jobs
 from ..auth import authenticate, authenticate_stream
 from ..names import is_dns1123_label, is_pod_name
 from ..respond import json_response
-from ..schemas import LogsQuerySchema
+from ..schemas import LOG_MAX_OFFSET, LogsQuerySchema
 from ..streams import runner, slots, sse
 from ..streams import token as stream_token
 from ..streams.follow import Where, follow_instance, follow_job, parsed, pod_of
@@ -26,6 +27,7 @@ bp = Blueprint("streams", __name__, url_prefix="/v1/regions/<region>")
 _FOLLOW = {"true": True, "1": True, "false": False, "0": False, "": False}
 RESUME_HEADER = "Last-Event-ID"
 RESUME_PARAMETER = "last_event_id"
+_LINE_OFFSET = re.compile(r"-?[0-9]{1,20}")  # ASCII digits only: int() would take "\u0663" or "1_000"
 
 
 def follow_requested() -> bool:
@@ -79,11 +81,12 @@ def _start_of_stream() -> tuple[int, object]:
     settings = _gateway().settings
     args = {k: v for k, v in request.args.to_dict().items() if k in ("date", "from")}
     query = LogsQuerySchema(default_size=settings.log_default_size, max_size=settings.log_max_size).load(args)
-    resume = request.headers.get(RESUME_HEADER) or request.args.get(RESUME_PARAMETER)
-    if resume not in (None, ""):
-        resume = resume.strip()
-        if not (resume.isascii() and resume.lstrip("-").isdigit()) or int(resume) < -1:
-            raise ValidationError("must be a line offset (a whole number)", RESUME_PARAMETER)
+    # blank is absent, as for the paged call's parameters; past the largest ``from`` the stores could overflow
+    resume = (request.headers.get(RESUME_HEADER) or request.args.get(RESUME_PARAMETER) or "").strip()
+    if resume:
+        if not (_LINE_OFFSET.fullmatch(resume) and -1 <= int(resume) < LOG_MAX_OFFSET):
+            raise ValidationError(f"must be a line offset (a whole number from -1 to {LOG_MAX_OFFSET - 1})",
+                                  RESUME_PARAMETER)
         return int(resume) + 1, query["date"]
     return query["offset"], query["date"]
 
