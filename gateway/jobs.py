@@ -241,16 +241,17 @@ def archived_page(kube: Kube, archive: LogStore, tenant: Tenant, key: ContainerK
     if day is not None:
         if day >= DayClock(settings.log_timezone).day(point.last_ts_ns):
             return None
-        with contextlib.closing(archive.iter_read(key.namespace, key.instance, key.container, day=day,
-                                                  offset=offset, size=size)) as lines:
-            return logs.capped(lines, cap)
+        held = _archived_lines(archive, key, cap, day=day, offset=offset, size=size)
+        return None if held is None else logs.capped(held, cap)
     watermark = point.next_seq
+    held = []
+    if offset < watermark:
+        held = _archived_lines(archive, key, cap, offset=offset, size=min(size, watermark - offset))
+        if held is None:
+            return None
 
     def lines() -> Iterator[str]:
-        if offset < watermark:
-            with contextlib.closing(archive.iter_read(key.namespace, key.instance, key.container, offset=offset,
-                                                      size=min(size, watermark - offset))) as rows:
-                yield from rows
+        yield from held
         if offset + size > watermark:
             with kube.pod_log(tenant.namespace, key.instance, container=key.container, timestamps=True,
                               since_time=since_time(point)) as chunks:
@@ -261,6 +262,27 @@ def archived_page(kube: Kube, archive: LogStore, tenant: Tenant, key: ContainerK
 
     with contextlib.closing(lines()) as page:
         return logs.page_capped(page, 0, size, cap)
+
+
+# Container runtimes store a line longer than this in partial entries (containerd: 16 KiB), and a timestamped read
+# (the collector's, so the archive's) carries each entry's own timestamp inside the line; the plain live read is
+# exact. A page holding such a line is read from the pod.
+PARTIAL_LINE_BYTES = 8 * 1024
+
+
+def _archived_lines(archive: LogStore, key: ContainerKey, cap: int, **page: Any) -> list[str] | None:
+    """A page's archived lines, up to ``cap`` bytes of text (the page ends there anyway); None if one of them may
+    hold a runtime's inner timestamps."""
+    held, total = [], 0
+    with contextlib.closing(archive.iter_read(key.namespace, key.instance, key.container, **page)) as rows:
+        for text in rows:
+            if len(text) * 4 >= PARTIAL_LINE_BYTES and len(text.encode("utf-8", "replace")) >= PARTIAL_LINE_BYTES:
+                return None
+            held.append(text)
+            total += len(text)
+            if total > cap:
+                break
+    return held
 
 
 _WINDOW_BYTES_PER_LINE = 256  # an early page is first looked for in the log's first 256 bytes per line wanted
