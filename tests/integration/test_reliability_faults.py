@@ -222,3 +222,64 @@ def test_a_create_cut_off_half_way_leaves_nothing_a_retry_trips_over(fault_gatew
         "retry": {str(v): list(retries.values()).count(v) for v in set(retries.values())},
         "premade_namespace_create": 200,
     })
+
+
+STALE = 2.0  # GATEWAY_CACHE_STALE_SECONDS of the cached gateway
+STALE_SLACK = 2.0  # a read answered from memory may have started this long after the cache went stale (checks)
+
+
+@pytest.fixture(scope="module")
+def cached_gateway(local_cluster, apiserver, tmp_path_factory):
+    """The default serving path: reads from the watch cache."""
+    server = GatewayServer(tmp_path_factory.mktemp("cached-gateway"), kubeconfig=apiserver.kubeconfig,
+                           GATEWAY_KUBE_READ_TIMEOUT=str(READ_TIMEOUT), GATEWAY_KUBE_CONNECT_TIMEOUT="1",
+                           GATEWAY_RETRY_AFTER_SECONDS="2", GATEWAY_CACHE_STALE_SECONDS=str(STALE),
+                           GATEWAY_TENANT_QUOTA_JOBS="1000000").start()
+    yield server
+    server.close()
+
+
+def test_with_the_watch_cache_an_outage_is_served_from_memory_only_until_stale(cached_gateway, apiserver):
+    """While the apiserver is down, a read may come from memory (200) only until the cache is GATEWAY_CACHE_STALE_
+    SECONDS behind; later reads, and every write, are 503 with Retry-After; nothing else. Once it is back, reads
+    and writes succeed again without a restart."""
+    user = cached_gateway.add_user("cache")
+    make_namespace(cached_gateway, user, max_pods=0)
+    assert user.post("/jobs/steady", json=JOB).status_code == 200
+    assert wait_until(lambda: user.get("/jobs/steady").status_code == 200, 10)
+    workers = cached_gateway.worker_pids()
+    load = Load(user, mixed_ops(user.base), threads=4).start()
+    try:
+        assert load.wait_for_calls(time.monotonic() - 60, 10, timeout=20)
+        figures = outage(load, apiserver, lambda: apiserver.stop(signal.SIGKILL), lambda: apiserver.start(),
+                         hold=STALE + 4)
+    finally:
+        load.stop()
+    check_workers(cached_gateway, workers)
+    during = figures.pop("_during")
+    down_at = min(c.started for c in during)
+    from_memory = [c for c in during if c.status == 200]
+    record("fault_apiserver_with_watch_cache", {
+        "what": f"SIGKILL of the second apiserver for {STALE + 4:.0f} s under 4 client threads, the gateway's watch "
+                f"cache on with GATEWAY_CACHE_STALE_SECONDS={STALE:g}",
+        **{k: v for k, v in figures.items() if not k.startswith("_")},
+        "reads_from_memory_while_down": len(from_memory),
+        "last_read_from_memory_after_down_s": round(max((c.started for c in from_memory), default=down_at)
+                                                    - down_at, 2)})
+    assert during, "no call was made while the apiserver was down"
+    for call in during:
+        if call.status == 200:
+            assert call.op in ("list", "get", "instances"), f"{call.op} answered 200 with the apiserver down"
+            assert call.started - down_at < STALE + STALE_SLACK, f"{call.op} answered from a stale cache"
+        elif call.op == "delete" and call.status == 404:
+            # the name was never there: a cache that is still fresh may say so without the apiserver
+            assert call.started - down_at < STALE + STALE_SLACK, "a delete answered from a stale cache"
+        else:
+            assert call.status == 503 and call.retry_after, f"{call.op} answered {call.status or call.error}"
+        assert call.seconds < DOWN_BOUND, f"{call.op} took {call.seconds:.1f}s while the apiserver was down"
+    assert any(c.status == 503 for c in during
+               if c.op in ("list", "get", "instances") and c.started - down_at > STALE + STALE_SLACK), \
+        "no read reached the apiserver once the cache was stale"
+    assert figures.pop("_recovered"), "no call succeeded after the apiserver came back"
+    assert figures["back_to_first_success_s"] < BACK_BOUND
+    assert figures["failed_after_recovery"] == []
