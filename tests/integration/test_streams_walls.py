@@ -26,7 +26,7 @@ def test_a_neighbour_finds_no_stream_of_anothers_job(owner_job, make_user):
     owner, name, instance = owner_job
     neighbour = make_user("nbr")
     for path in _stream_paths(name, instance):
-        answer = neighbour.get(path, timeout=30)
+        answer = neighbour.get(path)
         assert answer.status_code == 404, (path, answer.status_code, answer.text[:200])
         assert answer.headers["Content-Type"].startswith("application/json")
 
@@ -47,7 +47,7 @@ def test_a_neighbours_stream_token_opens_only_the_neighbours_jobs(owner_job, mak
 def test_a_resume_point_that_is_not_a_line_offset_is_a_400(owner_job, resume):
     owner, name, instance = owner_job
     path = f"/jobs/{name}/instances/{instance}/logs"
-    answers = [owner.get(path, params={"follow": "true", "last_event_id": resume}, timeout=30)]
+    answers = [owner.get(path, params={"follow": "true", "last_event_id": resume})]
     if resume.isascii():  # HTTP header values are ASCII; gunicorn itself refuses others
         answers.append(owner.session.get(f"{owner.base}{path}", params={"follow": "true"},
                                          headers={"Last-Event-ID": resume}, timeout=30))
@@ -61,7 +61,7 @@ def test_a_resume_point_that_is_not_a_line_offset_is_a_400(owner_job, resume):
 def test_follow_with_bad_parameters_is_a_400(owner_job, params):
     owner, name, instance = owner_job
     for path in (f"/jobs/{name}/instances/{instance}/logs", f"/jobs/{name}/logs"):
-        answer = owner.get(path, params=params, timeout=30)
+        answer = owner.get(path, params=params)
         assert answer.status_code == 400, (path, params, answer.status_code, answer.text[:200])
 
 
@@ -82,7 +82,7 @@ def throttled_gateway(local_cluster, tmp_path_factory):
     server.close()
 
 
-@pytest.mark.parametrize("token", ["", "x", "a.b.c", "\u00e9t\u00e9", "A" * 5000, "%00", "../../jobs"])
+@pytest.mark.parametrize("token", ["", "x", "a.b.c", "\u00e9t\u00e9", "A" * 3000, "%00", "../../jobs"])
 def test_a_malformed_stream_token_is_a_401_and_never_echoed(throttled_gateway, token):
     answer = requests.get(f"{throttled_gateway.url}/v1/regions/us/jobs/any/watch", params={"stream_token": token},
                           timeout=30)
