@@ -10,9 +10,8 @@ from gateway import create_app
 from gateway.cache.region import RegionCache
 from tests.harness import wait_until
 
-from .conftest import TableUsers
 from .test_cache import TwoKinds, job, job_pod
-from .test_views_jobs import FakeKube, FakeRegions
+from .test_views_jobs import FakeKube, alice, app_client  # noqa: F401 - alice is a fixture
 
 JOBS = "/v1/regions/us/jobs"
 
@@ -40,16 +39,7 @@ def kube(fake):
 
 @pytest.fixture
 def client(kube, tmp_path):
-    app = create_app({"regions": {"us": "no-such-context"}, "data_dir": str(tmp_path), "watch_cache": False})
-    gateway = app.extensions["tenx"]
-    gateway.users = TableUsers({"alice": "alice-token"})
-    gateway.regions = FakeRegions(kube)
-    return app.test_client()
-
-
-@pytest.fixture
-def alice():
-    return {"username": "alice", "Authorization": "token alice-token"}
+    return app_client(kube, tmp_path, watch_cache=False)
 
 
 def test_a_get_is_answered_from_memory(client, alice, kube):

@@ -84,13 +84,18 @@ def kube():
     return FakeKube()
 
 
-@pytest.fixture
-def client(kube, tmp_path):
-    app = create_app({"regions": {"us": "no-such-context"}, "data_dir": str(tmp_path)})
+def app_client(kube, tmp_path, **config):
+    """A test client of the app on ``kube`` (a fake region) with one user, alice."""
+    app = create_app({"regions": {"us": "no-such-context"}, "data_dir": str(tmp_path), **config})
     gateway = app.extensions["tenx"]
     gateway.users = TableUsers({"alice": "alice-token"})
     gateway.regions = FakeRegions(kube)
     return app.test_client()
+
+
+@pytest.fixture
+def client(kube, tmp_path):
+    return app_client(kube, tmp_path)
 
 
 @pytest.fixture
