@@ -26,7 +26,10 @@ SEED = os.environ.get("FUZZ_SEED", "20261126")  # fixed, so a CI run is repeatab
 
 @pytest.fixture(scope="module")
 def fuzz_gateway(tmp_path_factory):
-    server = GatewayServer(tmp_path_factory.mktemp("fuzz-gateway"), GATEWAY_AUTH_FAILURE_LIMIT="1000000").start()
+    # streams end within seconds (event "shutdown"): a watch of a job whose pods the quota holds back never ends
+    # by itself, and schemathesis waits for a response's end to check its events
+    server = GatewayServer(tmp_path_factory.mktemp("fuzz-gateway"), GATEWAY_AUTH_FAILURE_LIMIT="1000000",
+                           GATEWAY_STREAM_MAX_SECONDS="3", GATEWAY_STREAM_IDLE_SECONDS="3").start()
     yield server
     server.close()
 
