@@ -1,14 +1,16 @@
 """Fixtures for tests against the real local control plane (deploy/local/), started or reused on first use."""
 from __future__ import annotations
 
-import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
-from ..harness import LOCAL, ROOT, ApiClient, GatewayServer
+from ..harness import LOCAL, ROOT, ApiClient, GatewayServer, kubectl
+from .deployed import (DEPLOY, NAMESPACE, RBAC_KINDS, SERVICE_ACCOUNT, DeployedIdentity, deployed_service_account,
+                       kustomize, point_the_jobs_policy_at, service_account_kubeconfig)
 
 
 def pytest_collection_modifyitems(items):
@@ -44,17 +46,24 @@ def kube_api(local_cluster):
 
 
 @pytest.fixture(scope="session")
-def gateway(local_cluster, tmp_path_factory) -> GatewayServer:
-    """gunicorn serving the gateway as in production, with its collector, on the local cluster, with names unique to
-    this run (tests/harness.py).
+def gateway_identity(local_cluster, tmp_path_factory) -> DeployedIdentity:
+    """The ServiceAccount, RBAC and admission policies of deploy/, under names of this session (deployed.py)."""
+    with deployed_service_account(tmp_path_factory.mktemp("serviceaccount")) as identity:
+        yield identity
 
-    TENX_TEST_GATEWAY_KUBECONFIG makes the gateway itself use another kubeconfig (a least-privilege one),
-    while fixtures keep the admin one for setup and checks. TENX_TEST_GATEWAY_NAMESPACE (used with it by
-    test_deploy.py) names the gateway's own namespace instead of a fresh one; that namespace is kept afterwards.
-    """
+
+@pytest.fixture(scope="session")
+def gateway(local_cluster, gateway_identity, tmp_path_factory) -> GatewayServer:
+    """gunicorn serving the gateway as in production, with its collector, on the local cluster, with names unique to
+    this session (tests/harness.py).
+
+    The API server and the collector act as the deployed ServiceAccount (``gateway_identity``), its namespace as
+    GATEWAY_NAMESPACE, under the deployed admission policies, so every test on this gateway also shows that the
+    shipped RBAC is enough for what it does and the policies refuse nothing the gateway sends. Fixtures and checks
+    behind its back keep the admin kubeconfig, as does the operator's CLI (``add_user``)."""
     server = GatewayServer(tmp_path_factory.mktemp("gateway"), letter="t", collector=True,
-                           kubeconfig=os.environ.get("TENX_TEST_GATEWAY_KUBECONFIG", local_cluster.kubeconfig),
-                           gateway_namespace=os.environ.get("TENX_TEST_GATEWAY_NAMESPACE"))  # deploy hook
+                           kubeconfig=gateway_identity.kubeconfig, gateway_namespace=gateway_identity.namespace)
+    point_the_jobs_policy_at(gateway_identity, server.host_volume_root)
     try:
         server.start(timeout=60)
     except RuntimeError as exc:
@@ -74,3 +83,26 @@ def make_user(gateway):
 @pytest.fixture
 def user(make_user) -> ApiClient:
     return make_user()
+
+
+@pytest.fixture(scope="session")
+def manifests(local_cluster) -> list[dict]:
+    """What `kubectl apply -k deploy/` would send, built by kubectl's own kustomize."""
+    return kustomize(DEPLOY)
+
+
+@pytest.fixture(scope="session")
+def rbac_applied(local_cluster, manifests) -> None:
+    """deploy/'s Namespace, ServiceAccount and RBAC, applied for real (the Deployment is not: it would start the
+    gateway's pods). Left in place afterwards: applying again is idempotent, and the namespace may hold a
+    developer's users Secret from `make run`."""
+    objects = [m for m in manifests if m["kind"] in RBAC_KINDS]
+    assert {m["kind"] for m in objects} == RBAC_KINDS
+    kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(objects), timeout=120)
+
+
+@pytest.fixture(scope="session")
+def sa_kubeconfig(local_cluster, rbac_applied, tmp_path_factory) -> str:
+    """A kubeconfig with a fresh 1 h token of the gateway's ServiceAccount, as deployed (tenx-gateway/tenx-gateway)."""
+    return service_account_kubeconfig(tmp_path_factory.mktemp("serviceaccount") / "kubeconfig", NAMESPACE,
+                                      SERVICE_ACCOUNT)

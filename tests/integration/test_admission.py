@@ -21,8 +21,8 @@ from gateway.schemas import JobSpecSchema
 from ..seed import SEED_JOB
 
 from .helpers import until
-from .test_deploy import (SA_USER, _kubectl, _one, host_volume_root_of, manifests, rbac_applied,  # noqa: F401
-                          sa_kubeconfig)
+from .deployed import SA_USER, host_volume_root_of, one
+from .test_deploy import _kubectl
 
 ADMISSION_KINDS = {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
 NAMESPACES_POLICY = "tenx-gateway-namespaces"
@@ -34,15 +34,15 @@ MANAGED_BY = {"app.kubernetes.io/managed-by": "tenx-gateway"}
 # -- fixtures --------------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def host_volume_root(manifests) -> str:  # noqa: F811
+def host_volume_root(manifests) -> str:
     """The host folder root the policy holds as deploy/ ships it: GATEWAY_HOST_VOLUME_ROOT of gateway.env."""
-    root = host_volume_root_of(_one(manifests, "ValidatingAdmissionPolicy", JOBS_POLICY))
-    assert root == _one(manifests, "ConfigMap")["data"]["GATEWAY_HOST_VOLUME_ROOT"]
+    root = host_volume_root_of(one(manifests, "ValidatingAdmissionPolicy", JOBS_POLICY))
+    assert root == one(manifests, "ConfigMap")["data"]["GATEWAY_HOST_VOLUME_ROOT"]
     return root
 
 
 @pytest.fixture(scope="module")
-def admission(local_cluster, manifests, rbac_applied, sa_kubeconfig):  # noqa: F811
+def admission(local_cluster, manifests, rbac_applied, sa_kubeconfig):
     """deploy/'s policies and bindings, applied for real (cluster-scoped, idempotent, left in place like the RBAC:
     they bind only the deployed ServiceAccount), and in force: the first refusal seen."""
     objects = [m for m in manifests if m["kind"] in ADMISSION_KINDS]

@@ -1,6 +1,6 @@
 """deploy/ (the operators' kustomize base) against the real local apiserver: it builds and passes a server-side
 dry run, the pod is locked down, and the ServiceAccount's RBAC is enough for the gateway's whole integration
-suite and no wider. The Deployment itself is never started: pods of the local cluster run as host processes."""
+suite (whose gateway runs as a renamed copy of it, conftest.py's ``gateway_identity``) and no wider. The Deployment itself is never started: pods of the local cluster run as host processes."""
 from __future__ import annotations
 
 import inspect
@@ -8,34 +8,23 @@ import json
 import os
 import re
 import runpy
-import secrets
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from gateway.manifest import build_job, namespace_manifest
-from gateway.schemas import JobSpecSchema
+from ..harness import ROOT, kubectl
+from .deployed import (ADMISSION_POLICIES, CLUSTER_SCOPED, DEPLOY, ENDPOINTS_ROLE, JOBS_POLICY, NAMESPACE, SA_USER,
+                       SERVICE_ACCOUNT, host_volume_root_of, one)
+from .helpers import until
 
-from ..seed import SEED_JOB
-
-ROOT = Path(__file__).resolve().parents[2]
-DEPLOY = ROOT / "deploy"
-NAMESPACE = "tenx-gateway"
-SERVICE_ACCOUNT = "tenx-gateway"
 USERS_SECRET = "tenx-gateway-users"
 LEASE = "tenx-gateway-collector"
 LEASES = "leases.coordination.k8s.io"
-SA_USER = f"system:serviceaccount:{NAMESPACE}:{SERVICE_ACCOUNT}"
 USER_NAMESPACE = "tenx-someone"  # stands for any user's namespace, created by the gateway on first use
 QUOTA, LIMITS, TENANT_POLICY = "tenx-gateway-quota", "tenx-gateway-limits", "tenx-gateway-tenant"  # gateway/walls.py
 NETWORK_POLICIES = "networkpolicies.networking.k8s.io"
-ENDPOINTS_ROLE = "tenx-gateway-apiserver-endpoints"  # the Role (and RoleBinding) in namespace default
-JOBS_POLICY = "tenx-gateway-jobs"  # the admission policy that holds GATEWAY_HOST_VOLUME_ROOT
-NESTED = "TENX_TEST_NESTED"      # set for the suite run as the ServiceAccount, so it never recurses
 
 # Every call of gateway/kube.py's Kube and the `kubectl auth can-i` arguments the gateway's ServiceAccount needs
 # for it (the API server's and the collector's); None: neither makes the call (only the operator's CLI does, with
@@ -158,8 +147,6 @@ EXPECTED_CLUSTER_RULES = {
     ("", "events", "list", None),
 }
 
-RBAC_KINDS = {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
-
 
 # -- helpers ---------------------------------------------------------------------------------------------------
 
@@ -167,12 +154,6 @@ def _kubectl(cluster, *args: str, kubeconfig: str | None = None, stdin: str | No
              timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run([cluster.kubectl, "--kubeconfig", kubeconfig or cluster.kubeconfig, *args],
                           input=stdin, capture_output=True, text=True, timeout=timeout)
-
-
-def _one(manifests: list[dict], kind: str, name: str | None = None) -> dict:
-    found = [m for m in manifests if m["kind"] == kind and (name is None or m["metadata"]["name"] == name)]
-    assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
-    return found[0]
 
 
 def _can_i(cluster, kubeconfig: str, *args: str) -> bool:
@@ -192,40 +173,8 @@ def _gunicorn_default(name: str) -> int:
         os.environ.update(saved)
 
 
-# -- fixtures --------------------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def manifests(local_cluster) -> list[dict]:
-    """What `kubectl apply -k deploy/` would send, built by kubectl's own kustomize."""
-    result = _kubectl(local_cluster, "kustomize", str(DEPLOY))
-    assert result.returncode == 0, result.stderr
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
-
-
-@pytest.fixture(scope="module")
-def rbac_applied(local_cluster, manifests) -> None:
-    """deploy/'s Namespace, ServiceAccount and RBAC, applied for real (the Deployment is not: it would start the
-    gateway's pods). Left in place afterwards: applying again is idempotent, and the namespace may hold a
-    developer's users Secret from `make run`."""
-    objects = [m for m in manifests if m["kind"] in RBAC_KINDS]
-    assert {m["kind"] for m in objects} == RBAC_KINDS
-    stream = yaml.safe_dump_all(objects)
-    result = _kubectl(local_cluster, "apply", "-f", "-", stdin=stream)
-    assert result.returncode == 0, result.stderr
-
-
-@pytest.fixture(scope="module")
-def sa_kubeconfig(local_cluster, rbac_applied, tmp_path_factory) -> str:
-    """A kubeconfig with a fresh 1 h token of the gateway's ServiceAccount, as deployed (tenx-gateway/tenx-gateway)."""
-    return _service_account_kubeconfig(local_cluster, tmp_path_factory.mktemp("serviceaccount") / "kubeconfig",
-                                       NAMESPACE, SERVICE_ACCOUNT)
-
-
 # -- the kustomize base ----------------------------------------------------------------------------------------
 
-CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "ValidatingAdmissionPolicy",
-                  "ValidatingAdmissionPolicyBinding"}
-ADMISSION_POLICIES = ("tenx-gateway-namespaces", "tenx-gateway-tenant-objects", "tenx-gateway-jobs")
 
 
 def test_kustomization_holds_the_gateway_and_nothing_of_the_local_cluster(manifests):
@@ -270,7 +219,7 @@ def test_an_image_override_reaches_the_deployment(local_cluster, tmp_path):
     }))
     result = _kubectl(local_cluster, "kustomize", str(tmp_path))
     assert result.returncode == 0, result.stderr
-    deployment = _one(list(yaml.safe_load_all(result.stdout)), "Deployment")
+    deployment = one(list(yaml.safe_load_all(result.stdout)), "Deployment")
     images = {c["name"]: c["image"] for c in deployment["spec"]["template"]["spec"]["containers"]}
     assert images == {"api": "registry.example.com/tenx-gateway:1.2.3",
                       "collector": "registry.example.com/tenx-gateway:1.2.3"}
@@ -322,7 +271,7 @@ def test_the_readmes_postgres_overlay_scales_out(local_cluster, rbac_applied, tm
     assert built.returncode == 0, built.stderr
     manifests = [doc for doc in yaml.safe_load_all(built.stdout) if doc]
     assert not [m for m in manifests if m["kind"] == "PersistentVolumeClaim"]
-    deployment = _one(manifests, "Deployment")
+    deployment = one(manifests, "Deployment")
     assert deployment["spec"]["replicas"] == 2 and deployment["spec"]["strategy"]["type"] == "RollingUpdate"
     volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
     assert volumes["data"] == {"name": "data", "emptyDir": {}}
@@ -349,8 +298,8 @@ def test_the_network_policy_component_admits_only_what_the_pod_serves(local_clus
                   for name in ("networkpolicy", "networkpolicy-postgresql")]
     built = _overlay(local_cluster, tmp_path, {"components": components})
     assert len(built) == len(manifests) + 2
-    policy = _one(built, "NetworkPolicy", "tenx-gateway")
-    deployment = _one(built, "Deployment", "tenx-gateway")
+    policy = one(built, "NetworkPolicy", "tenx-gateway")
+    deployment = one(built, "Deployment", "tenx-gateway")
     assert policy["spec"]["podSelector"]["matchLabels"].items() <= \
         deployment["spec"]["template"]["metadata"]["labels"].items()
     assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
@@ -363,7 +312,7 @@ def test_the_network_policy_component_admits_only_what_the_pod_serves(local_clus
     assert {"http", "metrics"} <= names
     egress_ports = sorted(p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"])
     assert egress_ports == [53, 53, 443, 6443]
-    postgres = _one(built, "NetworkPolicy", "tenx-gateway-postgresql")
+    postgres = one(built, "NetworkPolicy", "tenx-gateway-postgresql")
     assert postgres["spec"]["policyTypes"] == ["Egress"]
     assert postgres["spec"]["egress"] == [{"ports": [{"port": 5432, "protocol": "TCP"}]}]
     result = _kubectl(local_cluster, "apply", "--dry-run=server", "-k", str(tmp_path))
@@ -402,14 +351,14 @@ def test_the_readmes_ingress_overlay_trusts_one_proxy(local_cluster, rbac_applie
         "resources": [os.path.relpath(DEPLOY, tmp_path), "ingress.yaml"],
         "configMapGenerator": [{"name": "tenx-gateway", "namespace": NAMESPACE, "behavior": "merge",
                                 "literals": ["GATEWAY_TRUSTED_PROXY_HOPS=1"]}]}, **{"ingress.yaml": INGRESS})
-    settings = _one(built, "ConfigMap")
+    settings = one(built, "ConfigMap")
     assert settings["data"]["GATEWAY_TRUSTED_PROXY_HOPS"] == "1"
     assert settings["data"]["GATEWAY_BIND"] == "0.0.0.0:8080"  # merged, not replaced
     from gateway import config
     assert config.from_env({**settings["data"], "GATEWAY_NAMESPACE": NAMESPACE}).trusted_proxy_hops == 1
-    deployment = _one(built, "Deployment", "tenx-gateway")
+    deployment = one(built, "Deployment", "tenx-gateway")
     assert settings["metadata"]["name"] in json.dumps(deployment)  # the pods roll onto the new settings
-    backend = _one(built, "Ingress")["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    backend = one(built, "Ingress")["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
     assert backend == {"name": "tenx-gateway", "port": {"name": "http"}}
     result = _kubectl(local_cluster, "apply", "--dry-run=server", "-k", str(tmp_path))
     assert result.returncode == 0, result.stderr
@@ -420,7 +369,7 @@ def _containers(deployment: dict) -> dict[str, dict]:
 
 
 def test_the_pod_is_locked_down_and_configured(manifests):
-    deployment = _one(manifests, "Deployment", "tenx-gateway")
+    deployment = one(manifests, "Deployment", "tenx-gateway")
     pod = deployment["spec"]["template"]["spec"]
     containers = _containers(deployment)
     assert set(containers) == {"api", "collector"}
@@ -431,7 +380,7 @@ def test_the_pod_is_locked_down_and_configured(manifests):
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] > 0
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     volumes = {v["name"]: v for v in pod["volumes"]}
-    config_map = _one(manifests, "ConfigMap")
+    config_map = one(manifests, "ConfigMap")
     data = config_map["data"]
 
     for container in containers.values():
@@ -445,7 +394,7 @@ def test_the_pod_is_locked_down_and_configured(manifests):
         assert "emptyDir" in volumes[mounts["/tmp"]]
         # the archive's directory is the shared, persistent volume
         claim = volumes[mounts[data["GATEWAY_DATA_DIR"]]]["persistentVolumeClaim"]["claimName"]
-        assert claim == _one(manifests, "PersistentVolumeClaim")["metadata"]["name"]
+        assert claim == one(manifests, "PersistentVolumeClaim")["metadata"]["name"]
         for kind in ("requests", "limits"):
             assert set(container["resources"][kind]) == {"cpu", "memory"}
         assert container["envFrom"] == [{"configMapRef": {"name": config_map["metadata"]["name"]}}]
@@ -469,7 +418,7 @@ def test_the_pod_is_locked_down_and_configured(manifests):
     from gateway import config
     settings = config.from_env({**data, "GATEWAY_NAMESPACE": deployment["metadata"]["namespace"]})
     assert settings.regions == {"us": config.IN_CLUSTER}
-    role = _one(manifests, "Role", "tenx-gateway")
+    role = one(manifests, "Role", "tenx-gateway")
     assert role["metadata"]["namespace"] == settings.namespace
     assert [settings.users_secret] in [rule.get("resourceNames") for rule in role["rules"]]
 
@@ -489,19 +438,19 @@ def test_the_collector_lease_is_the_one_the_role_grants():
 
 def test_the_service_reaches_the_pods(manifests):
     """The API Service (the one an Ingress points at) reaches the API port only; /metrics has its own Service."""
-    deployment = _one(manifests, "Deployment", "tenx-gateway")
+    deployment = one(manifests, "Deployment", "tenx-gateway")
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     for name, port_name, number in (("tenx-gateway", "http", 80), ("tenx-gateway-metrics", "metrics", 9090)):
-        service = _one(manifests, "Service", name)
+        service = one(manifests, "Service", name)
         assert service["spec"]["type"] == "ClusterIP"
         (port,) = service["spec"]["ports"]
         assert port["port"] == number and port["targetPort"] == port_name
         assert port_name in {p["name"] for p in _containers(deployment)["api"]["ports"]}
         assert service["spec"]["selector"].items() <= labels.items()
-    annotations = _one(manifests, "Service", "tenx-gateway-metrics")["metadata"]["annotations"]
+    annotations = one(manifests, "Service", "tenx-gateway-metrics")["metadata"]["annotations"]
     assert annotations == {"prometheus.io/scrape": "true", "prometheus.io/port": "9090",
                            "prometheus.io/path": "/metrics"}
-    assert "annotations" not in _one(manifests, "Service", "tenx-gateway")["metadata"]
+    assert "annotations" not in one(manifests, "Service", "tenx-gateway")["metadata"]
 
 
 def test_the_probed_endpoints_exist():
@@ -516,7 +465,7 @@ def test_the_image_matches_the_deployment(manifests):
     assert len(stages) >= 2 and "python:3.11-slim" in dockerfile
     final = dockerfile[dockerfile.rindex("\nFROM"):]
     user = re.search(r"^USER\s+(\d+)", final, re.M)
-    pod = _one(manifests, "Deployment")["spec"]["template"]["spec"]
+    pod = one(manifests, "Deployment")["spec"]["template"]["spec"]
     assert user and int(user.group(1)) == pod["securityContext"]["runAsUser"]
     assert "--no-index" in final and "gunicorn.conf.py" in final and "wsgi.py" in final
     assert re.search(r"^WORKDIR\s+/app", final, re.M)
@@ -530,17 +479,17 @@ def test_the_image_matches_the_deployment(manifests):
 def test_rbac_is_exactly_the_gateway_calls_without_wildcards(manifests):
     roles = [m for m in manifests if m["kind"] in ("ClusterRole", "Role")]
     assert "*" not in json.dumps(roles)
-    cluster_role = _one(manifests, "ClusterRole", "tenx-gateway")
+    cluster_role = one(manifests, "ClusterRole", "tenx-gateway")
     granted = {(group, resource, verb, name) for rule in cluster_role["rules"] for group in rule["apiGroups"]
                for resource in rule["resources"] for verb in rule["verbs"]
                for name in rule.get("resourceNames", [None])}
     assert granted == EXPECTED_CLUSTER_RULES
     assert not any("nonResourceURLs" in rule for rule in cluster_role["rules"])
-    endpoints = _one(manifests, "Role", ENDPOINTS_ROLE)
+    endpoints = one(manifests, "Role", ENDPOINTS_ROLE)
     assert endpoints["metadata"]["namespace"] == "default"
     assert endpoints["rules"] == [{"apiGroups": [""], "resources": ["endpoints"], "resourceNames": ["kubernetes"],
                                    "verbs": ["get"]}]
-    role = _one(manifests, "Role", "tenx-gateway")
+    role = one(manifests, "Role", "tenx-gateway")
     assert role["metadata"]["namespace"] == NAMESPACE
     assert role["rules"] == [
         {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [USERS_SECRET], "verbs": ["get", "watch"]},
@@ -585,174 +534,48 @@ def test_the_service_account_may_do_nothing_else(local_cluster, sa_kubeconfig, a
     assert not _can_i(local_cluster, sa_kubeconfig, *args), f"{SA_USER} can {' '.join(args)}"
 
 
-def _service_account_kubeconfig(cluster, path: Path, namespace: str, service_account: str) -> str:
-    """A kubeconfig with a fresh 1 h token of the ServiceAccount, written by deploy/sa-kubeconfig.sh."""
-    env = {**os.environ, "KUBECONFIG": cluster.kubeconfig, "KUBECTL": cluster.kubectl}
-    result = subprocess.run([str(DEPLOY / "sa-kubeconfig.sh"), "--duration", "1h", "--namespace", namespace,
-                             "--service-account", service_account], env=env, capture_output=True, text=True,
-                            timeout=60)
-    assert result.returncode == 0, result.stderr
-    path.write_text(result.stdout)
-    path.chmod(0o600)
-    return str(path)
-
-
-ADMISSION_KINDS = {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
-POLICY_ENV = "TENX_TEST_JOBS_POLICY"  # the nested run's copy of the policy tenx-gateway-jobs, by name
-
-
-def host_volume_root_of(policy: dict) -> str:
-    """The host volume root an admission policy tenx-gateway-jobs holds (a CEL string literal)."""
-    (variable,) = [v for v in policy["spec"]["variables"] if v["name"] == "hostVolumeRoot"]
-    assert re.fullmatch(r"'[^'\\]*'", variable["expression"]), variable
-    return variable["expression"][1:-1]
-
-
 def test_the_job_policy_holds_the_gateway_s_host_volume_root(manifests, local_cluster, tmp_path):
     """Copied from gateway.env by kustomize; an overlay that changes the setting repeats the replacement (as
     deploy/README.md shows) and the policy follows."""
-    settings = _one(manifests, "ConfigMap")["data"]
-    assert host_volume_root_of(_one(manifests, "ValidatingAdmissionPolicy", JOBS_POLICY)) == \
+    settings = one(manifests, "ConfigMap")["data"]
+    assert host_volume_root_of(one(manifests, "ValidatingAdmissionPolicy", JOBS_POLICY)) == \
         settings["GATEWAY_HOST_VOLUME_ROOT"] == "/tenxcloud/app_data"
     base = yaml.safe_load((DEPLOY / "kustomization.yaml").read_text())
     built = _overlay(local_cluster, tmp_path, {
         "configMapGenerator": [{"name": "tenx-gateway", "namespace": NAMESPACE, "behavior": "merge",
                                 "literals": ["GATEWAY_HOST_VOLUME_ROOT=/srv/tenx"]}],
         "replacements": base["replacements"]})
-    assert host_volume_root_of(_one(built, "ValidatingAdmissionPolicy", JOBS_POLICY)) == "/srv/tenx"
+    assert host_volume_root_of(one(built, "ValidatingAdmissionPolicy", JOBS_POLICY)) == "/srv/tenx"
     readme = (DEPLOY / "README.md").read_text()
     assert "GATEWAY_HOST_VOLUME_ROOT=/srv/tenx" in readme and "spec.variables.[name=hostVolumeRoot].expression" \
         in readme
 
 
-
-
-@pytest.fixture
-def isolated_service_account(local_cluster, manifests, tmp_path):
-    """deploy/'s Namespace, ServiceAccount, RBAC and admission policies once more, renamed by kustomize
-    (``namespace:`` and ``nameSuffix:``) with the same rules, so that the gateway running as it shares no users
-    Secret and no collector Lease with a `make run` or another test run on the same cluster, and is walled by the
-    policies exactly as deployed. Removed afterwards.
-
-    Two things kustomize cannot rename are done here, as an operator's overlay would: the policies'
-    matchConditions name the renamed ServiceAccount, and the endpoints Role stays in namespace default. The
-    policy's hostVolumeRoot is set by the nested run itself, once its gateway has a volume root
-    (pytest_fixture_setup below)."""
-    suffix = f"sa{secrets.token_hex(3)}"
-    namespace = f"tenx-gateway-{suffix}"
-    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump({
-        "resources": [os.path.relpath(DEPLOY, tmp_path)], "namespace": namespace, "nameSuffix": f"-{suffix}"}))
-    built = _kubectl(local_cluster, "kustomize", str(tmp_path))
-    assert built.returncode == 0, built.stderr
-    objects = [m for m in yaml.safe_load_all(built.stdout) if m and m["kind"] in RBAC_KINDS | ADMISSION_KINDS]
-    service_account = _one(objects, "ServiceAccount")["metadata"]["name"]
-    user = f"system:serviceaccount:{namespace}:{service_account}"
-    for m in objects:
-        name = m["metadata"]["name"]
-        if name == f"{ENDPOINTS_ROLE}-{suffix}":
-            m["metadata"]["namespace"] = "default"
-        if m["kind"] in CLUSTER_SCOPED:
-            m["metadata"].pop("namespace", None)
-        if m["kind"] == "ValidatingAdmissionPolicy":
-            (condition,) = m["spec"]["matchConditions"]
-            assert SA_USER in condition["expression"]
-            condition["expression"] = condition["expression"].replace(SA_USER, user)
-    for kind, base in (("ClusterRole", "tenx-gateway"), ("Role", "tenx-gateway"), ("Role", ENDPOINTS_ROLE),
-                       *(("ValidatingAdmissionPolicy", name) for name in ADMISSION_POLICIES)):
-        renamed, shipped = _one(objects, kind, f"{base}-{suffix}"), _one(manifests, kind, base)
-        if kind == "ValidatingAdmissionPolicy":  # renaming must not have touched what is checked
-            assert renamed["spec"]["validations"] == shipped["spec"]["validations"]
-        else:  # nor what is granted
-            assert renamed["rules"] == shipped["rules"]
-    doomed = [f"{m['kind'].lower()}.{m['apiVersion'].split('/')[0]}/{m['metadata']['name']}" for m in objects
-              if m["kind"] in CLUSTER_SCOPED - {"Namespace"}]
-    try:
-        applied = _kubectl(local_cluster, "apply", "-f", "-", stdin=yaml.safe_dump_all(objects))
-        assert applied.returncode == 0, applied.stderr
-        kubeconfig = _service_account_kubeconfig(local_cluster, tmp_path / "kubeconfig", namespace, service_account)
-        yield namespace, kubeconfig, f"{JOBS_POLICY}-{suffix}"
-    finally:
-        _kubectl(local_cluster, "delete", "--ignore-not-found", "--wait=false", *doomed,
-                 f"namespace/{namespace}")
-        _kubectl(local_cluster, "delete", "--ignore-not-found", "-n", "default",
-                 f"role.rbac.authorization.k8s.io/{ENDPOINTS_ROLE}-{suffix}",
-                 f"rolebinding.rbac.authorization.k8s.io/{ENDPOINTS_ROLE}-{suffix}")
-
-
-def test_the_gateway_integration_suite_passes_as_the_service_account(isolated_service_account, tmp_path):
-    """Every other integration test that starts the gateway, with the API server and the collector (not the
-    fixtures, not the operator's CLI) acting as the deployed ServiceAccount, its namespace as GATEWAY_NAMESPACE,
-    under the deployed admission policies: the RBAC is enough for everything the API and the collector do, and the
-    policies refuse nothing the gateway does."""
-    if os.environ.get(NESTED):
-        pytest.skip("this is the ServiceAccount run already")  # never the case outside that run
-    namespace, kubeconfig, policy = isolated_service_account
-    suites = sorted(str(path.relative_to(ROOT)) for path in (ROOT / "tests/integration").glob("test_*.py")
-                    if path.name != Path(__file__).name)
-    assert suites
-    env = {**os.environ, NESTED: "1", "TENX_TEST_GATEWAY_KUBECONFIG": kubeconfig,
-           "TENX_TEST_GATEWAY_NAMESPACE": namespace, POLICY_ENV: policy}
-    # -p this module: its pytest_collection_modifyitems keeps only the tests that start the gateway
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", __name__,
-         f"--basetemp={tmp_path / 'run'}", *suites],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
-    output = result.stdout + result.stderr
-    first_failure = output[output.find("=" * 10):][:5000] if "=" * 10 in output else ""
-    assert result.returncode == 0, (f"the integration suite failed with the gateway as the ServiceAccount of "
-                                    f"{namespace}:\n{first_failure}\n[...]\n{output[-4000:]}")
-    assert " passed" in output.splitlines()[-1], output[-2000:]
-
-
-def pytest_collection_modifyitems(config, items):
-    """Plugin hook for the ServiceAccount run only (loaded there with ``-p``; pytest ignores hooks in test modules):
-    keep the tests that use the ``gateway`` fixture, directly or through ``user``/``make_user``. The others (the
-    local cluster's own tests, for one) never run the gateway, so running them again as it proves nothing."""
-    if not os.environ.get(NESTED):
-        return
-    keep = [item for item in items if "gateway" in getattr(item, "fixturenames", ())]
-    config.hook.pytest_deselected(items=[item for item in items if item not in keep])
-    items[:] = keep
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_fixture_setup(fixturedef, request):
-    """Plugin hook for the ServiceAccount run only: once the session's gateway is up, write its host volume root
-    (GATEWAY_HOST_VOLUME_ROOT, a fresh temporary folder) into its copy of the policy tenx-gateway-jobs, as
-    kustomize does from gateway.env, and wait until the policy accepts a Job in that folder."""
-    result = yield
-    if os.environ.get(NESTED) and os.environ.get(POLICY_ENV) and fixturedef.argname == "gateway":
-        _point_the_policy_at(str(result.host_volume_root), os.environ[POLICY_ENV],
-                             os.environ["TENX_TEST_GATEWAY_KUBECONFIG"])
-    return result
-
-
-def _point_the_policy_at(root: str, policy: str, sa_kubeconfig: str) -> None:
-    admin = [str(ROOT / ".local/bin/kubectl"), "--kubeconfig", str(ROOT / ".local/kubeconfig")]
-    got = subprocess.run([*admin, "get", "validatingadmissionpolicy", policy, "-o", "json"], check=True,
-                         capture_output=True, text=True, timeout=60)
-    variables = json.loads(got.stdout)["spec"]["variables"]
-    index = next(i for i, v in enumerate(variables) if v["name"] == "hostVolumeRoot")
-    assert "'" not in root and "\\" not in root, root
-    subprocess.run([*admin, "patch", "validatingadmissionpolicy", policy, "--type=json", "-p", json.dumps(
-        [{"op": "replace", "path": f"/spec/variables/{index}/expression", "value": f"'{root}'"}])],
-        check=True, capture_output=True, timeout=60)
-    # a user namespace of a user "probe", where the Job the gateway builds passes a dry run once the policy has the root
-    probe = f"{policy}-probe"
-    subprocess.run([*admin, "apply", "-f", "-"], input=json.dumps(namespace_manifest(probe, "probe")), check=True,
-                   capture_output=True, text=True, timeout=60)
-    job = build_job(JobSpecSchema().load(SEED_JOB), name="probe", namespace=probe, username="probe",
-                    host_volume_root=root)  # what the gateway would send
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            result = subprocess.run([str(ROOT / ".local/bin/kubectl"), "--kubeconfig", sa_kubeconfig, "create",
-                                     "--dry-run=server", "-f", "-"], input=json.dumps(job), capture_output=True,
-                                    text=True, timeout=60)
-            if result.returncode == 0:
-                return
-            assert time.monotonic() < deadline, f"the admission policy did not take {root}: {result.stderr}"
-            time.sleep(0.2)
-    finally:
-        subprocess.run([*admin, "delete", "namespace", probe, "--wait=false", "--ignore-not-found"],
-                       capture_output=True, timeout=60)
+def test_the_suite_s_gateway_acts_as_the_deployed_service_account(gateway, gateway_identity, make_user):
+    """Every integration test on the session's ``gateway`` checks the shipped RBAC and admission policies along the
+    way, provided that gateway really acts as the ServiceAccount under them: its API server and its collector hold
+    no other credential, its own objects are in the ServiceAccount's namespace, and the jobs policy's copy holds
+    its host volume root."""
+    for process in (gateway.process, gateway.collector):
+        environ = dict(item.split("=", 1) for item in
+                       Path(f"/proc/{process.pid}/environ").read_text().split("\0") if "=" in item)
+        assert environ["KUBECONFIG"] == gateway_identity.kubeconfig
+        assert environ["GATEWAY_NAMESPACE"] == gateway_identity.namespace
+    written = yaml.safe_load(Path(gateway_identity.kubeconfig).read_text())
+    (user,) = written["users"]
+    assert set(user["user"]) == {"token"}
+    whoami = kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}",
+                            kubeconfig=gateway_identity.kubeconfig)
+    assert whoami.stdout == gateway_identity.user
+    policy = json.loads(kubectl("get", "validatingadmissionpolicy", gateway_identity.jobs_policy,
+                                       "-o", "json").stdout)
+    assert host_volume_root_of(policy) == str(gateway.host_volume_root)
+    assert gateway_identity.user in policy["spec"]["matchConditions"][0]["expression"]
+    client = make_user("sa")
+    assert client.get("/jobs").status_code == 200  # its namespace and walls were made as the ServiceAccount
+    secret = kubectl("get", "secret", USERS_SECRET, "-n", gateway_identity.namespace, "-o", "name")
+    assert secret.stdout.strip() == f"secret/{USERS_SECRET}"
+    lease = until(lambda: kubectl("get", LEASES, LEASE, "-n", gateway_identity.namespace,
+                                         "-o", "jsonpath={.spec.holderIdentity}", check=False).stdout, 60,
+                  "the collector to take its Lease in the ServiceAccount's namespace")
+    assert lease
