@@ -42,3 +42,30 @@ def test_a_page_holding_a_line_a_runtime_splits_is_left_to_the_pod():
         assert jobs.archived_page(NoPod(), archive, None, KEY, 0, 3, None, Settings()) is None
     assert jobs.archived_page(NoPod(), Archive(["a", "b", "c"]), None, KEY, 0, 3, None, Settings()).lines == \
         ["a", "b", "c"]
+
+
+class TrailingArchive(Archive):
+    """An OpenSearch archive before its refresh: the resume point (read by id) is ahead of what searches find."""
+
+    def __init__(self, lines: list[str], searchable: int):
+        super().__init__(lines)
+        self.searchable = searchable
+
+    def iter_read(self, namespace, instance, container, *, day=None, offset=0, size=1000):
+        yield from self.lines[:self.searchable][offset:offset + size]
+
+
+def test_a_page_the_archive_does_not_show_whole_yet_is_left_to_the_pod():
+    lines = [f"line {i}" for i in range(300)]
+    for searchable in (0, 12, 14):
+        assert jobs.archived_page(NoPod(), TrailingArchive(lines, searchable), None, KEY, 10, 5, None,
+                                  Settings()) is None
+    page = jobs.archived_page(NoPod(), TrailingArchive(lines, 15), None, KEY, 10, 5, None, Settings())
+    assert page.lines == lines[10:15]
+    assert jobs.archived_page(NoPod(), TrailingArchive(lines, 299), None, KEY, 250, 50, None, Settings()) is None
+
+
+def test_a_page_cut_short_by_the_byte_cap_is_still_the_archives():
+    lines = ["x" * 600 for _ in range(10)]
+    page = jobs.archived_page(NoPod(), Archive(lines), None, KEY, 0, 10, None, Settings(log_max_bytes=1024))
+    assert page is not None and page.truncated
