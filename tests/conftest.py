@@ -16,7 +16,8 @@ class TableUsers:
 
 @pytest.fixture
 def app():
-    app = create_app({"regions": {"us": "no-such-context"}})
+    # no watch cache: its thread would retry the unreachable region for the rest of the test process
+    app = create_app({"regions": {"us": "no-such-context"}, "watch_cache": False})
     app.extensions["tenx"].users = TableUsers({"alice": "alice-token"})
     return app
 

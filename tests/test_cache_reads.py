@@ -39,7 +39,7 @@ def kube(fake):
 
 @pytest.fixture
 def client(kube, tmp_path):
-    return app_client(kube, tmp_path, watch_cache=False)
+    return app_client(kube, tmp_path)
 
 
 def test_a_get_is_answered_from_memory(client, alice, kube):

@@ -14,7 +14,7 @@ from gateway.views import console
 
 @pytest.fixture
 def client():
-    return create_app({"log_timezone": "Asia/Shanghai"}).test_client()
+    return create_app({"log_timezone": "Asia/Shanghai", "watch_cache": False}).test_client()
 
 
 def test_the_page_tells_the_script_about_the_gateway_without_inline_script(client):

@@ -85,8 +85,10 @@ def kube():
 
 
 def app_client(kube, tmp_path, **config):
-    """A test client of the app on ``kube`` (a fake region) with one user, alice."""
-    app = create_app({"regions": {"us": "no-such-context"}, "data_dir": str(tmp_path), **config})
+    """A test client of the app on ``kube`` (a fake region) with one user, alice. No watch cache: its thread would
+    retry the unreachable region, every 30 s, for the rest of the test process."""
+    app = create_app({"regions": {"us": "no-such-context"}, "data_dir": str(tmp_path), "watch_cache": False,
+                      **config})
     gateway = app.extensions["tenx"]
     gateway.users = TableUsers({"alice": "alice-token"})
     gateway.regions = FakeRegions(kube)
@@ -160,7 +162,7 @@ def test_an_empty_log_parameter_means_absent(client, alice, kube, query):
 @pytest.mark.parametrize("date", ["9999.12.31", "0001.01.01"])
 @pytest.mark.parametrize("zone", ["UTC", "Asia/Shanghai", "America/New_York"])
 def test_a_date_at_the_end_of_the_calendar_is_an_empty_day(kube, tmp_path, alice, date, zone):
-    app = create_app({"regions": {"us": "x"}, "data_dir": str(tmp_path), "log_timezone": zone})
+    app = create_app({"regions": {"us": "x"}, "data_dir": str(tmp_path), "log_timezone": zone, "watch_cache": False})
     app.extensions["tenx"].users = TableUsers({"alice": "alice-token"})
     app.extensions["tenx"].regions = FakeRegions(kube)
     kube.log = b"2026-11-25T10:00:00Z today\n"
