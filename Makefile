@@ -73,12 +73,17 @@ unit: venv
 go-test:
 	cd deploy/local/node-agent && go test ./...
 
+# Test files run in TEST_WORKERS pytest-xdist processes, a file's tests together in one (each process has its own
+# session gateway, under names of its own): the integration tests mostly wait on the cluster. TEST_WORKERS=0: one.
+TEST_WORKERS ?= 3
+PYTEST_PARALLEL = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
+
 integration: venv test-deps cluster opensearch
-	$(BIN)/pytest -q -m integration tests
+	$(BIN)/pytest -q $(PYTEST_PARALLEL) -m integration tests
 
 # The cluster comes up before pytest so its build progress shows; the fixtures then reuse it.
 test: venv test-deps go-test cluster opensearch
-	$(BIN)/pytest -q tests
+	$(BIN)/pytest -q $(PYTEST_PARALLEL) tests
 
 # The gateway (gunicorn, shipped gunicorn.conf.py) against direct apiserver calls on the local cluster; writes
 # bench/results/latest.json. QUICK=1: a reduced set (under five minutes). PROFILE=1: py-spy the gateway per case.
