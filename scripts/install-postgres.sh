@@ -18,13 +18,6 @@ if bin=$(find_bin); then
     echo "$bin"
     exit 0
 fi
-if [[ $(id -u) -ne 0 ]]; then
-    echo "install-postgres: PostgreSQL server binaries are missing; run as root: apt-get install -y postgresql" >&2
-    exit 1
-fi
-echo "install-postgres: installing Debian's postgresql package" >&2
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq >&2
-apt-get install -y -qq postgresql >&2
+"$(dirname "$0")/apt-install.sh" install-postgres postgresql
 bin=$(find_bin) || { echo "install-postgres: initdb/pg_ctl still missing after apt-get install" >&2; exit 1; }
 echo "$bin"

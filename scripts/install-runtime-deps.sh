@@ -34,17 +34,5 @@ fi
 [[ ${#missing[@]} -eq 0 ]] && exit 0
 # shellcheck disable=SC2207
 missing=($(printf '%s\n' "${missing[@]}" | sort -u))
-if [[ $(id -u) -ne 0 ]]; then
-    echo "install-runtime-deps: missing ${missing[*]}; run as root: apt-get install -y ${missing[*]}" >&2
-    exit 1
-fi
-echo "install-runtime-deps: installing ${missing[*]} from Debian" >&2
-export DEBIAN_FRONTEND=noninteractive
-# docker-registry and containerd ship systemd units / init scripts: nothing starts them here (no systemd in CI
-# containers), and policy-rc.d keeps a SysV init from starting them during the install
-printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d.tenx && chmod +x /usr/sbin/policy-rc.d.tenx
-[[ -e /usr/sbin/policy-rc.d ]] || ln -s /usr/sbin/policy-rc.d.tenx /usr/sbin/policy-rc.d
-apt-get update -qq >&2
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
-[[ -L /usr/sbin/policy-rc.d && $(readlink /usr/sbin/policy-rc.d) == /usr/sbin/policy-rc.d.tenx ]] && rm -f /usr/sbin/policy-rc.d
-rm -f /usr/sbin/policy-rc.d.tenx
+# docker-registry and containerd ship init scripts: apt-install.sh keeps them from starting
+exec "$(dirname "$0")/apt-install.sh" install-runtime-deps "${missing[@]}"

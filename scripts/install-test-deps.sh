@@ -19,13 +19,6 @@ if browser=$(find_browser); then
     echo "$browser"
     exit 0
 fi
-if [[ $(id -u) -ne 0 ]]; then
-    echo "install-test-deps: chromium is missing; run as root: apt-get update && apt-get install -y chromium" >&2
-    exit 1
-fi
-echo "install-test-deps: installing Debian's chromium package" >&2
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq >&2
-apt-get install -y -qq --no-install-recommends chromium fonts-liberation >&2
+"$(dirname "$0")/apt-install.sh" install-test-deps chromium fonts-liberation
 browser=$(find_browser) || { echo "install-test-deps: chromium still missing after apt-get install" >&2; exit 1; }
 echo "$browser"
