@@ -39,8 +39,11 @@ class Tenx:
                               text=True, timeout=timeout, stdin=None if input is not None else subprocess.DEVNULL)
 
     def popen(self, *args: str, **kwargs) -> subprocess.Popen:
+        # Ctrl-C as on a terminal: a test run started in the background (`make test &`) passes SIGINT on ignored,
+        # and Python then never turns it into KeyboardInterrupt
         return subprocess.Popen([TENX, *args], env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, **kwargs)
+                                stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kwargs)
 
 
 def base_env(config_dir: Path) -> dict[str, str]:
