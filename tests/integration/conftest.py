@@ -6,11 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
 
-from ..harness import LOCAL, ROOT, ApiClient, GatewayServer, kubectl
-from .deployed import (DEPLOY, NAMESPACE, RBAC_KINDS, SERVICE_ACCOUNT, DeployedIdentity, deployed_service_account,
-                       kustomize, point_the_jobs_policy_at, service_account_kubeconfig)
+from ..harness import LOCAL, ROOT, ApiClient, GatewayServer
+from .deployed import (DEPLOY, NAMESPACE, RBAC_KINDS, SERVICE_ACCOUNT, DeployedIdentity, apply,
+                       deployed_service_account, kustomize, point_the_jobs_policy_at, service_account_kubeconfig)
 
 
 def pytest_collection_modifyitems(items):
@@ -98,7 +97,7 @@ def rbac_applied(local_cluster, manifests) -> None:
     developer's users Secret from `make run`."""
     objects = [m for m in manifests if m["kind"] in RBAC_KINDS]
     assert {m["kind"] for m in objects} == RBAC_KINDS
-    kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(objects), timeout=120)
+    apply(objects)
 
 
 @pytest.fixture(scope="session")

@@ -63,6 +63,19 @@ def one(manifests: list[dict], kind: str, name: str | None = None) -> dict:
     return found[0]
 
 
+def apply(objects: list[dict]) -> None:
+    """`kubectl apply` of shared objects (deploy/'s own names), which another xdist worker may be applying at the
+    same moment: a create that loses the race (AlreadyExists) or a stale update (Conflict) is tried again."""
+    for attempt in range(5):
+        result = kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(objects), check=False, timeout=120)
+        if result.returncode == 0:
+            return
+        if "AlreadyExists" not in result.stderr and "the object has been modified" not in result.stderr:
+            break
+        time.sleep(0.5 * (attempt + 1))
+    raise AssertionError(f"kubectl apply failed: {result.stderr}")
+
+
 def service_account_kubeconfig(path: Path, namespace: str, service_account: str, duration: str = "1h") -> str:
     """A kubeconfig with a fresh token of the ServiceAccount, written by deploy/sa-kubeconfig.sh."""
     env = {**os.environ, "KUBECONFIG": str(ADMIN_KUBECONFIG), "KUBECTL": str(KUBECTL)}

@@ -21,7 +21,7 @@ from gateway.schemas import JobSpecSchema
 from ..seed import SEED_JOB
 
 from .helpers import until
-from .deployed import SA_USER, host_volume_root_of, one
+from .deployed import SA_USER, apply, host_volume_root_of, one
 from .test_deploy import _kubectl
 
 ADMISSION_KINDS = {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
@@ -47,8 +47,7 @@ def admission(local_cluster, manifests, rbac_applied, sa_kubeconfig):
     they bind only the deployed ServiceAccount), and in force: the first refusal seen."""
     objects = [m for m in manifests if m["kind"] in ADMISSION_KINDS]
     assert len(objects) == 6
-    applied = _kubectl(local_cluster, "apply", "-f", "-", stdin=yaml.safe_dump_all(objects))
-    assert applied.returncode == 0, applied.stderr
+    apply(objects)
     # the apiserver compiles a new or changed policy in the background: wait until each of the three refuses
     until(lambda: _policy_of(_as_gateway(local_cluster, sa_kubeconfig, "create", "--dry-run=server", "-f", "-",
                                          stdin=json.dumps(_namespace(f"adm-probe-{secrets.token_hex(3)}", labels={}))))
