@@ -162,11 +162,9 @@ def test_an_empty_log_parameter_means_absent(client, alice, kube, query):
 @pytest.mark.parametrize("date", ["9999.12.31", "0001.01.01"])
 @pytest.mark.parametrize("zone", ["UTC", "Asia/Shanghai", "America/New_York"])
 def test_a_date_at_the_end_of_the_calendar_is_an_empty_day(kube, tmp_path, alice, date, zone):
-    app = create_app({"regions": {"us": "x"}, "data_dir": str(tmp_path), "log_timezone": zone, "watch_cache": False})
-    app.extensions["tenx"].users = TableUsers({"alice": "alice-token"})
-    app.extensions["tenx"].regions = FakeRegions(kube)
+    client = app_client(kube, tmp_path, log_timezone=zone)
     kube.log = b"2026-11-25T10:00:00Z today\n"
-    response = app.test_client().get(f"{JOBS}/j/instances/j-abcde/logs?date={date}", headers=alice)
+    response = client.get(f"{JOBS}/j/instances/j-abcde/logs?date={date}", headers=alice)
     assert response.status_code == 200 and response.get_json() == []
 
 

@@ -1,6 +1,7 @@
 """deploy/ (the operators' kustomize base) against the real local apiserver: it builds and passes a server-side
 dry run, the pod is locked down, and the ServiceAccount's RBAC is enough for the gateway's whole integration
-suite (whose gateway runs as a renamed copy of it, conftest.py's ``gateway_identity``) and no wider. The Deployment itself is never started: pods of the local cluster run as host processes."""
+suite (whose gateway runs as a renamed copy of it, conftest.py's ``gateway_identity``) and no wider. The
+Deployment itself is never started: pods of the local cluster run as host processes."""
 from __future__ import annotations
 
 import inspect
@@ -8,7 +9,6 @@ import json
 import os
 import re
 import runpy
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,7 @@ import yaml
 
 from ..harness import ROOT, kubectl
 from .deployed import (ADMISSION_POLICIES, CLUSTER_SCOPED, DEPLOY, ENDPOINTS_ROLE, JOBS_POLICY, NAMESPACE, SA_USER,
-                       SERVICE_ACCOUNT, host_volume_root_of, one)
+                       SERVICE_ACCOUNT, host_volume_root_of, kustomize, one)
 from .helpers import until
 
 USERS_SECRET = "tenx-gateway-users"
@@ -150,14 +150,8 @@ EXPECTED_CLUSTER_RULES = {
 
 # -- helpers ---------------------------------------------------------------------------------------------------
 
-def _kubectl(cluster, *args: str, kubeconfig: str | None = None, stdin: str | None = None,
-             timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([cluster.kubectl, "--kubeconfig", kubeconfig or cluster.kubeconfig, *args],
-                          input=stdin, capture_output=True, text=True, timeout=timeout)
-
-
-def _can_i(cluster, kubeconfig: str, *args: str) -> bool:
-    result = _kubectl(cluster, "auth", "can-i", *args, kubeconfig=kubeconfig, timeout=30)
+def _can_i(kubeconfig: str, *args: str) -> bool:
+    result = kubectl("auth", "can-i", *args, kubeconfig=kubeconfig, timeout=30, check=False)
     answer = result.stdout.strip()
     assert answer.startswith(("yes", "no")), f"kubectl auth can-i {' '.join(args)}: {result.stderr}"
     assert "doesn't have a resource type" not in result.stderr, result.stderr
@@ -205,7 +199,7 @@ def test_kustomization_holds_the_gateway_and_nothing_of_the_local_cluster(manife
 
 def test_the_server_accepts_the_whole_base_in_a_dry_run(local_cluster, rbac_applied):
     # A server-side dry run cannot create the namespace, so its objects need the real one (rbac_applied).
-    result = _kubectl(local_cluster, "apply", "--dry-run=server", "-k", str(DEPLOY))
+    result = kubectl("apply", "--dry-run=server", "-k", str(DEPLOY), check=False)
     assert result.returncode == 0, result.stderr
     assert "deployment.apps/tenx-gateway" in result.stdout and "service/tenx-gateway" in result.stdout
     # The namespace warns about (and enforces) the "restricted" Pod Security level: the pod template must meet it.
@@ -213,13 +207,9 @@ def test_the_server_accepts_the_whole_base_in_a_dry_run(local_cluster, rbac_appl
 
 
 def test_an_image_override_reaches_the_deployment(local_cluster, tmp_path):
-    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump({
-        "resources": [os.path.relpath(DEPLOY, tmp_path)],
-        "images": [{"name": "tenx-gateway", "newName": "registry.example.com/tenx-gateway", "newTag": "1.2.3"}],
-    }))
-    result = _kubectl(local_cluster, "kustomize", str(tmp_path))
-    assert result.returncode == 0, result.stderr
-    deployment = one(list(yaml.safe_load_all(result.stdout)), "Deployment")
+    built = _overlay(tmp_path, {
+        "images": [{"name": "tenx-gateway", "newName": "registry.example.com/tenx-gateway", "newTag": "1.2.3"}]})
+    deployment = one(built, "Deployment")
     images = {c["name"]: c["image"] for c in deployment["spec"]["template"]["spec"]["containers"]}
     assert images == {"api": "registry.example.com/tenx-gateway:1.2.3",
                       "collector": "registry.example.com/tenx-gateway:1.2.3"}
@@ -260,16 +250,10 @@ metadata: {name: tenx-gateway-data}
 
 def test_the_readmes_postgres_overlay_scales_out(local_cluster, rbac_applied, tmp_path):
     """deploy/README.md's overlay for several replicas sharing a PostgreSQL archive builds and passes a dry run."""
-    (tmp_path / "postgres-patch.yaml").write_text(POSTGRES_PATCH)
-    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump({
-        "resources": [os.path.relpath(DEPLOY, tmp_path)],
+    manifests = _overlay(tmp_path, {
         "patches": [{"path": "postgres-patch.yaml"},
                     {"target": {"kind": "PersistentVolumeClaim", "name": "tenx-gateway-data"},
-                     "patch": DELETE_CLAIM}],
-    }))
-    built = _kubectl(local_cluster, "kustomize", str(tmp_path))
-    assert built.returncode == 0, built.stderr
-    manifests = [doc for doc in yaml.safe_load_all(built.stdout) if doc]
+                     "patch": DELETE_CLAIM}]}, **{"postgres-patch.yaml": POSTGRES_PATCH})
     assert not [m for m in manifests if m["kind"] == "PersistentVolumeClaim"]
     deployment = one(manifests, "Deployment")
     assert deployment["spec"]["replicas"] == 2 and deployment["spec"]["strategy"]["type"] == "RollingUpdate"
@@ -277,26 +261,24 @@ def test_the_readmes_postgres_overlay_scales_out(local_cluster, rbac_applied, tm
     assert volumes["data"] == {"name": "data", "emptyDir": {}}
     for container in _containers(deployment).values():
         assert any(e["name"] == "GATEWAY_ARCHIVE_URL" for e in container["env"])
-    result = _kubectl(local_cluster, "apply", "--dry-run=server", "-k", str(tmp_path))
+    result = kubectl("apply", "--dry-run=server", "-k", str(tmp_path), check=False)
     assert result.returncode == 0, result.stderr
 
 
-def _overlay(cluster, path: Path, kustomization: dict, **files: str) -> list[dict]:
+def _overlay(path: Path, kustomization: dict, **files: str) -> list[dict]:
     """An operator's overlay of deploy/ in ``path``, built by kubectl's kustomize."""
     for name, text in files.items():
         (path / name).write_text(text)
     (path / "kustomization.yaml").write_text(yaml.safe_dump({"resources": [os.path.relpath(DEPLOY, path)],
                                                              **kustomization}))
-    built = _kubectl(cluster, "kustomize", str(path))
-    assert built.returncode == 0, built.stderr
-    return [doc for doc in yaml.safe_load_all(built.stdout) if doc]
+    return kustomize(path)
 
 
 def test_the_network_policy_component_admits_only_what_the_pod_serves(local_cluster, rbac_applied, manifests,
                                                                       tmp_path):
     components = [os.path.relpath(DEPLOY / "components" / name, tmp_path)
                   for name in ("networkpolicy", "networkpolicy-postgresql")]
-    built = _overlay(local_cluster, tmp_path, {"components": components})
+    built = _overlay(tmp_path, {"components": components})
     assert len(built) == len(manifests) + 2
     policy = one(built, "NetworkPolicy", "tenx-gateway")
     deployment = one(built, "Deployment", "tenx-gateway")
@@ -315,7 +297,7 @@ def test_the_network_policy_component_admits_only_what_the_pod_serves(local_clus
     postgres = one(built, "NetworkPolicy", "tenx-gateway-postgresql")
     assert postgres["spec"]["policyTypes"] == ["Egress"]
     assert postgres["spec"]["egress"] == [{"ports": [{"port": 5432, "protocol": "TCP"}]}]
-    result = _kubectl(local_cluster, "apply", "--dry-run=server", "-k", str(tmp_path))
+    result = kubectl("apply", "--dry-run=server", "-k", str(tmp_path), check=False)
     assert result.returncode == 0, result.stderr
     assert "networkpolicy.networking.k8s.io/tenx-gateway " in result.stdout
 
@@ -347,7 +329,7 @@ def test_the_readmes_ingress_overlay_trusts_one_proxy(local_cluster, rbac_applie
     settings (which still parse)."""
     readme = (DEPLOY / "README.md").read_text()
     assert INGRESS.strip() in readme and "GATEWAY_TRUSTED_PROXY_HOPS=1" in readme
-    built = _overlay(local_cluster, tmp_path, {
+    built = _overlay(tmp_path, {
         "resources": [os.path.relpath(DEPLOY, tmp_path), "ingress.yaml"],
         "configMapGenerator": [{"name": "tenx-gateway", "namespace": NAMESPACE, "behavior": "merge",
                                 "literals": ["GATEWAY_TRUSTED_PROXY_HOPS=1"]}]}, **{"ingress.yaml": INGRESS})
@@ -360,7 +342,7 @@ def test_the_readmes_ingress_overlay_trusts_one_proxy(local_cluster, rbac_applie
     assert settings["metadata"]["name"] in json.dumps(deployment)  # the pods roll onto the new settings
     backend = one(built, "Ingress")["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
     assert backend == {"name": "tenx-gateway", "port": {"name": "http"}}
-    result = _kubectl(local_cluster, "apply", "--dry-run=server", "-k", str(tmp_path))
+    result = kubectl("apply", "--dry-run=server", "-k", str(tmp_path), check=False)
     assert result.returncode == 0, result.stderr
 
 
@@ -517,8 +499,8 @@ def test_the_kubeconfig_holds_only_the_service_account_token(local_cluster, sa_k
     (cluster,) = written["clusters"]
     assert cluster["cluster"]["server"] in {c["cluster"]["server"] for c in admin["clusters"]}
     assert cluster["cluster"]["certificate-authority-data"]
-    whoami = _kubectl(local_cluster, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}",
-                      kubeconfig=sa_kubeconfig)
+    whoami = kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}",
+                      kubeconfig=sa_kubeconfig, check=False)
     assert whoami.returncode == 0, whoami.stderr
     assert whoami.stdout == SA_USER
 
@@ -526,12 +508,12 @@ def test_the_kubeconfig_holds_only_the_service_account_token(local_cluster, sa_k
 @pytest.mark.parametrize("args", [args for checks in KUBE_CALLS.values() if checks for args in checks],
                          ids=lambda args: " ".join(args))
 def test_the_service_account_may_make_each_call(local_cluster, sa_kubeconfig, args):
-    assert _can_i(local_cluster, sa_kubeconfig, *args), f"{SA_USER} cannot {' '.join(args)}"
+    assert _can_i(sa_kubeconfig, *args), f"{SA_USER} cannot {' '.join(args)}"
 
 
 @pytest.mark.parametrize("args", DENIED, ids=lambda args: " ".join(args))
 def test_the_service_account_may_do_nothing_else(local_cluster, sa_kubeconfig, args):
-    assert not _can_i(local_cluster, sa_kubeconfig, *args), f"{SA_USER} can {' '.join(args)}"
+    assert not _can_i(sa_kubeconfig, *args), f"{SA_USER} can {' '.join(args)}"
 
 
 def test_the_job_policy_holds_the_gateway_s_host_volume_root(manifests, local_cluster, tmp_path):
@@ -541,7 +523,7 @@ def test_the_job_policy_holds_the_gateway_s_host_volume_root(manifests, local_cl
     assert host_volume_root_of(one(manifests, "ValidatingAdmissionPolicy", JOBS_POLICY)) == \
         settings["GATEWAY_HOST_VOLUME_ROOT"] == "/tenxcloud/app_data"
     base = yaml.safe_load((DEPLOY / "kustomization.yaml").read_text())
-    built = _overlay(local_cluster, tmp_path, {
+    built = _overlay(tmp_path, {
         "configMapGenerator": [{"name": "tenx-gateway", "namespace": NAMESPACE, "behavior": "merge",
                                 "literals": ["GATEWAY_HOST_VOLUME_ROOT=/srv/tenx"]}],
         "replacements": base["replacements"]})
