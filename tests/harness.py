@@ -184,11 +184,13 @@ class GatewayServer:
         return self
 
     def start_collector(self) -> subprocess.Popen:
-        """``tenx-gateway collect`` with the server's settings, as ``make run`` starts it beside the API."""
+        """``tenx-gateway collect`` with the server's settings, as ``make run`` starts it beside the API: without
+        gunicorn's PROMETHEUS_MULTIPROC_DIR, whose stale files gunicorn deletes as it starts (the collector's own,
+        just made, went with them and it died)."""
+        env = {k: v for k, v in self.server_env.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
         with open(self.collector_output, "ab") as sink:
-            self.collector = subprocess.Popen([str(VENV_BIN / "tenx-gateway"), "collect"], cwd=ROOT,
-                                              env=self.server_env, stdout=sink, stderr=subprocess.STDOUT,
-                                              stdin=subprocess.DEVNULL)
+            self.collector = subprocess.Popen([str(VENV_BIN / "tenx-gateway"), "collect"], cwd=ROOT, env=env,
+                                              stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         return self.collector
 
     def worker_pids(self) -> list[int]:
