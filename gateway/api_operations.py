@@ -18,7 +18,7 @@ PUBLIC: list[dict[str, list[str]]] = []
 
 TAGS = [
     {"name": "jobs", "description": "The five calls of the original Jobs API."},
-    {"name": "operations", "description": "Health, readiness and regions; no credentials needed."},
+    {"name": "operations", "description": "Health, readiness, version and regions; no credentials needed."},
     {"name": "documentation", "description": "This document and its page."},
 ]
 
@@ -227,6 +227,10 @@ def operations(settings: Settings) -> dict[str, dict[str, dict[str, Any]]]:
         "health.readyz": {"get": _public(
             "operations", "Readiness", "Every region's apiserver answers `GET /version` in time.",
             **{"200": body("Ready.", "StatusOk"), "503": not_ready})},
+        "health.version": {"get": _public(
+            "operations", "The gateway's version", "Its version and, when known, the git commit it was built from "
+                                                   "(what `tenx version` shows beside its own).",
+            **{"200": body("The version.", "Version")})},
         "health.status": {"get": _public(
             "operations", "The original's status call", "`API is running` when every region is ready.",
             **{"200": body("Running.", {"type": "string", "example": "API is running"}, "text/plain"),
