@@ -9,12 +9,15 @@ ARG PYTHON_IMAGE=python:3.11-slim
 FROM ${PYTHON_IMAGE} AS builder
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_ROOT_USER_ACTION=ignore PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-# Only what the package build reads (README.md is setup.cfg's long_description; the * keeps the COPY valid
-# if it is missing).
-COPY pyproject.toml setup.cfg README.md* ./
+# The dependencies at the lock's versions, each file checked against its hash (make lock writes the lock); all
+# publish wheels for CPython 3.11 on linux amd64 and arm64, so no compiler is needed even here.
+COPY requirements/gateway.txt ./requirements/
+RUN pip wheel --wheel-dir /wheels --require-hashes -r requirements/gateway.txt
+# Then the package alone, from only what its build reads (README.md is setup.cfg's long_description, LICENSE goes
+# into the wheel; the * keeps the COPY valid if the README is missing).
+COPY pyproject.toml setup.cfg LICENSE README.md* ./
 COPY gateway ./gateway
-# All dependencies publish wheels for CPython 3.11 on linux amd64 and arm64, so no compiler is needed even here.
-RUN pip wheel --wheel-dir /wheels .
+RUN pip wheel --wheel-dir /wheels --no-deps .
 
 # ---- runtime ----------------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE}
@@ -29,7 +32,7 @@ RUN groupadd --system --gid 10001 gateway \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
         --shell /usr/sbin/nologin gateway \
  && install -d -o 10001 -g 10001 -m 0750 /var/lib/tenx-gateway
-# Install from the builder's wheels only (never the network), then drop the packaging tools the image does not
+# Install from the builder's wheels only (never the network: so exactly the lock's versions), then drop the packaging tools the image does not
 # need at run time.
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     pip install --no-index --find-links=/wheels tenx-gateway \

@@ -1,5 +1,5 @@
 """One version everywhere: gateway/version.py, what setup.cfg builds, GET /version, the OpenAPI document, the
-tenx_gateway_build_info metric."""
+tenx_gateway_build_info metric, and tenx (released under the same number)."""
 import configparser
 import subprocess
 
@@ -7,6 +7,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import gateway
+import tenx
 from gateway import metrics, version
 from gateway.version import COMMIT_VARIABLE
 
@@ -30,6 +31,10 @@ def test_setup_cfg_reads_the_version_from_the_package():
     parser.read(ROOT / "setup.cfg")
     assert parser["metadata"]["version"] == "attr: gateway.version.__version__"
     assert gateway.__version__ == version.__version__
+
+
+def test_the_cli_is_released_under_the_same_version():
+    assert tenx.__version__ == gateway.__version__
 
 
 def test_get_version_names_the_version_and_the_checkouts_commit(client, monkeypatch):
