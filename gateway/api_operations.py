@@ -40,7 +40,22 @@ QUERY_PARAMETERS: dict[str, Callable[[Settings], tuple[str, dict[str, Any]]]] = 
     "from": lambda s: ("Index of the first line to return (0 = the first line).", {"default": 0}),
     "size": lambda s: (f"How many lines to return, at most {s.log_max_size}.",
                        {"default": s.log_default_size, "maximum": s.log_max_size}),
+    "since": lambda s: ("Start at the first line stamped at or after this moment: a duration back from now (`10m`, "
+                        "`1h30m`, `45s`) or an RFC 3339 time. `from` and `size` count lines as without it: the page "
+                        "starts at the later of `from` and that line, and the `X-Log-Offset` header says where (with "
+                        "`follow=true` the events' ids do).",
+                        {"type": "string", "example": "10m", "pattern": SINCE_PATTERN}),
+    "timestamps": lambda s: ("`true`: each line carries its RFC 3339 timestamp (UTC, nine fractional digits) and a "
+                             "space before its text (after the `[instance] ` prefix of the job's log); with "
+                             "`follow=true`, each event's data has it as `time` instead.",
+                             {"type": "string", "enum": ["true", "false", "1", "0", "TRUE", "FALSE", "True",
+                                                         "False"], "default": "false"}),
 }
+
+_DURATION = "([0-9]{1,9}h)?([0-9]{1,9}m)?([0-9]{1,9}s)?"
+_TIME = ("[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+         "(\\.[0-9]{1,9})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])")
+SINCE_PATTERN = f"^({_DURATION}|{_TIME})$"
 
 SEED_JOB = {
     "containers": [{
@@ -86,7 +101,7 @@ def error(code: int, description: str, *headers: str) -> dict[str, Any]:
 def _with_stream(ok: dict[str, Any], example: str) -> dict[str, Any]:
     """A logs call's 200: the JSON page, or with follow=true the event stream."""
     ok["content"][EVENT_STREAM] = {"schema": SSE_EVENT, "example": example}
-    return {**ok, "headers": {"X-Log-Truncated": "X-Log-Truncated"}}
+    return {**ok, "headers": {"X-Log-Truncated": "X-Log-Truncated", "X-Log-Offset": "X-Log-Offset"}}
 
 
 def _jobs_call(summary: str, description: str, ok: dict[str, Any], **responses: dict[str, Any]) -> dict[str, Any]:
@@ -198,7 +213,8 @@ def operations(settings: Settings) -> dict[str, dict[str, dict[str, Any]]]:
                 _with_stream(body("The log lines, without their line ends.", {"type": "array",
                                                                               "items": {"type": "string"}}),
                              'id: 0\ndata: {"offset": 0, "line": "test-cmd"}\n\n'),
-                **{"400": error(400, "`date`, `from` or `size` is invalid; `errors` says which."),
+                **{"400": error(400, "`date`, `from`, `size`, `since` or `timestamps` is invalid; `errors` says "
+                                "which."),
                    "404": error(404, "The region is unknown, or the job or the instance does not exist.")}),
             "parameters": [{"in": "query", "schema": logs_query}],
         }},
@@ -211,7 +227,8 @@ def operations(settings: Settings) -> dict[str, dict[str, dict[str, Any]]]:
                 _with_stream(body("The log lines.", {"type": "array", "items": {"type": "string"},
                                                      "example": ["[myjob-x1y2z] test-cmd"]}),
                              'id: 0\ndata: {"offset": 0, "instance": "myjob-x1y2z", "line": "test-cmd"}\n\n'),
-                **{"400": error(400, "`date`, `from` or `size` is invalid; `errors` says which."),
+                **{"400": error(400, "`date`, `from`, `size`, `since` or `timestamps` is invalid; `errors` says "
+                                "which."),
                    "404": error(404, "The region is unknown, or the user has no job of that name.")}),
             "parameters": [{"in": "query", "schema": logs_query}],
         }},

@@ -49,6 +49,9 @@ HEADERS = {
     "X-Log-Truncated": {"description": "`true` when the page was cut short at `GATEWAY_LOG_MAX_BYTES` of text: it "
                                        "holds fewer lines than asked for; continue from `from` + their number",
                         "schema": {"type": "string", "enum": ["true"]}},
+    "X-Log-Offset": {"description": "with `since`: the offset (as `from` counts) of the page's first line, or where "
+                                    "the next line will be when no line is that recent; continue from it plus the "
+                                    "page's number of lines", "schema": {"type": "integer", "minimum": 0}},
 }
 
 SECURITY_SCHEMES = {
