@@ -41,7 +41,7 @@ def check_pages(user, path: str, prefix: str = "") -> None:
 
 
 def follow_events(user, path: str, **params) -> list[tuple[str, dict]]:
-    with user.get(path, params={"follow": "true", **params}, stream=True, timeout=60) as response:
+    with user.get(path, params={"follow": "true", **params}, stream=True) as response:
         assert response.headers["Content-Type"].startswith("text/event-stream")
         events, name, data = [], "message", None
         for raw in response.iter_lines():

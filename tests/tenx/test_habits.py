@@ -75,7 +75,7 @@ def test_follow_with_tail_prints_the_last_lines_then_streams_from_there(gateway,
     script = gateway({"/jobs/j/logs": [(200, JSON, '["[j-a] old0", "[j-a] old1"]'),
                                        (200, "text/event-stream", events)]})
     code, out, _ = run("logs", "j", "-f", "--tail", "1", "-t")
-    assert (code, out) == (0, "[j-a] old1\n2026-11-28T09:00:09.000000000Z new\n")
+    assert (code, out) == (0, "old1\n2026-11-28T09:00:09.000000000Z new\n")  # one instance: no prefix, as streamed
     stream = script.requests[-1][1]
     assert stream["follow"] == ["true"] and stream["from"] == ["2"] and stream["timestamps"] == ["true"]
 

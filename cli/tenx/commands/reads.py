@@ -413,7 +413,13 @@ def _tail_start(client, name, instance, day, offset, read: Read) -> int | None:
             return None
         raise
     for line in kept:
-        read.printer(None, line)
+        if instance is None and line.startswith("[") and "] " in line:
+            # the job's log: "[instance] text", printed as the stream's lines are (prefixed only once there are
+            # several instances)
+            who, _, text = line[1:].partition("] ")
+            read.printer(who, text)
+        else:
+            read.printer(None, line)
     return pages.offset
 
 
