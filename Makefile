@@ -8,7 +8,7 @@ LOCAL_KUBECONFIG := $(CURDIR)/.local/kubeconfig
 GATEWAY_BIND ?= 127.0.0.1:8080
 export GATEWAY_BIND
 
-.PHONY: help venv lock test-deps run test unit go-test integration cluster cluster-down opensearch bench soak clean
+.PHONY: help venv lock promtool promtool-path test-deps run test unit go-test integration cluster cluster-down opensearch bench soak clean
 
 help:
 	@echo "make run           serve the API on $(GATEWAY_BIND) (brings up the local cluster unless KUBECONFIG is set)"
@@ -85,6 +85,20 @@ run: venv
 	trap 'kill $$collector 2>/dev/null; wait $$collector' EXIT INT TERM; \
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
+# promtool, Prometheus' rule checker, built from the Go module proxy at a pinned version (Prometheus 3.16.0) into
+# .local/tools/ once (minutes: the Prometheus module and its dependencies), then reused: the tests load the alert
+# rules of deploy/components/monitoring in it.
+PROMTOOL_VERSION := v0.316.0
+PROMTOOL := $(CURDIR)/.local/tools/promtool-$(PROMTOOL_VERSION)
+promtool: $(PROMTOOL)
+$(PROMTOOL):
+	@mkdir -p $(@D)
+	@echo "building promtool $(PROMTOOL_VERSION) from the Go module proxy (once)"
+	tmp=$$(mktemp -d) && GOBIN=$$tmp GOFLAGS=-buildvcs=false go install \
+	  github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION) && mv $$tmp/promtool $@ && rmdir $$tmp
+promtool-path:
+	@echo $(PROMTOOL)
+
 # Debian packages the tests use: PostgreSQL (archive store tests) and Chromium (renders /docs).
 test-deps:
 	scripts/install-postgres.sh
@@ -101,11 +115,11 @@ go-test:
 TEST_WORKERS ?= 3
 PYTEST_PARALLEL = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
-integration: venv test-deps cluster opensearch
+integration: venv test-deps promtool cluster opensearch
 	$(BIN)/pytest -q $(PYTEST_PARALLEL) -m integration tests
 
 # The cluster comes up before pytest so its build progress shows; the fixtures then reuse it.
-test: venv test-deps go-test cluster opensearch
+test: venv test-deps go-test promtool cluster opensearch
 	$(BIN)/pytest -q $(PYTEST_PARALLEL) tests
 
 # The gateway (gunicorn, shipped gunicorn.conf.py) against direct apiserver calls on the local cluster; writes

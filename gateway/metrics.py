@@ -36,6 +36,9 @@ KUBE_LATENCY = Histogram("tenx_gateway_kube_request_duration_seconds",
 KUBE_ERRORS = Counter("tenx_gateway_kube_errors_total",
                       "Apiserver calls that failed, by verb, resource and code (an HTTP status, or 'unreachable').",
                       ["verb", "resource", "code"])
+STREAMS_REFUSED = Counter("tenx_gateway_streams_refused_total",
+                          "Stream calls answered 429 because their user already held GATEWAY_STREAM_MAX_PER_USER "
+                          "streams (the slots were full).")
 # Which build answers (the usual *_build_info pattern: join on it, or alert on two versions at once); "max" sums the
 # workers' files to one series of value 1.
 BUILD_INFO = Gauge("tenx_gateway_build_info", "Always 1; its labels say the gateway's version and the git commit it "

@@ -11,7 +11,7 @@ import orjson
 from flask import Blueprint, Response, current_app, g, request
 from marshmallow import ValidationError
 
-from .. import errors, jobs
+from .. import errors, jobs, metrics
 from ..auth import authenticate, authenticate_stream
 from ..names import is_dns1123_label, is_pod_name
 from ..respond import json_response
@@ -98,6 +98,7 @@ def _stream(produce) -> Response:
     settings = _gateway().settings
     slot = slots.acquire(g.tenant.username, settings.stream_max_per_user)
     if slot is None:
+        metrics.STREAMS_REFUSED.inc()
         raise errors.TooManyRequests(
             f"at most {settings.stream_max_per_user} streams at once per user (GATEWAY_STREAM_MAX_PER_USER)",
             headers={"Retry-After": str(settings.retry_after_seconds)})
