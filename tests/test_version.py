@@ -1,6 +1,7 @@
 """One version everywhere: gateway/version.py, what setup.cfg builds, GET /version, the OpenAPI document, the
 tenx_gateway_build_info metric, and tenx (released under the same number)."""
 import configparser
+import re
 import subprocess
 
 import pytest
@@ -70,3 +71,12 @@ def test_build_info_metric(monkeypatch):
     families = {f.name: f for f in text_string_to_metric_families(metrics.exposition().decode())}
     samples = {(s.labels["version"], s.labels["commit"]): s.value for s in families["tenx_gateway_build_info"].samples}
     assert samples[(gateway.__version__, "feedbeef")] == 1.0
+
+
+def test_the_changelog_keeps_an_unreleased_section_and_names_each_release():
+    text = (ROOT / "CHANGELOG.md").read_text()
+    sections = re.findall(r"^## \[([^\]]+)\]", text, re.M)
+    assert sections[0] == "Unreleased"
+    if ".dev" not in gateway.__version__:  # a released version has its section
+        assert gateway.__version__ in sections
+    assert all(re.fullmatch(r"\d+\.\d+\.\d+", name) for name in sections[1:])
