@@ -14,8 +14,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gateway.store import open_store
-
 from ..harness import ROOT, kubectl, local_nodes
 from .deployed import (ADMISSION_POLICIES, CLUSTER_SCOPED, DEPLOY, ENDPOINTS_ROLE, JOBS_POLICY, NAMESPACE, SA_USER,
                        SERVICE_ACCOUNT, host_volume_root_of, kustomize, one)
@@ -560,8 +558,7 @@ def test_the_suite_s_gateway_acts_as_the_deployed_service_account(gateway, gatew
     secret = kubectl("get", "secret", USERS_SECRET, "-n", gateway_identity.namespace, "-o", "name")
     assert secret.stdout.strip() == f"secret/{USERS_SECRET}"
     # its node collectors list and watch the pods of their nodes as the ServiceAccount, and report to its archive
-    archive = open_store(gateway.admin_env.get("GATEWAY_ARCHIVE_URL")
-                         or f"sqlite:///{gateway.workdir / 'data' / 'archive.db'}")
+    archive = gateway.open_archive()
     try:
         nodes = {f"us/node/{node}" for node in local_nodes()}
         until(lambda: nodes <= set(archive.heartbeats()), 60, "every node collector's heartbeat in the archive")
