@@ -668,9 +668,33 @@ cmd_nodes() {
 
 usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
 
+# A second checkout of the repository (a git worktree) whose .local is a link to the first one's shares that
+# checkout's cluster: its processes run that checkout's binaries and scripts, which this copy would not recognise
+# as its own (and would start again beside them). So it only looks: `up` checks the cluster is up, and what would
+# build, start or stop something is refused; run those in the checkout that owns the cluster.
+borrowed() {
+  [ -z "${TENX_LOCAL_DIR:-}" ] && [ -L "$ROOT/.local" ]
+}
+
+cmd_up_borrowed() {
+  local owner; owner="$(readlink -f "$ROOT/.local")"
+  [ -f "$KUBECONFIG_FILE" ] && apiserver_ready \
+    || die "$ROOT/.local is a link to $owner, whose cluster is not up: run \`cluster.sh up\` in the checkout it belongs to"
+  node_ready || die "node $NODE_NAME is not Ready (see $owner/logs)"
+  if real_enabled; then real_node_ready || die "node $REAL_NODE_NAME is not Ready (see $owner/logs)"; fi
+  log "using the cluster of $owner (this checkout's .local is a link to it); it is up"
+}
+
 main() {
   local cmd="${1:-}"
   [ "$#" -gt 0 ] && shift
+  if borrowed; then
+    case "$cmd" in
+      up) cmd_up_borrowed; return ;;
+      build|down|clean|restart-agent|restart-real)
+        die "$ROOT/.local is a link to $(readlink -f "$ROOT/.local"): $cmd that cluster from the checkout it belongs to" ;;
+    esac
+  fi
   case "$cmd" in
     build) cmd_build "$@" ;;
     up) cmd_up "$@" ;;
