@@ -12,6 +12,7 @@
 #   cluster.sh real-push SRC REF  copy an image (skopeo source, e.g. oci:DIR:TAG) into the real node's registry,
 #                             where its containerd pulls REF from (e.g. registry.local/tenx-gateway:dev)
 #   cluster.sh env            print shell exports (KUBECONFIG, PATH) for this cluster
+#   cluster.sh nodes          print each node's name and the directory of its pods' log files (node collectors)
 #
 # Everything lives under <repo>/.local (git-ignored). See deploy/local/README.md.
 set -euo pipefail
@@ -682,7 +683,14 @@ cmd_env() {
   echo "export PATH=$BIN:\$PATH"
 }
 
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
+# Where each node keeps its pods' container logs, laid out as kubelet's /var/log/pods (the process agent too):
+# what a node collector of the gateway (`tenx-gateway collect --node NAME`) reads.
+cmd_nodes() {
+  echo "$NODE_NAME $NODE_STATE/pod-logs"
+  if real_enabled; then echo "$REAL_NODE_NAME $REAL_DIR/pod-logs"; fi
+}
+
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
 
 main() {
   local cmd="${1:-}"
@@ -698,6 +706,7 @@ main() {
     real-ctr) cmd_real_ctr "$@" ;;
     real-push) cmd_real_push "$@" ;;
     env) cmd_env ;;
+    nodes) cmd_nodes ;;
     -h|--help|help) usage ;;
     *) usage >&2; exit 2 ;;
   esac
