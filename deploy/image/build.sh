@@ -92,9 +92,12 @@ build_base() {  # DIR EPOCH
   umoci unpack --image "$dir/oci:image" "$dir/bundle" >/dev/null
   marker="$(mktemp "$OUT/.marker.XXXXXX")"
   touch --date="@$epoch" "$marker"
-  # mmdebstrap's mounts (/dev, /proc, /sys in the chroot) live in a namespace of their own, gone when it ends
+  # mmdebstrap's mounts (/dev, /proc, /sys in the chroot) live in a namespace of their own, gone when it ends.
+  # merged-usr: /bin, /lib... made symlinks to /usr/... up front and usr-is-merged installed, as debootstrap does
+  # for bookworm (debian:bookworm-slim); otherwise apt picks usrmerge, whose conversion brings perl (47 MB).
   SOURCE_DATE_EPOCH="$epoch" unshare --mount --propagation private --fork -- \
     mmdebstrap --mode=root --variant=minbase --arch="$ARCH" --include="$packages" \
+      --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
       --dpkgopt="$HERE/dpkg-excludes" \
       --customize-hook="copy-in $HERE/install.sh $HERE/packages /tmp" \
       --customize-hook='chroot "$1" sh /tmp/install.sh system /tmp/packages' \
