@@ -248,6 +248,10 @@ for url in ("http://127.0.0.1:8080/healthz", "http://127.0.0.1:9090/metrics"):
             if time.monotonic() > deadline:
                 raise SystemExit(f"{url}: {exc}")
             time.sleep(0.5)
+# gunicorn opens its control socket last, after the workers (and so /healthz) are up
+deadline = time.monotonic() + 60
+while not os.path.exists("/api-tmp/.gunicorn/gunicorn.ctl") and time.monotonic() < deadline:
+    time.sleep(0.2)
 written = sorted(os.path.relpath(os.path.join(d, f), "/api-tmp") for d, dirs, files in os.walk("/api-tmp")
                  for f in files + dirs)
 print(json.dumps({"answers": answers, "tmp": written}))
