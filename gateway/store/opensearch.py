@@ -152,8 +152,8 @@ class OpenSearchStore(LogStore):
     # -- writes ------------------------------------------------------------------------------------------
 
     def append(self, key: ContainerKey, lines: Sequence[LogLine], *, attempt: int = 0, fence: int | None = None,
-               expect_next: int | None = None) -> None:
-        if not lines:
+               expect_next: int | None = None, position: dict[str, Any] | None = None) -> None:
+        if not lines and position is None:
             return
         stream = _stream_id(key.namespace, key.instance, key.container)
         with self._locks[hash(stream) % len(self._locks)]:  # this process's writers take turns per stream
@@ -168,6 +168,10 @@ class OpenSearchStore(LogStore):
                 raise StreamMoved(f"stream {key.instance}/{key.container} is at line {doc['next_seq']}, "
                                   f"not {expect_next}")
             days = doc.setdefault("days", {})
+            if not lines:  # only the writer's position moves
+                doc.update(position=position, attempt=attempt)
+                self._commit(stream, doc, version, fence)
+                return
             state = StreamState(doc["next_seq"], dt.date.fromisoformat(doc["cur_day"]) if doc.get("cur_day") else None,
                                 doc.get("next_day_seq", 0), doc.get("last_ts_ns"), doc.get("lines_at_last_ts", 0))
             rows, after = number_lines(lines, state, DayClock(self.timezone),
@@ -180,7 +184,7 @@ class OpenSearchStore(LogStore):
             doc.update(next_seq=after.next_seq, cur_day=after.day.isoformat() if after.day else None,
                        next_day_seq=after.next_day_seq, last_ts_ns=after.last_ts_ns,
                        lines_at_last_ts=after.lines_at_last_ts, attempt=attempt, fence=token, has_lines=True,
-                       first_day=min(days))
+                       first_day=min(days), position=position)
             self._commit(stream, doc, version, fence)
 
     def _create_stream(self, key: ContainerKey, stream: str) -> tuple[dict[str, Any], tuple[int, int]]:
@@ -363,7 +367,8 @@ class OpenSearchStore(LogStore):
         doc, _ = self._state(_stream_id(key.namespace, key.instance, key.container))
         if doc is None or doc.get("last_ts_ns") is None:
             return ResumePoint(None, 0)
-        return ResumePoint(doc["last_ts_ns"], doc["lines_at_last_ts"], doc.get("attempt"), doc["next_seq"])
+        return ResumePoint(doc["last_ts_ns"], doc["lines_at_last_ts"], doc.get("attempt"), doc["next_seq"],
+                           doc.get("position"))
 
     def _page_query(self, namespace: str, instance: str, container: str, day: dt.date | None, offset: int,
                     size: int) -> tuple[str, str, str, int, int, int] | None:
