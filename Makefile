@@ -8,7 +8,8 @@ LOCAL_KUBECONFIG := $(CURDIR)/.local/kubeconfig
 GATEWAY_BIND ?= 127.0.0.1:8080
 export GATEWAY_BIND
 
-.PHONY: help venv lock promtool promtool-path test-deps run test unit go-test integration cluster cluster-down opensearch bench soak clean
+.PHONY: help venv lock promtool promtool-path test-deps run test unit go-test integration cluster cluster-down \
+	opensearch bench soak clean image image-push
 
 help:
 	@echo "make run           serve the API on $(GATEWAY_BIND) (brings up the local cluster unless KUBECONFIG is set)"
@@ -17,6 +18,8 @@ help:
 	@echo "make lock          refresh the pinned versions in requirements/ and cli/requirements.txt (UPGRADE=1: newest)"
 	@echo "make cluster       build and start the local Kubernetes (deploy/local/)"
 	@echo "make cluster-down  stop it"
+	@echo "make image         the gateway's OCI image, without Docker (deploy/image/; build/image/oci)"
+	@echo "make image-push    it, into the local cluster's registry as registry.local/tenx-gateway:<version>-<commit> and :dev"
 	@echo "make soak          10 minutes of mixed load with apiserver faults (SOAK_SECONDS=180 for 3); not in make test"
 
 # The dev venv: the server and tenx (cli/), both editable, with their test and bench extras, at the versions of the
@@ -34,10 +37,10 @@ $(VENV)/.installed: setup.cfg pyproject.toml cli/pyproject.toml requirements/dev
 venv: $(VENV)/.installed
 
 # The locks, resolved by pip-compile (pip-tools) with every file's hash, for CPython 3.11 on Linux (run it with that
-# Python): requirements/gateway.txt, the server (the image installs it); requirements/dev.txt, the server with its
-# test and bench extras and the CLI (make venv); cli/requirements.txt, the CLI alone. Each is constrained by the one
-# before, so a package has one version in all three. A run keeps every pin and only adds what setup.cfg or
-# cli/pyproject.toml newly ask for; UPGRADE=1 moves every pin to the newest allowed.
+# Python): requirements/gateway.txt, the server (constraints.txt, its pins for the image, is written from it);
+# requirements/dev.txt, the server with its test and bench extras and the CLI (make venv); cli/requirements.txt, the
+# CLI alone. Each is constrained by the one before, so a package has one version in all three. A run keeps every pin
+# and only adds what setup.cfg or cli/pyproject.toml newly ask for; UPGRADE=1 moves every pin to the newest allowed.
 PIP_TOOLS := pip-tools==7.7.0
 LOCK_VENV := .venv-lock
 COMPILE = $(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url \
@@ -48,6 +51,11 @@ lock:
 	$(COMPILE) -o requirements/gateway.txt setup.cfg
 	$(COMPILE) --extra test --extra bench -c requirements/gateway.txt -o requirements/dev.txt setup.cfg cli/pyproject.toml
 	$(COMPILE) -c requirements/dev.txt -o cli/requirements.txt cli/pyproject.toml
+	@{ echo "# The server's exact versions (requirements/gateway.txt without its hashes, and the pip that installs them),"; \
+	   echo "# written by make lock: the image's recipes (Dockerfile, deploy/image/build.sh) build the package's wheel"; \
+	   echo "# with these as constraints, which a hash-checked install of a source directory cannot take."; \
+	   echo "pip==$(PIP_VERSION)"; \
+	   sed -n 's/^\([A-Za-z0-9._-]*==[^ ]*\).*/\1/p' requirements/gateway.txt; } > constraints.txt
 
 cluster:
 	$(CLUSTER) up
@@ -63,8 +71,9 @@ opensearch:
 # Without KUBECONFIG the gateway serves the local cluster, with host volumes and the log archive under .local/, and
 # its pods run on the real node tenx-real (containers, images from the local registry); set
 # GATEWAY_POD_NODE_SELECTOR= and GATEWAY_POD_TOLERATIONS= (empty) for the process-agent node tenx-local instead.
-# The log collector runs beside the API and stops with it; if it exits, a loud line says so and it is restarted
-# (its health and metrics: http://127.0.0.1:8081/healthz and /metrics).
+# The log collectors run beside the API and stop with it: on the local cluster a node collector per node, reading the
+# nodes' log files (deploy/local/collectors.sh; health and metrics on ports 8081, 8082); with KUBECONFIG, the
+# collector that follows logs through the apiserver (port 8081). One that exits is restarted, with a loud line.
 run: venv
 	@if [ -z "$$KUBECONFIG" ]; then \
 	  $(CLUSTER) up && \
@@ -73,15 +82,15 @@ run: venv
 	  export GATEWAY_DATA_DIR=$${GATEWAY_DATA_DIR:-$(CURDIR)/.local/data} && \
 	  export GATEWAY_POD_NODE_SELECTOR=$${GATEWAY_POD_NODE_SELECTOR-tenx.io/runtime=containerd} && \
 	  export GATEWAY_POD_TOLERATIONS=$${GATEWAY_POD_TOLERATIONS-tenx.io/runtime=containerd:NoSchedule}; \
+	  collectors="deploy/local/collectors.sh $(BIN)/tenx-gateway $${GATEWAY_COLLECTOR_PORT:-8081}"; \
+	else \
+	  collectors="scripts/supervise.sh $(BIN)/tenx-gateway collect"; \
+	  export GATEWAY_COLLECTOR_PORT=$${GATEWAY_COLLECTOR_PORT:-8081}; \
 	fi; \
 	echo "tenx-gateway on http://$(GATEWAY_BIND) (KUBECONFIG=$$KUBECONFIG)"; \
 	echo "add a user:  TOKEN=\$$(KUBECONFIG=$$KUBECONFIG $(BIN)/tenx-gateway users add alice)"; \
 	echo "then:        curl http://$(GATEWAY_BIND)/v1/regions/us/jobs -H 'username: alice' -H \"Authorization: token \$$TOKEN\""; \
-	export GATEWAY_COLLECTOR_PORT=$${GATEWAY_COLLECTOR_PORT:-8081}; \
-	( trap 'kill $$pid 2>/dev/null; wait $$pid; exit 0' TERM INT; \
-	  while :; do $(BIN)/tenx-gateway collect & pid=$$!; wait $$pid; code=$$?; \
-	    echo "*** tenx-gateway collect exited with status $$code: the log archive is NOT being filled; restarting in 5 s" >&2; \
-	    sleep 5 & pid=$$!; wait $$pid; done ) & collector=$$!; \
+	$$collectors & collector=$$!; \
 	trap 'kill $$collector 2>/dev/null; wait $$collector' EXIT INT TERM; \
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
@@ -99,6 +108,19 @@ $(PROMTOOL):
 promtool-path:
 	@echo $(PROMTOOL)
 
+# The gateway's OCI image, built from Debian's packages (mmdebstrap) and the project's wheels with umoci, without a
+# Docker engine or Docker Hub; each step is cached in build/image/ and done again only when its inputs change
+# (deploy/image/README.md). The Dockerfile builds the same image where Docker is.
+image:
+	deploy/image/build.sh
+
+# ...pushed to the local cluster's registry, where the real node tenx-real pulls registry.local/tenx-gateway from
+image-push: image cluster
+	@. build/image/image.env && \
+	  $(CLUSTER) real-push "oci:$$IMAGE_LAYOUT:$$IMAGE_TAG" "$$IMAGE_NAME:$$IMAGE_TAG" && \
+	  $(CLUSTER) real-push "oci:$$IMAGE_LAYOUT:dev" "$$IMAGE_NAME:dev" && \
+	  echo "$$IMAGE_NAME:$$IMAGE_TAG ($$IMAGE_DIGEST) and $$IMAGE_NAME:dev in the local registry"
+
 # Debian packages the tests use: PostgreSQL (archive store tests) and Chromium (renders /docs).
 test-deps:
 	scripts/install-postgres.sh
@@ -115,11 +137,11 @@ go-test:
 TEST_WORKERS ?= 3
 PYTEST_PARALLEL = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
-integration: venv test-deps promtool cluster opensearch
+integration: venv test-deps promtool cluster opensearch image
 	$(BIN)/pytest -q $(PYTEST_PARALLEL) -m integration tests
 
-# The cluster comes up before pytest so its build progress shows; the fixtures then reuse it.
-test: venv test-deps go-test promtool cluster opensearch
+# The cluster comes up and the image is built before pytest so their progress shows; the fixtures then reuse them.
+test: venv test-deps go-test promtool cluster opensearch image
 	$(BIN)/pytest -q $(PYTEST_PARALLEL) tests
 
 # The gateway (gunicorn, shipped gunicorn.conf.py) against direct apiserver calls on the local cluster; writes

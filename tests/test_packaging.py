@@ -18,7 +18,7 @@ import gateway
 from .harness import ROOT
 
 CLI = ROOT / "cli"
-_PIN = re.compile(r"^([A-Za-z0-9._-]+)==([^ \\]+)", re.M)
+_PIN = re.compile(r"^([A-Za-z0-9._-]+)==([^\s\\]+)", re.M)
 
 
 def canonical(name: str) -> str:
@@ -126,8 +126,18 @@ def test_the_locks_agree_on_every_version():
         assert {name: dev.get(name) for name in pins(lock)} == pins(lock), lock
 
 
+def test_the_images_constraints_are_the_servers_lock():
+    """constraints.txt (make lock writes it) is requirements/gateway.txt's pins without hashes, and pip's: what
+    the image's recipes build the wheels with."""
+    constraints = pins(ROOT / "constraints.txt")
+    assert constraints.pop("pip") == re.search(r"^PIP_VERSION := (\S+)$", (ROOT / "Makefile").read_text(), re.M)[1]
+    assert constraints == pins(ROOT / "requirements" / "gateway.txt")
+    assert "--hash" not in (ROOT / "constraints.txt").read_text()
+
+
 def test_the_image_and_the_venv_install_from_the_locks():
     dockerfile = (ROOT / "Dockerfile").read_text()
-    assert "--require-hashes -r requirements/gateway.txt" in dockerfile
+    assert "--constraint constraints.txt" in dockerfile and "constraints.tx[t]" in dockerfile
+    assert 'IMAGE_CONSTRAINTS:-$ROOT/constraints.txt' in (ROOT / "deploy/image/build.sh").read_text()
     makefile = (ROOT / "Makefile").read_text()
     assert "--require-hashes -r requirements/dev.txt" in makefile and "--no-deps -e . -e ./cli" in makefile

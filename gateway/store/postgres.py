@@ -37,12 +37,16 @@ SCHEMA = (
     """CREATE TABLE IF NOT EXISTS collector_heartbeats (
         region text PRIMARY KEY, holder text NOT NULL, beat double precision NOT NULL,
         lag double precision NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS write_marks (
+        region text PRIMARY KEY, version bigint NOT NULL, raised double precision NOT NULL,
+        doubt_until double precision NOT NULL)""",
     # added since the first archives were written
     "ALTER TABLE log_streams ADD COLUMN IF NOT EXISTS job_id bigint",
     "ALTER TABLE log_streams ADD COLUMN IF NOT EXISTS attempt integer",
     "ALTER TABLE log_streams ADD COLUMN IF NOT EXISTS fence bigint NOT NULL DEFAULT 0",
     "ALTER TABLE log_lines ADD COLUMN IF NOT EXISTS job_id bigint",
     "ALTER TABLE log_lines ADD COLUMN IF NOT EXISTS attempt integer NOT NULL DEFAULT 0",
+    "ALTER TABLE log_streams ADD COLUMN IF NOT EXISTS position text",
 ) + BACKFILL + (
     "CREATE INDEX IF NOT EXISTS log_lines_job ON log_lines (job_id, day, ts_ns, stream, seq)",
 )
