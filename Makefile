@@ -41,7 +41,7 @@ opensearch:
 # its pods run on the real node tenx-real (containers, images from the local registry); set
 # GATEWAY_POD_NODE_SELECTOR= and GATEWAY_POD_TOLERATIONS= (empty) for the process-agent node tenx-local instead.
 # The log collector runs beside the API and stops with it; if it exits, a loud line says so and it is restarted
-# (its health and metrics: http://127.0.0.1:8081/healthz and /metrics).
+# (its health and metrics: http://127.0.0.1:8081/healthz and /metrics, on loopback as the API and its metrics are).
 run: venv
 	@if [ -z "$$KUBECONFIG" ]; then \
 	  $(CLUSTER) up && \
@@ -54,7 +54,7 @@ run: venv
 	echo "tenx-gateway on http://$(GATEWAY_BIND) (KUBECONFIG=$$KUBECONFIG)"; \
 	echo "add a user:  TOKEN=\$$(KUBECONFIG=$$KUBECONFIG $(BIN)/tenx-gateway users add alice)"; \
 	echo "then:        curl http://$(GATEWAY_BIND)/v1/regions/us/jobs -H 'username: alice' -H \"Authorization: token \$$TOKEN\""; \
-	export GATEWAY_COLLECTOR_PORT=$${GATEWAY_COLLECTOR_PORT:-8081}; \
+	export GATEWAY_COLLECTOR_PORT=$${GATEWAY_COLLECTOR_PORT:-8081} GATEWAY_COLLECTOR_HOST=$${GATEWAY_COLLECTOR_HOST:-127.0.0.1}; \
 	( trap 'kill $$pid 2>/dev/null; wait $$pid; exit 0' TERM INT; \
 	  while :; do $(BIN)/tenx-gateway collect & pid=$$!; wait $$pid; code=$$?; \
 	    echo "*** tenx-gateway collect exited with status $$code: the log archive is NOT being filled; restarting in 5 s" >&2; \

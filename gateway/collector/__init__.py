@@ -80,7 +80,8 @@ def run(settings: config.Settings | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    server = health.serve(settings.collector_port, problems, unready) if settings.collector_port else None
+    server = (health.serve(settings.collector_port, problems, unready, host=settings.collector_host)
+              if settings.collector_port else None)
     for collector, elector, thread in collectors:
         elector.start()
         collector.start()
