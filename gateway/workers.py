@@ -8,6 +8,8 @@ body's ``close`` gives back what the request held). Reading requests is unchange
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import errno
 import logging
 
@@ -57,9 +59,27 @@ def _send_timeout() -> float:
     return config.from_env().send_timeout_seconds
 
 
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+LARGE_BYTES = 256 * 1024
+
+
+def return_large_blocks_to_the_system() -> bool:
+    """Blocks of ``LARGE_BYTES`` or more (an answer's body: a log page is up to 4 MiB) each in its own mapping,
+    given back to the system when freed. glibc otherwise raises this threshold to the largest block freed so far,
+    so that after the first large answer the next ones came from the heap, and a heap pinned by small objects
+    allocated meanwhile kept what 32 held answers had taken (tens of MiB) after they were gone. False where the C
+    library has no mallopt (musl)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, LARGE_BYTES))
+    except (OSError, AttributeError):
+        return False
+
+
 class GeventWorker(_GeventWorker):
     def init_process(self) -> None:
         self.send_timeout = _send_timeout()
+        return_large_blocks_to_the_system()
         super().init_process()
 
     def handle_request(self, listener_name, req, sock, addr):
@@ -69,6 +89,7 @@ class GeventWorker(_GeventWorker):
 class ThreadWorker(_ThreadWorker):
     def init_process(self) -> None:
         self.send_timeout = _send_timeout()
+        return_large_blocks_to_the_system()
         super().init_process()
 
     def handle_request(self, req, conn):
