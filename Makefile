@@ -40,8 +40,10 @@ opensearch:
 # Without KUBECONFIG the gateway serves the local cluster, with host volumes and the log archive under .local/, and
 # its pods run on the real node tenx-real (containers, images from the local registry); set
 # GATEWAY_POD_NODE_SELECTOR= and GATEWAY_POD_TOLERATIONS= (empty) for the process-agent node tenx-local instead.
-# The log collector runs beside the API and stops with it; if it exits, a loud line says so and it is restarted
-# (its health and metrics: http://127.0.0.1:8081/healthz and /metrics, on loopback as the API and its metrics are).
+# The log collectors run beside the API and stop with it: on the local cluster a node collector per node, reading the
+# nodes' log files (deploy/local/collectors.sh; health and metrics on ports 8081, 8082); with KUBECONFIG, the
+# collector that follows logs through the apiserver (port 8081). One that exits is restarted, with a loud line.
+# Their listeners are on loopback (GATEWAY_COLLECTOR_HOST's default), as the API and its metrics are.
 run: venv
 	@if [ -z "$$KUBECONFIG" ]; then \
 	  $(CLUSTER) up && \
@@ -50,15 +52,15 @@ run: venv
 	  export GATEWAY_DATA_DIR=$${GATEWAY_DATA_DIR:-$(CURDIR)/.local/data} && \
 	  export GATEWAY_POD_NODE_SELECTOR=$${GATEWAY_POD_NODE_SELECTOR-tenx.io/runtime=containerd} && \
 	  export GATEWAY_POD_TOLERATIONS=$${GATEWAY_POD_TOLERATIONS-tenx.io/runtime=containerd:NoSchedule}; \
+	  collectors="deploy/local/collectors.sh $(BIN)/tenx-gateway $${GATEWAY_COLLECTOR_PORT:-8081}"; \
+	else \
+	  collectors="scripts/supervise.sh $(BIN)/tenx-gateway collect"; \
+	  export GATEWAY_COLLECTOR_PORT=$${GATEWAY_COLLECTOR_PORT:-8081}; \
 	fi; \
 	echo "tenx-gateway on http://$(GATEWAY_BIND) (KUBECONFIG=$$KUBECONFIG)"; \
 	echo "add a user:  TOKEN=\$$(KUBECONFIG=$$KUBECONFIG $(BIN)/tenx-gateway users add alice)"; \
 	echo "then:        curl http://$(GATEWAY_BIND)/v1/regions/us/jobs -H 'username: alice' -H \"Authorization: token \$$TOKEN\""; \
-	export GATEWAY_COLLECTOR_PORT=$${GATEWAY_COLLECTOR_PORT:-8081} GATEWAY_COLLECTOR_HOST=$${GATEWAY_COLLECTOR_HOST:-127.0.0.1}; \
-	( trap 'kill $$pid 2>/dev/null; wait $$pid; exit 0' TERM INT; \
-	  while :; do $(BIN)/tenx-gateway collect & pid=$$!; wait $$pid; code=$$?; \
-	    echo "*** tenx-gateway collect exited with status $$code: the log archive is NOT being filled; restarting in 5 s" >&2; \
-	    sleep 5 & pid=$$!; wait $$pid; done ) & collector=$$!; \
+	$$collectors & collector=$$!; \
 	trap 'kill $$collector 2>/dev/null; wait $$collector' EXIT INT TERM; \
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 

@@ -59,8 +59,8 @@ def _archive_opener(settings: config.Settings):
 
 
 def _collect(args: argparse.Namespace) -> None:
-    from .collector import run
-    code = run()
+    from .collector import run, run_node
+    code = run_node(args.node, args.region) if args.node else run()
     if code:
         sys.exit(code)
 
@@ -82,8 +82,14 @@ def parser() -> argparse.ArgumentParser:
     remove.add_argument("--purge", action="store_true", help="also delete the user's namespace in every region "
                         "(jobs, pods) and their archived logs and instance records; says what stays on nodes")
     remove.set_defaults(run=_users_remove)
-    commands.add_parser("collect", help="archive the logs and instance records of every job, until stopped "
-                        "(one active collector per cluster, chosen by a Lease)").set_defaults(run=_collect)
+    collect = commands.add_parser(
+        "collect", help="archive the logs and instance records of the jobs' pods, until stopped: with --node, of the "
+        "pods on that node, from the kubelet's log files (one per node); without, of every pod, through the "
+        "apiserver (one active per cluster, chosen by a Lease)")
+    collect.add_argument("--node", help="the node whose pods' logs to read, from GATEWAY_COLLECTOR_POD_LOGS_DIR "
+                         "(a DaemonSet passes its spec.nodeName)")
+    collect.add_argument("--region", help="the region the node belongs to (default: the first of GATEWAY_REGIONS)")
+    collect.set_defaults(run=_collect)
     return top
 
 

@@ -92,6 +92,11 @@ class Settings:
     collector_host: str = "127.0.0.1"
     collector_lease_seconds: float = field(default=15.0, metadata={"min": 3, "max": 600})
     archive_lag_ready_seconds: float = field(default=60.0, metadata={"min": 1})
+    # the node collector (``collect --node``): where the kubelet keeps pod logs, and the lines a second one
+    # container, and all of one namespace's containers on the node, are archived at most (more wait in the files)
+    collector_pod_logs_dir: str = "/var/log/pods"
+    collector_container_lines_per_second: float = field(default=50_000.0, metadata={"min": 1})
+    collector_namespace_lines_per_second: float = field(default=100_000.0, metadata={"min": 1})
     # seconds /readyz, /v1/status and /v1/regions wait for each region's apiserver to answer GET /version
     readiness_timeout: float = field(default=2.0, metadata={"min": 0.1, "max": 60})
     # the API's watch cache of Jobs and their pods (gateway/cache/): on/off; how long a broken watch may still be

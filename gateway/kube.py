@@ -287,12 +287,14 @@ class Kube:
         """410 Gone: the resourceVersion a watch or a list continuation asked for is no longer kept; relist."""
 
     def list_page(self, path: str, *, label_selector: str | None = None, limit: int = 500,
-                  continue_token: str | None = None) -> dict[str, Any]:
+                  continue_token: str | None = None, field_selector: str | None = None) -> dict[str, Any]:
         """One page of a LIST (``limit``/``continue``), as the apiserver's JSON; ``metadata.resourceVersion`` of
         the last page is where a watch starts. An expired continue token raises ``Kube.Expired``."""
         query: dict[str, Any] = {"limit": limit}
         if label_selector:
             query["labelSelector"] = label_selector
+        if field_selector:
+            query["fieldSelector"] = field_selector
         if continue_token:
             query["continue"] = continue_token
         response = self._watch_request(path, query, self._timeout)
@@ -303,7 +305,7 @@ class Kube:
 
     @contextlib.contextmanager
     def watch(self, path: str, *, resource_version: str, label_selector: str | None = None,
-              timeout_seconds: int = 300) -> Iterator[Iterator[dict[str, Any]]]:
+              timeout_seconds: int = 300, field_selector: str | None = None) -> Iterator[Iterator[dict[str, Any]]]:
         """WATCH from ``resource_version`` with bookmarks: the events (``{"type", "object"}``) one by one, as
         they arrive; the apiserver ends the stream after about ``timeout_seconds``. A 410 (at once or as an
         ERROR event) raises ``Kube.Expired``; a broken stream raises ``Unavailable``."""
@@ -311,6 +313,8 @@ class Kube:
                                  "allowWatchBookmarks": "true", "timeoutSeconds": timeout_seconds}
         if label_selector:
             query["labelSelector"] = label_selector
+        if field_selector:
+            query["fieldSelector"] = field_selector
         # silence longer than the server's own timeout plus a margin means the connection is dead
         timeout = urllib3.Timeout(connect=self._timeout.connect_timeout, read=timeout_seconds + 30)
         response = self._watch_request(path, query, timeout, stream=True)

@@ -61,13 +61,14 @@ class Backoff:
 
 class Reflector:
     def __init__(self, kube: Kube, path: str, *, label_selector: str | None = None,
-                 on_event: Handler | None = None, accept: Callable[[dict[str, Any]], bool] = lambda obj: True,
+                 field_selector: str | None = None, on_event: Handler | None = None, accept: Callable[[dict[str, Any]], bool] = lambda obj: True,
                  name: str = "reflector", page_size: int = 500, watch_seconds: int = 300,
                  backoff: Backoff | None = None, transform: Callable[[dict[str, Any]], Any] | None = None,
                  on_progress: Callable[[str], None] | None = None):
         self._kube = kube
         self.path = path
         self.label_selector = label_selector
+        self.field_selector = field_selector  # e.g. spec.nodeName=<node>: the node collector's own pods
         self._on_event = on_event
         self._accept = accept  # client-side filter (e.g. a namespace prefix the apiserver cannot select on)
         self.name = name
@@ -159,7 +160,7 @@ class Reflector:
         token = None
         while True:
             page = self._kube.list_page(self.path, label_selector=self.label_selector, limit=self._page_size,
-                                        continue_token=token)
+                                        continue_token=token, field_selector=self.field_selector)
             for obj in page.get("items") or []:
                 if self._accept(obj):
                     items[key_of(obj)] = self._keep(obj)
@@ -188,8 +189,8 @@ class Reflector:
 
     def _watch(self) -> None:
         self.watches += 1
-        with self._kube.watch(self.path, resource_version=self.resource_version,
-                              label_selector=self.label_selector, timeout_seconds=self._watch_seconds) as events:
+        with self._kube.watch(self.path, resource_version=self.resource_version, label_selector=self.label_selector,
+                              field_selector=self.field_selector, timeout_seconds=self._watch_seconds) as events:
             self._alive()  # the watch is open: the apiserver answered
             for event in self._until_stopped(events):
                 self.last_alive = time.monotonic()

@@ -108,18 +108,20 @@ class FakeKube:
     # -- the calls ------------------------------------------------------------------------------------------
 
     def list_page(self, path: str, *, label_selector: str | None = None, limit: int = 500,
-                  continue_token: str | None = None) -> dict[str, Any]:
+                  continue_token: str | None = None, field_selector: str | None = None) -> dict[str, Any]:
         with self._lock:
             self.lists.append(label_selector)
-            items = [p for p in self.pods.values() if _matches(label_selector, p["metadata"]["labels"])]
+            items = [p for p in self.pods.values() if _matches(label_selector, p["metadata"]["labels"])
+                     and _on_node(field_selector, p)]
             return {"items": items, "metadata": {"resourceVersion": str(self.version)}}
 
     @contextlib.contextmanager
     def watch(self, path: str, *, resource_version: str, label_selector: str | None = None,
-              timeout_seconds: int = 300) -> Iterator[Iterator[dict[str, Any]]]:
+              timeout_seconds: int = 300, field_selector: str | None = None) -> Iterator[Iterator[dict[str, Any]]]:
         if int(resource_version) < self.oldest_kept - 1:
             raise Kube.Expired("too old")
-        yield self._events(int(resource_version), label_selector)
+        events = self._events(int(resource_version), label_selector)
+        yield (e for e in events if e["type"] == "BOOKMARK" or _on_node(field_selector, e["object"]))
 
     def _events(self, after: int, selector: str | None) -> Iterator[dict[str, Any]]:
         while True:
@@ -175,3 +177,12 @@ class FakeKube:
             with self._lock:
                 if len(self.logs[key][index]) == sent and key not in self.ended:
                     self._lock.wait(0.2)
+
+
+def _on_node(field_selector: str | None, pod: dict[str, Any]) -> bool:
+    """The one field selector the gateway sends: ``spec.nodeName=<node>``."""
+    if not field_selector:
+        return True
+    key, _, value = field_selector.partition("=")
+    assert key == "spec.nodeName", field_selector
+    return (pod.get("spec") or {}).get("nodeName") == value

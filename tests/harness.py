@@ -3,9 +3,9 @@
 - ``free_port()``: a free loopback port.
 - ``wait_until(predicate, timeout, interval, what=None)``: poll until ``predicate()`` is truthy.
 - ``GatewayServer`` / ``start_gateway(...)``: gunicorn with the shipped gunicorn.conf.py serving ``wsgi:app``, and
-  (optionally) ``tenx-gateway collect`` beside it as ``make run`` does, on a kubeconfig and settings of the caller's
-  choosing, with names (gateway namespace, user namespace prefix) unique to the instance so that several run at once
-  on the shared cluster.
+  (optionally) its collectors beside it as ``make run`` does (a node collector per node of the local cluster, or the
+  apiserver collector), on a kubeconfig and settings of the caller's choosing, with names (gateway namespace, user
+  namespace prefix) unique to the instance so that several run at once on the shared cluster.
 - ``ApiClient``: a TenxCloud-style client (the original's two headers on every call).
 
 The seed job.json is ``tests.seed.SEED_JOB``. Nothing here imports pytest, so bench and soak use it outside a test run.
@@ -92,6 +92,13 @@ class ApiClient:
         return found
 
 
+def local_nodes() -> dict[str, Path]:
+    """The local cluster's nodes and where each keeps its pods' log files (``cluster.sh nodes``)."""
+    listed = subprocess.run([str(ROOT / "deploy/local/cluster.sh"), "nodes"], capture_output=True, text=True,
+                            check=True, timeout=30).stdout
+    return {name: Path(path) for name, path in (line.split(" ", 1) for line in listed.splitlines() if line)}
+
+
 def kubectl(*args: str, kubeconfig: Path | str = ADMIN_KUBECONFIG, check: bool = True,
             stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run([str(KUBECTL), "--kubeconfig", str(kubeconfig), *args], capture_output=True, text=True,
@@ -105,10 +112,12 @@ class GatewayServer:
     (``cli``, ``add_user``) uses ``admin_kubeconfig``, as an operator would. ``letter`` starts the run's names
     (``t``: the tests' session gateway, ``r``: a test's own, ``b``: bench). ``gateway_namespace`` names an existing
     namespace for the gateway's own objects instead of a fresh one; it is kept by ``close()``. ``settings`` are
-    ``GATEWAY_*`` variables over ``defaults``.
+    ``GATEWAY_*`` variables over ``defaults``. ``collector``: ``True`` or ``"node"`` runs a node collector for each node
+    of the local cluster (as ``make run`` does), ``"apiserver"`` the collector that follows logs through the
+    apiserver.
     """
 
-    def __init__(self, workdir: Path | str, *, kubeconfig: Path | str | None = None, collector: bool = False,
+    def __init__(self, workdir: Path | str, *, kubeconfig: Path | str | None = None, collector: bool | str = False,
                  letter: str = "r", gateway_namespace: str | None = None, output: Path | None = None,
                  defaults: dict[str, str] = TEST_SETTINGS, run_id: str | None = None,
                  admin_kubeconfig: Path | str = ADMIN_KUBECONFIG, **settings: str):
@@ -140,8 +149,9 @@ class GatewayServer:
         }
         self.server_env = dict(self.admin_env, KUBECONFIG=str(kubeconfig or admin_kubeconfig))
         self.process: subprocess.Popen | None = None
-        self.collector: subprocess.Popen | None = None
-        self._want_collector = collector
+        self.collectors: dict[str, subprocess.Popen] = {}  # node name, or "apiserver"
+        self.collector_mode = "node" if collector is True else (collector or None)
+        assert self.collector_mode in (None, "node", "apiserver"), collector
 
     @property
     def env(self) -> dict[str, str]:
@@ -163,7 +173,7 @@ class GatewayServer:
             self.process = subprocess.Popen([str(VENV_BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"),
                                              "wsgi:app"], cwd=ROOT, env=self.server_env, stdout=sink,
                                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        if self._want_collector:
+        if self.collector_mode:
             self.start_collector()
 
         def up() -> bool:
@@ -183,15 +193,34 @@ class GatewayServer:
             raise
         return self
 
-    def start_collector(self) -> subprocess.Popen:
-        """``tenx-gateway collect`` with the server's settings, as ``make run`` starts it beside the API: without
-        gunicorn's PROMETHEUS_MULTIPROC_DIR, whose stale files gunicorn deletes as it starts (the collector's own,
-        just made, went with them and it died)."""
+    def start_collector(self) -> None:
+        """The collectors (``collector_mode``), with the server's settings, as ``make run`` starts them beside the
+        API: without gunicorn's PROMETHEUS_MULTIPROC_DIR, whose stale files gunicorn deletes as it starts (a
+        collector's own, just made, went with them and it died). Output in ``collector[-<node>].log``."""
         env = {k: v for k, v in self.server_env.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-        with open(self.collector_output, "ab") as sink:
-            self.collector = subprocess.Popen([str(VENV_BIN / "tenx-gateway"), "collect"], cwd=ROOT, env=env,
-                                              stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        return self.collector
+        if self.collector_mode == "apiserver":
+            runs = {"apiserver": ([], env, self.collector_output)}
+        else:
+            runs = {node: (["--node", node], {**env, "GATEWAY_COLLECTOR_POD_LOGS_DIR": str(directory)},
+                           self.collector_output.with_name(f"collector-{node}.log"))
+                    for node, directory in local_nodes().items()}
+        for name, (args, run_env, output) in runs.items():
+            with open(output, "ab") as sink:
+                self.collectors[name] = subprocess.Popen([str(VENV_BIN / "tenx-gateway"), "collect", *args],
+                                                         cwd=ROOT, env=run_env, stdout=sink,
+                                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def stop_collectors(self, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
+        """Signal every collector and wait for it (SIGKILL: no goodbye, as a crash)."""
+        for process in self.collectors.values():
+            if process.poll() is None:
+                process.send_signal(sig)
+        for process in self.collectors.values():
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=30)
 
     def worker_pids(self) -> list[int]:
         """gunicorn's workers: the master's children (the metrics dir cleanup forks nothing)."""
@@ -219,7 +248,9 @@ class GatewayServer:
         return self.output.read_text(errors="replace") if self.output.exists() else ""
 
     def collector_text(self) -> str:
-        return self.collector_output.read_text(errors="replace") if self.collector_output.exists() else ""
+        """Every collector's output so far."""
+        outputs = sorted(self.collector_output.parent.glob("collector*.log"))
+        return "".join(path.read_text(errors="replace") for path in outputs)
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         """``tenx-gateway`` with this gateway's settings, on the admin kubeconfig."""
@@ -244,11 +275,12 @@ class GatewayServer:
         return namespace_for(client.username, self.namespace_prefix)
 
     def terminate(self, timeout: float = 60) -> int | None:
-        """SIGTERM to gunicorn's master and the collector, SIGKILL past ``timeout``; returns gunicorn's exit code."""
-        for child in (self.process, self.collector):
+        """SIGTERM to gunicorn's master and the collectors, SIGKILL past ``timeout``; returns gunicorn's exit code."""
+        children = [self.process, *self.collectors.values()]
+        for child in children:
             if child and child.poll() is None:
                 child.terminate()
-        for child in (self.process, self.collector):
+        for child in children:
             if child:
                 try:
                     child.wait(timeout=timeout)

@@ -120,11 +120,15 @@ class Soak:
             self.calls.append((op, status, started, ended))
 
     def collector_rss_kib(self) -> int:
-        try:
-            status = Path(f"/proc/{self.gateway.collector.pid}/status").read_text()
-        except (OSError, AttributeError):
-            return 0
-        return int(re.search(r"^VmRSS:\s+(\d+) kB", status, flags=re.MULTILINE).group(1))
+        """The collectors' resident memory, summed (one node collector per node)."""
+        total = 0
+        for process in self.gateway.collectors.values():
+            try:
+                status = Path(f"/proc/{process.pid}/status").read_text()
+            except OSError:
+                continue
+            total += int(re.search(r"^VmRSS:\s+(\d+) kB", status, flags=re.MULTILINE).group(1))
+        return total
 
     def sample_memory(self, start: float) -> None:
         self.memory.append({"t": round(time.monotonic() - start), "workers_mib": round(
@@ -207,7 +211,8 @@ class Soak:
             "workers_replaced": self.gateway.worker_pids() != workers_at_start,
             "worker_timeouts": log.count("WORKER TIMEOUT"),
             "gateway_error_lines": log.count('"level": "error"'),
-            "collector_alive": self.gateway.collector is not None and self.gateway.collector.poll() is None,
+            "collector_alive": bool(self.gateway.collectors) and all(
+                process.poll() is None for process in self.gateway.collectors.values()),
             "collector_error_lines": self.gateway.collector_text().count('"level": "error"'),
             "memory_samples": self.memory,
         }

@@ -10,6 +10,7 @@
 #   cluster.sh restart-real   restart only the real node (kubelet + containerd + registry, node tenx-real)
 #   cluster.sh real-ctr ARGS  containerd's ctr inside the real node (e.g. -n k8s.io images ls)
 #   cluster.sh env            print shell exports (KUBECONFIG, PATH) for this cluster
+#   cluster.sh nodes          print each node's name and the directory of its pods' log files (node collectors)
 #
 # Everything lives under <repo>/.local (git-ignored). See deploy/local/README.md.
 set -euo pipefail
@@ -658,7 +659,14 @@ cmd_env() {
   echo "export PATH=$BIN:\$PATH"
 }
 
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
+# Where each node keeps its pods' container logs, laid out as kubelet's /var/log/pods (the process agent too):
+# what a node collector of the gateway (`tenx-gateway collect --node NAME`) reads.
+cmd_nodes() {
+  echo "$NODE_NAME $NODE_STATE/pod-logs"
+  if real_enabled; then echo "$REAL_NODE_NAME $REAL_DIR/pod-logs"; fi
+}
+
+usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
 
 main() {
   local cmd="${1:-}"
@@ -673,6 +681,7 @@ main() {
     restart-real) cmd_restart_real ;;
     real-ctr) cmd_real_ctr "$@" ;;
     env) cmd_env ;;
+    nodes) cmd_nodes ;;
     -h|--help|help) usage ;;
     *) usage >&2; exit 2 ;;
   esac

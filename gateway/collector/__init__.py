@@ -1,10 +1,16 @@
-"""The collector process (``tenx-gateway collect``): archives the logs and instance records of every job the
-gateway manages, so both outlive the pods.
+"""The collector processes: archive the logs and instance records of every job the gateway manages, so both
+outlive the pods. Two sources, one writer path (``writer.py``), one record keeper (``records.py``):
 
-One ``RegionCollector`` per region (``region.py``), each with its Lease (``lease.py``), pod reflector
-(``gateway/reflector.py``) and bounded follower pool (``followers.py``); a health and metrics listener
-(``health.py``). The main thread is a watchdog: if a thread that must never end has died, the process exits 1,
-so ``make run`` and the Deployment restart it, rather than staying up and archiving nothing.
+- ``tenx-gateway collect --node NAME`` (``node.py``): one per node (a DaemonSet), reading the kubelet's log files
+  of the gateway's pods on that node (``files.py``, ``cri.py``, ``tail.py``). No log byte crosses the apiserver,
+  nothing is lost while it runs, and it scales with the nodes. Needs the node's ``/var/log/pods``.
+- ``tenx-gateway collect`` (``region.py``): one active per region, chosen by a Lease (``lease.py``), following each
+  container's log through the apiserver (``followers.py``). For clusters where the gateway may not read node paths;
+  it can fall behind the kubelet's rotation under a flood (see the README's limits).
+
+A health and metrics listener (``health.py``). The main thread is a watchdog: if a thread that must never end has
+died, the process exits 1, so ``make run`` and the Deployment restart it, rather than staying up and archiving
+nothing.
 """
 from __future__ import annotations
 
@@ -100,6 +106,71 @@ def run(settings: config.Settings | None = None) -> int:
         server.shutdown()
     store.close()
     return code
+
+
+def run_node(node: str, region: str | None = None, settings: config.Settings | None = None) -> int:
+    """The node collector of ``node`` until SIGTERM or SIGINT (0) or until a thread that must not end has (1)."""
+    from ..store import open_store
+    from ..tenancy import archive_namespace
+    from . import health
+    from .node import NodeCollector, NodeOptions
+
+    jsonlog.configure()
+    settings = settings or config.from_env()
+    region = region or settings.default_region
+    regions = Regions(settings)
+    regions.require(region)
+    try:
+        store = open_store(settings.archive_store_url, settings.log_timezone)
+    except Exception:  # noqa: BLE001 - reported, then the process fails visibly
+        log.exception("node collector: cannot open the log archive")
+        return 1
+    _more_open_files()
+    options = NodeOptions(pod_logs_dir=settings.collector_pod_logs_dir, namespace_prefix=settings.namespace_prefix,
+                          retention_days=settings.archive_retention_days, max_line_bytes=settings.log_max_bytes,
+                          container_lines_per_second=settings.collector_container_lines_per_second,
+                          namespace_lines_per_second=settings.collector_namespace_lines_per_second)
+    collector = NodeCollector(region, node, regions.get(region), store, options,
+                              archive_namespace=lambda ns: archive_namespace(region, ns, settings.default_region))
+
+    def problems() -> dict[str, str]:
+        if not collector.alive:
+            return {node: "a thread ended (reader, writer or pod reflector)"}
+        if health.stuck(collector.loop_started):
+            return {node: f"the reader has not come round for {health.STUCK_SECONDS:g} s"}
+        return {}
+
+    def unready() -> dict[str, str]:
+        return {} if collector.pods.synced.is_set() else {node: "the pod list is not in yet"}
+
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
+    signal.signal(signal.SIGINT, lambda signum, frame: stopping.set())
+    server = (health.serve(settings.collector_port, problems, unready, host=settings.collector_host)
+              if settings.collector_port else None)
+    log.info("node collector for node %s of region %s: reading %s", node, region, options.pod_logs_dir)
+    collector.start()
+    code = 0
+    while not stopping.wait(1.0):
+        found = problems()
+        if found:
+            log.critical("node collector: %s; exiting so that it is restarted", found)
+            code = 1
+            break
+    collector.stop()
+    if server is not None:
+        server.shutdown()
+    store.close()
+    return code
+
+
+def _more_open_files() -> None:
+    """Every log file not yet read whole is held open (so a rotation cannot take it away): raise the soft limit
+    on open files to the hard one."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def _with_retries(action, what: str) -> bool:

@@ -22,6 +22,14 @@ ERRORS = Counter("tenx_collector_errors_total", "Failures, by where they happene
                  ["region", "where"], registry=REGISTRY)
 FENCED = Counter("tenx_collector_fenced_writes_total",
                  "Appends the store refused: a newer leader holds the stream.", ["region"], registry=REGISTRY)
+GAPS = Counter("tenx_collector_gaps_total", "Places in the archive where lines were lost before they were read "
+               "(each holds a marker line).", ["region"], registry=REGISTRY)
+LOST = Counter("tenx_collector_lines_lost_total", "Lines lost before they were read, as estimated at each gap (a gap "
+               "of unknown size adds 0).", ["region"], registry=REGISTRY)
+BACKLOG = Gauge("tenx_collector_backlog_bytes", "Bytes written to the node's log files that the node collector has "
+                "not read yet.", ["region"], registry=REGISTRY)
+HELD_BACK = Counter("tenx_collector_held_back_total", "Turns a container's reading waited on its own or its "
+                    "namespace's rate limit (its lines wait in the node's files).", ["region"], registry=REGISTRY)
 LISTS = Gauge("tenx_collector_reflector_lists", "LISTs the collector's reflectors made since it started (steady state: "
               "no new ones).", ["region"], registry=REGISTRY)
 
@@ -32,6 +40,10 @@ def init(region: str) -> None:
         metric.labels(region).set(0)
     LINES.labels(region)
     FENCED.labels(region)
+    GAPS.labels(region)
+    LOST.labels(region)
+    HELD_BACK.labels(region)
+    BACKLOG.labels(region).set(0)
     LAG.labels(region)
     for where in ("stream", "records", "loop"):
         ERRORS.labels(region, where)

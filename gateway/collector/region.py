@@ -28,10 +28,12 @@ from ..names import MANAGED_BY, MANAGED_BY_LABEL
 from ..reflector import Backoff, Reflector, key_of
 from ..store import ContainerKey, Deposed, LogStore, StreamMoved
 from ..store.lines import parse_stamped, since_time, unseen
-from ..store.records import TERMINAL_PHASES, instance_record, job_of
+from ..store.records import TERMINAL_PHASES, job_of
 from . import metrics
 from .followers import AGAIN, Batch, Pool
 from .lease import LeaderElector
+from .records import Records
+from .writer import Writer
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +41,6 @@ MANAGED_PODS = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
 LEGACY_PODS = f"job-name,!{MANAGED_BY_LABEL}"
 RESYNC_SECONDS = 30.0
 HEARTBEAT_SECONDS = 5.0
-NS = 1_000_000_000
 
 
 class LeadershipLost(Exception):
@@ -76,12 +77,12 @@ class RegionCollector:
         self._dirty: dict[tuple[str, str], dict[str, Any]] = {}  # pods changed since the loop last looked
         self._gone: dict[tuple[str, str], dict[str, Any]] = {}  # pods deleted since then
         self._dirty_lock = threading.Lock()
-        self._stored: dict[tuple[str, str], str] = {}  # pod -> resourceVersion of its record last stored
+        self._records = Records(store, archive_namespace)
+        self._writer = Writer(store, region)
         self._done: set[Stream] = set()  # followed to the end; forgotten when the pod goes
         self._done_lock = threading.Lock()
         self._batches: dict[Stream, Batch] = {}
         self._batches_lock = threading.Lock()
-        self._lags: list[float] = []
         accept = lambda pod: pod["metadata"].get("namespace", "").startswith(options.namespace_prefix)  # noqa: E731
         self.pods = Reflector(kube, "/api/v1/pods", label_selector=MANAGED_PODS, on_event=self._on_pod,
                               accept=accept, name=f"pods-{region}")
@@ -160,7 +161,7 @@ class RegionCollector:
                     token, last_resync = current, now
                 self._handle_changes()
                 if now - last_beat >= HEARTBEAT_SECONDS:
-                    self._store.heartbeat(self.region, self._elector.identity, self._take_lag())
+                    self._store.heartbeat(self.region, self._elector.identity, self._writer.take_lag())
                     last_beat = now
                 if now - last_prune >= 3600:
                     self._prune()
@@ -181,22 +182,19 @@ class RegionCollector:
         with self._done_lock:
             self._done = {s for s in self._done if (s.namespace, s.key.instance) in live}
         if records:
-            self._stored.clear()
+            self._records.forget_all()
 
     def _handle_changes(self) -> None:
         with self._dirty_lock:
             dirty, self._dirty = self._dirty, {}
             gone, self._gone = self._gone, {}
         for key, pod in gone.items():
-            self._guarded("records", self._record_deleted, pod)
+            self._guarded("records", self._records.deleted, pod)
             with self._done_lock:
                 self._done = {s for s in self._done if (s.namespace, s.key.instance) != key}
-            self._stored.pop(key, None)  # its running followers see it gone and end after a last read
+            # its running followers see it gone and end after a last read
         for key, pod in dirty.items():
-            version = pod["metadata"].get("resourceVersion", "")
-            if self._stored.get(key) != version:
-                if self._guarded("records", self._put_record, pod):
-                    self._stored[key] = version
+            self._guarded("records", self._records.changed, pod)
             self._start_followers(pod)
 
     def _guarded(self, where: str, action: Callable[..., Any], *args: Any) -> bool:
@@ -207,25 +205,6 @@ class RegionCollector:
             metrics.ERRORS.labels(self.region, where).inc()
             log.exception("collector (%s): %s failed", self.region, where)
             return False
-
-    def _put_record(self, pod: dict[str, Any]) -> None:
-        job = job_of(pod)
-        if job:
-            metadata = pod["metadata"]
-            self._store.put_instance(self._archived_as(metadata["namespace"]), job, metadata["name"],
-                                     instance_record(pod))
-
-    def _record_deleted(self, pod: dict[str, Any]) -> None:
-        """A pod that vanished before it finished (its Job was deleted) is finished now, for retention's sake."""
-        job = job_of(pod)
-        if not job:
-            return
-        record = instance_record(pod)
-        if not record.get("finished"):
-            now = timefmt.rfc3339(timefmt.now())
-            record = {**record, "finished": now, "deleted": True}
-        self._store.put_instance(self._archived_as(pod["metadata"]["namespace"]), job, pod["metadata"]["name"],
-                                 record)
 
     def _start_followers(self, pod: dict[str, Any]) -> None:
         job = job_of(pod)
@@ -245,10 +224,6 @@ class RegionCollector:
         removed = self._store.prune(cutoff)
         if removed:
             log.info("archive retention: removed %d rows older than %s", removed, cutoff)
-
-    def _take_lag(self) -> float:
-        lags, self._lags = self._lags, []
-        return max(lags, default=0.0)
 
     # -- followers (pool threads) -----------------------------------------------------------------------------
 
@@ -313,14 +288,8 @@ class RegionCollector:
         def append(lines: list) -> None:
             if not self._elector.valid(token):
                 raise LeadershipLost()
-            self._store.append(stream.key, lines, attempt=attempt, fence=token, expect_next=expect[0])
-            expect[0] += len(lines)
-            committed = time.time()
-            metrics.LINES.labels(self.region).inc(len(lines))
-            histogram = metrics.LAG.labels(self.region)
-            for line in lines:
-                histogram.observe(max(0.0, committed - line.ts_ns / NS))
-            self._lags.append(max(0.0, committed - lines[0].ts_ns / NS))
+            expect[0] = self._writer.append(stream.key, lines, attempt=attempt, fence=token,
+                                            expect_next=expect[0])
 
         batch = Batch(append, max_wait=self._options.flush_seconds)
         with self._batches_lock:

@@ -38,11 +38,14 @@ class ResumePoint:
     lines older than ``last_ts_ns``, and drop the first ``lines_at_last_ts`` lines stamped exactly ``last_ts_ns``.
 
     ``attempt`` is the container attempt (its restartCount) the last stored line came from, and ``next_seq`` the
-    number the next line gets: an append that expects it fails if another writer appended in between."""
+    number the next line gets: an append that expects it fails if another writer appended in between.
+    ``position`` is where in its source the writer stopped, as it gave it with those lines (the node collector's
+    file and offset), committed in the same transaction; None if the writer gave none."""
     last_ts_ns: int | None
     lines_at_last_ts: int
     attempt: int | None = None
     next_seq: int = 0
+    position: dict[str, Any] | None = None
 
 
 class Deposed(Exception):
@@ -139,12 +142,13 @@ class LogStore(ABC):
 
     @abstractmethod
     def append(self, key: ContainerKey, lines: Sequence[LogLine], *, attempt: int = 0, fence: int | None = None,
-               expect_next: int | None = None) -> None:
+               expect_next: int | None = None, position: dict[str, Any] | None = None) -> None:
         """Append lines (in time order) of one container attempt to its log, in one transaction.
 
         ``fence`` (the writer's leadership token): raises ``Deposed`` if the stream already saw a larger one, else
         records it, in the same transaction. ``expect_next``: raises ``StreamMoved`` unless the stream's next line
-        number is that (so two writers can never both append the same lines)."""
+        number is that (so two writers can never both append the same lines). ``position`` (JSON-able): where the
+        writer's source stands after these lines, committed with them (``resume_point`` gives it back)."""
 
     @abstractmethod
     def resume_point(self, key: ContainerKey) -> ResumePoint:

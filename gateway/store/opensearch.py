@@ -152,7 +152,7 @@ class OpenSearchStore(LogStore):
     # -- writes ------------------------------------------------------------------------------------------
 
     def append(self, key: ContainerKey, lines: Sequence[LogLine], *, attempt: int = 0, fence: int | None = None,
-               expect_next: int | None = None) -> None:
+               expect_next: int | None = None, position: dict[str, Any] | None = None) -> None:
         if not lines:
             return
         stream = _stream_id(key.namespace, key.instance, key.container)
@@ -180,7 +180,7 @@ class OpenSearchStore(LogStore):
             doc.update(next_seq=after.next_seq, cur_day=after.day.isoformat() if after.day else None,
                        next_day_seq=after.next_day_seq, last_ts_ns=after.last_ts_ns,
                        lines_at_last_ts=after.lines_at_last_ts, attempt=attempt, fence=token, has_lines=True,
-                       first_day=min(days))
+                       first_day=min(days), position=position)
             self._commit(stream, doc, version, fence)
 
     def _create_stream(self, key: ContainerKey, stream: str) -> tuple[dict[str, Any], tuple[int, int]]:
@@ -363,7 +363,8 @@ class OpenSearchStore(LogStore):
         doc, _ = self._state(_stream_id(key.namespace, key.instance, key.container))
         if doc is None or doc.get("last_ts_ns") is None:
             return ResumePoint(None, 0)
-        return ResumePoint(doc["last_ts_ns"], doc["lines_at_last_ts"], doc.get("attempt"), doc["next_seq"])
+        return ResumePoint(doc["last_ts_ns"], doc["lines_at_last_ts"], doc.get("attempt"), doc["next_seq"],
+                           doc.get("position"))
 
     def _page_query(self, namespace: str, instance: str, container: str, day: dt.date | None, offset: int,
                     size: int) -> tuple[str, str, str, int, int, int] | None:

@@ -43,6 +43,7 @@ SCHEMA = (
     "ALTER TABLE log_streams ADD COLUMN IF NOT EXISTS fence bigint NOT NULL DEFAULT 0",
     "ALTER TABLE log_lines ADD COLUMN IF NOT EXISTS job_id bigint",
     "ALTER TABLE log_lines ADD COLUMN IF NOT EXISTS attempt integer NOT NULL DEFAULT 0",
+    "ALTER TABLE log_streams ADD COLUMN IF NOT EXISTS position text",
 ) + BACKFILL + (
     "CREATE INDEX IF NOT EXISTS log_lines_job ON log_lines (job_id, day, ts_ns, stream, seq)",
 )

@@ -16,6 +16,8 @@ import time
 from abc import abstractmethod
 from typing import Any, Iterator, Sequence
 
+import orjson
+
 from .base import (ContainerKey, DayClock, Deposed, LogLine, LogStore, ResumePoint, Row, StreamMoved, StreamState,
                    check_page, number_lines)
 from .cursors import PageCursors
@@ -45,7 +47,7 @@ LOCK_STREAM = ("INSERT INTO log_streams (namespace, job, instance, container, jo
 LOCK_EXISTING = ("UPDATE log_streams SET next_seq = next_seq WHERE namespace = ? AND instance = ? AND container = ?"
                  f" RETURNING {_STATE}")
 UPDATE_STREAM = ("UPDATE log_streams SET next_seq = ?, day = ?, next_day_seq = ?, last_ts_ns = ?,"
-                 " lines_at_last_ts = ?, attempt = ?, fence = ? WHERE id = ?")
+                 " lines_at_last_ts = ?, attempt = ?, fence = ?, position = ? WHERE id = ?")
 INSERT_LINES = ("INSERT INTO log_lines (stream, seq, day, day_seq, ts_ns, text, job_id, attempt)"
                 " VALUES (?,?,?,?,?,?,?,?)")
 # Records of instances that finished before the cutoff and have no line left; then containers with no line left
@@ -119,7 +121,7 @@ class SqlStore(LogStore):
     # -- writes ------------------------------------------------------------------------------------------
 
     def append(self, key: ContainerKey, lines: Sequence[LogLine], *, attempt: int = 0, fence: int | None = None,
-               expect_next: int | None = None) -> None:
+               expect_next: int | None = None, position: dict[str, Any] | None = None) -> None:
         if not lines:
             return
         clock = DayClock(self.timezone)
@@ -147,7 +149,9 @@ class SqlStore(LogStore):
             self._insert_rows(conn, [_line_row(stream, r, job_id, attempt, self._day_in) for r in rows])
             self._execute(conn, UPDATE_STREAM, (after.next_seq, self._day_in(after.day), after.next_day_seq,
                                                 after.last_ts_ns, after.lines_at_last_ts, attempt,
-                                                max(stored_fence, fence or 0), stream))
+                                                max(stored_fence, fence or 0),
+                                                None if position is None else orjson.dumps(position).decode(),
+                                                stream))
 
     def put_instance(self, namespace: str, job: str, instance: str, record: dict[str, Any]) -> None:
         finished = DayClock(self.timezone).stamp_day(record.get("finished"))
@@ -215,9 +219,12 @@ class SqlStore(LogStore):
 
     def resume_point(self, key: ContainerKey) -> ResumePoint:
         with self._read() as conn:
-            row = self._execute(conn, f"SELECT last_ts_ns, lines_at_last_ts, attempt, next_seq {KEYED}",
+            row = self._execute(conn, f"SELECT last_ts_ns, lines_at_last_ts, attempt, next_seq, position {KEYED}",
                                 (key.namespace, key.instance, key.container)).fetchone()
-        return ResumePoint(*row) if row else ResumePoint(None, 0)
+        if not row:
+            return ResumePoint(None, 0)
+        *numbering, position = row
+        return ResumePoint(*numbering, position=orjson.loads(position) if position else None)
 
     def explain_read(self, namespace: str, instance: str, container: str, *, day: dt.date | None = None,
                      offset: int = 0, size: int = 1000) -> str:

@@ -42,6 +42,7 @@ COLUMNS = (
     ("log_streams", "fence", "INTEGER NOT NULL DEFAULT 0"),
     ("log_lines", "job_id", "INTEGER"),
     ("log_lines", "attempt", "INTEGER NOT NULL DEFAULT 0"),
+    ("log_streams", "position", "TEXT"),
 )
 INDEXES = ("CREATE INDEX IF NOT EXISTS log_lines_job ON log_lines (job_id, day, ts_ns, stream, seq)",)
 IDLE_CONNECTIONS = 8

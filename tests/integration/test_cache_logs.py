@@ -35,8 +35,7 @@ def running(local_cluster, tmp_path_factory):
         instance = user.wait_for(name, lambda job: job["instance_names"], timeout=300)["instance_names"][0]
         wait_until(lambda: user.get(f"/jobs/{name}/logs", params={"from": FIRST - 1, "size": 1}).json(), 300,
                    interval=0.5, what="the collector to archive the first lines")
-        gateway.collector.terminate()
-        gateway.collector.wait(timeout=30)
+        gateway.stop_collectors()
         namespace = gateway.namespace_of(user)
         path = f"/api/v1/namespaces/{namespace}/pods/{instance}/log"
         wait_until(lambda: len(kubectl("get", "--raw", path).stdout.splitlines()) == FIRST + MORE, 120,

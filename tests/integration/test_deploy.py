@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ..harness import ROOT, kubectl
+from gateway.store import open_store
+
+from ..harness import ROOT, kubectl, local_nodes
 from .deployed import (ADMISSION_POLICIES, CLUSTER_SCOPED, DEPLOY, ENDPOINTS_ROLE, JOBS_POLICY, NAMESPACE, SA_USER,
                        SERVICE_ACCOUNT, host_volume_root_of, kustomize, one)
 from .helpers import until
@@ -538,7 +540,7 @@ def test_the_suite_s_gateway_acts_as_the_deployed_service_account(gateway, gatew
     way, provided that gateway really acts as the ServiceAccount under them: its API server and its collector hold
     no other credential, its own objects are in the ServiceAccount's namespace, and the jobs policy's copy holds
     its host volume root."""
-    for process in (gateway.process, gateway.collector):
+    for process in (gateway.process, *gateway.collectors.values()):
         environ = dict(item.split("=", 1) for item in
                        Path(f"/proc/{process.pid}/environ").read_text().split("\0") if "=" in item)
         assert environ["KUBECONFIG"] == gateway_identity.kubeconfig
@@ -557,7 +559,11 @@ def test_the_suite_s_gateway_acts_as_the_deployed_service_account(gateway, gatew
     assert client.get("/jobs").status_code == 200  # its namespace and walls were made as the ServiceAccount
     secret = kubectl("get", "secret", USERS_SECRET, "-n", gateway_identity.namespace, "-o", "name")
     assert secret.stdout.strip() == f"secret/{USERS_SECRET}"
-    lease = until(lambda: kubectl("get", LEASES, LEASE, "-n", gateway_identity.namespace,
-                                         "-o", "jsonpath={.spec.holderIdentity}", check=False).stdout, 60,
-                  "the collector to take its Lease in the ServiceAccount's namespace")
-    assert lease
+    # its node collectors list and watch the pods of their nodes as the ServiceAccount, and report to its archive
+    archive = open_store(gateway.admin_env.get("GATEWAY_ARCHIVE_URL")
+                         or f"sqlite:///{gateway.workdir / 'data' / 'archive.db'}")
+    try:
+        nodes = {f"us/node/{node}" for node in local_nodes()}
+        until(lambda: nodes <= set(archive.heartbeats()), 60, "every node collector's heartbeat in the archive")
+    finally:
+        archive.close()

@@ -80,7 +80,7 @@ func (p *Provider) GetContainerLogs(ctx context.Context, namespace, podName, con
 	if err != nil {
 		return nil, errdefs.AsInvalidInput(err)
 	}
-	path := logPath(p.podDir(pod), containerName, idx)
+	path := logPath(p.podLogDir(pod), containerName, idx)
 
 	ro := logReadOptions{
 		tail:       -1,

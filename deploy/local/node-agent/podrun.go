@@ -29,10 +29,11 @@ type containerRun struct {
 }
 
 type podRun struct {
-	p   *Provider
-	key string
-	uid string
-	dir string
+	p      *Provider
+	key    string
+	uid    string
+	dir    string // working directory, emptyDirs, pid files
+	logDir string // container logs, as kubelet lays them out
 
 	mu         sync.Mutex // guards everything below
 	pod        *corev1.Pod
@@ -55,6 +56,7 @@ func newPodRun(p *Provider, pod *corev1.Pod) *podRun {
 		key:      pod.Namespace + "/" + pod.Name,
 		uid:      string(pod.UID),
 		dir:      p.podDir(pod),
+		logDir:   p.podLogDir(pod),
 		pod:      pod.DeepCopy(),
 		deleteCh: make(chan struct{}),
 		doneCh:   make(chan struct{}),
@@ -141,7 +143,7 @@ func (pr *podRun) checkRunnable() (reason, msg string) {
 			return reasonEntrypointUnsupported, fmt.Sprintf("container %q has no command: %s", cr.spec.Name, msgEntrypointUnsupported)
 		}
 	}
-	for _, sub := range []string{"work", "pids", "logs"} {
+	for _, sub := range []string{"work", "pids"} {
 		if err := os.MkdirAll(filepath.Join(pr.dir, sub), 0o755); err != nil {
 			return "PodSetupFailed", err.Error()
 		}
@@ -300,7 +302,7 @@ func (pr *podRun) startRequest(cr *containerRun, idx int32) (startRequest, error
 	if dir == "" {
 		dir = filepath.Join(pr.dir, "work")
 	}
-	logDir := filepath.Join(pr.dir, "logs", cr.spec.Name)
+	logDir := filepath.Join(pr.logDir, cr.spec.Name)
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
 		return startRequest{}, err
 	}
@@ -309,13 +311,13 @@ func (pr *podRun) startRequest(cr *containerRun, idx int32) (startRequest, error
 		env:     processEnv(pr.pod, own),
 		dir:     dir,
 		binds:   binds,
-		logPath: logPath(pr.dir, cr.spec.Name, idx),
+		logPath: logPath(pr.logDir, cr.spec.Name, idx),
 		pidPath: filepath.Join(pr.dir, "pids", cr.spec.Name+".pid"),
 	}, nil
 }
 
-func logPath(podDir, container string, instance int32) string {
-	return filepath.Join(podDir, "logs", container, fmt.Sprintf("%d.log", instance))
+func logPath(podLogDir, container string, instance int32) string {
+	return filepath.Join(podLogDir, container, fmt.Sprintf("%d.log", instance))
 }
 
 func (pr *podRun) isDeleting() bool {

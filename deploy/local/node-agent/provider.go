@@ -46,10 +46,23 @@ func newProvider(cfg providerConfig, client kubernetes.Interface) *Provider {
 	return &Provider{cfg: cfg, client: client, lives: newLiveLogs(), runs: map[string]*podRun{}}
 }
 
-// podDir is where a pod's logs, working directory, emptyDirs and pid files
-// live: <state>/pods/<namespace>_<name>_<uid>, like kubelet's /var/log/pods.
+// podDir is where a pod's working directory, emptyDirs and pid files live:
+// <state>/pods/<namespace>_<name>_<uid>.
 func (p *Provider) podDir(pod *corev1.Pod) string {
-	return filepath.Join(p.cfg.stateDir, "pods", pod.Namespace+"_"+pod.Name+"_"+string(pod.UID))
+	return filepath.Join(p.cfg.stateDir, "pods", podDirName(pod))
+}
+
+// podLogDir is where a pod's container logs live, laid out as kubelet lays out
+// /var/log/pods: <state>/pod-logs/<namespace>_<name>_<uid>/<container>/<n>.log,
+// so that a node collector reads both nodes' files the same way.
+func (p *Provider) podLogDir(pod *corev1.Pod) string {
+	return filepath.Join(p.cfg.stateDir, podLogsDir, podDirName(pod))
+}
+
+const podLogsDir = "pod-logs"
+
+func podDirName(pod *corev1.Pod) string {
+	return pod.Namespace + "_" + pod.Name + "_" + string(pod.UID)
 }
 
 func (p *Provider) envSources() envSources {
@@ -148,8 +161,10 @@ func (p *Provider) finishDelete(pr *podRun) {
 			slog.Warn("deleting stopped pod from the API server", "pod", pr.key, "err", err)
 		}
 	}
-	if err := os.RemoveAll(pr.dir); err != nil {
-		slog.Warn("removing pod state", "pod", pr.key, "err", err)
+	for _, dir := range []string{pr.dir, pr.logDir} {
+		if err := os.RemoveAll(dir); err != nil {
+			slog.Warn("removing pod state", "pod", pr.key, "err", err)
+		}
 	}
 	slog.Info("pod removed", "pod", pr.key)
 }

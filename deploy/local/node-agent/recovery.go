@@ -236,12 +236,18 @@ func collectPodDirs(p *Provider) {
 		keep[pr.uid] = true
 	}
 	p.mu.Unlock()
-	for _, e := range entries {
-		i := strings.LastIndexByte(e.Name(), '_')
-		if !e.IsDir() || i < 0 || keep[e.Name()[i+1:]] {
-			continue
+	logEntries, _ := os.ReadDir(filepath.Join(p.cfg.stateDir, podLogsDir))
+	for _, group := range []struct {
+		dir     string
+		entries []os.DirEntry
+	}{{"pods", entries}, {podLogsDir, logEntries}} {
+		for _, e := range group.entries {
+			i := strings.LastIndexByte(e.Name(), '_')
+			if !e.IsDir() || i < 0 || keep[e.Name()[i+1:]] {
+				continue
+			}
+			slog.Info("removing state of a pod that no longer exists", "dir", filepath.Join(group.dir, e.Name()))
+			os.RemoveAll(filepath.Join(p.cfg.stateDir, group.dir, e.Name()))
 		}
-		slog.Info("removing state of a pod that no longer exists", "dir", e.Name())
-		os.RemoveAll(filepath.Join(p.cfg.stateDir, "pods", e.Name()))
 	}
 }

@@ -190,6 +190,11 @@ imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 evictionHard: {memory.available: 100Mi, nodefs.available: 1%, imagefs.available: 1%}
 crashLoopBackOff: {maxContainerRestartPeriod: 10s}
+# Small log files, so the node collector's tests see the kubelet rotate (every 3 s at most), gzip and delete them
+# (default 10Mi, 5 files, 10 s).
+containerLogMaxSize: 1Mi
+containerLogMaxFiles: 3
+containerLogMonitorInterval: 3s
 EOF
 
 # ------------------------------------------------------------------ start
