@@ -5,15 +5,15 @@ request without Host is 400, ``from``/``size`` take ASCII digits only, and the c
 from __future__ import annotations
 
 import json
-import re
 import secrets
 import socket
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from ..harness import CollectorProcess, start_gateway, wait_until
+from ..harness import ROOT, VENV_BIN, free_port, local_nodes, start_gateway, wait_until
 from .reliability import percentile, record
 
 CLIENTS = 150
@@ -240,14 +240,25 @@ def _listening_addresses(pid: int, port: int) -> set[str]:
     return found
 
 
-def test_the_collectors_listener_is_on_loopback_as_under_make_run(strict_gateway, tmp_path):
-    """make run starts the collector with GATEWAY_COLLECTOR_PORT=8081 and nothing else about its address."""
+@pytest.mark.parametrize("kind", ["node", "apiserver"])
+def test_the_collectors_listener_is_on_loopback_as_under_make_run(strict_gateway, tmp_path, kind):
+    """make run starts a node collector per node (or, with KUBECONFIG, the apiserver collector) with
+    GATEWAY_COLLECTOR_PORT=8081... and nothing about the listener's address."""
     env = {k: v for k, v in strict_gateway.server_env.items()
            if k not in ("PROMETHEUS_MULTIPROC_DIR", "GATEWAY_COLLECTOR_HOST")}
-    collector = CollectorProcess(env, tmp_path / "collector.log")
+    port, args = free_port(), []
+    if kind == "node":
+        node, directory = next(iter(local_nodes().items()))
+        env["GATEWAY_COLLECTOR_POD_LOGS_DIR"] = str(directory)
+        args = ["--node", node]
+    output = tmp_path / "collector.log"
+    with open(output, "ab") as sink:
+        collector = subprocess.Popen([str(VENV_BIN / "tenx-gateway"), "collect", *args], cwd=ROOT,
+                                     env={**env, "GATEWAY_COLLECTOR_PORT": str(port)}, stdout=sink,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
-        wait_until(lambda: collector.healthz() in (200, 503), 60, what="the collector's listener")
-        assert _listening_addresses(collector.process.pid, collector.port) == {"127.0.0.1"}
+        wait_until(lambda: _listening_addresses(collector.pid, port), 60, what="the collector's listener")
+        assert _listening_addresses(collector.pid, port) == {"127.0.0.1"}, output.read_text()[-2000:]
     finally:
-        collector.stop()
-    assert re.search(r"collector health and metrics on port \d+", (tmp_path / "collector.log").read_text())
+        collector.terminate()
+        collector.wait(timeout=30)
