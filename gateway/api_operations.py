@@ -101,7 +101,8 @@ def _jobs_call(summary: str, description: str, ok: dict[str, Any], **responses: 
                          "user's.", "WWW-Authenticate"),
             "404": error(404, "The region is not one this gateway serves."),
             "405": error(405, "The path does not answer this method.", "Allow"),
-            "429": error(429, "Too many failed logins from this client or for this user name.", "Retry-After"),
+            "429": error(429, "Too many failed logins from this client or for this user name, or more calls of this "
+                         "user in progress at once than GATEWAY_REQUESTS_MAX_PER_USER.", "Retry-After"),
             "500": error(500, "An internal error; the message says no more."),
             "502": error(502, "The cluster refused the gateway itself (its credentials or permissions); the operator "
                          "must fix the gateway's configuration."),
