@@ -148,7 +148,8 @@ class LogStore(ABC):
         ``fence`` (the writer's leadership token): raises ``Deposed`` if the stream already saw a larger one, else
         records it, in the same transaction. ``expect_next``: raises ``StreamMoved`` unless the stream's next line
         number is that (so two writers can never both append the same lines). ``position`` (JSON-able): where the
-        writer's source stands after these lines, committed with them (``resume_point`` gives it back)."""
+        writer's source stands after these lines, committed with them (``resume_point`` gives it back); with no
+        lines, only the position moves (the stream is made if it was not there)."""
 
     @abstractmethod
     def resume_point(self, key: ContainerKey) -> ResumePoint:

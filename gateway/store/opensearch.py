@@ -153,7 +153,7 @@ class OpenSearchStore(LogStore):
 
     def append(self, key: ContainerKey, lines: Sequence[LogLine], *, attempt: int = 0, fence: int | None = None,
                expect_next: int | None = None, position: dict[str, Any] | None = None) -> None:
-        if not lines:
+        if not lines and position is None:
             return
         stream = _stream_id(key.namespace, key.instance, key.container)
         with self._locks[hash(stream) % len(self._locks)]:  # this process's writers take turns per stream
@@ -168,6 +168,10 @@ class OpenSearchStore(LogStore):
                 raise StreamMoved(f"stream {key.instance}/{key.container} is at line {doc['next_seq']}, "
                                   f"not {expect_next}")
             days = doc.setdefault("days", {})
+            if not lines:  # only the writer's position moves
+                doc.update(position=position, attempt=attempt)
+                self._commit(stream, doc, version, fence)
+                return
             state = StreamState(doc["next_seq"], dt.date.fromisoformat(doc["cur_day"]) if doc.get("cur_day") else None,
                                 doc.get("next_day_seq", 0), doc.get("last_ts_ns"), doc.get("lines_at_last_ts", 0))
             rows, after = number_lines(lines, state, DayClock(self.timezone),

@@ -122,7 +122,7 @@ class SqlStore(LogStore):
 
     def append(self, key: ContainerKey, lines: Sequence[LogLine], *, attempt: int = 0, fence: int | None = None,
                expect_next: int | None = None, position: dict[str, Any] | None = None) -> None:
-        if not lines:
+        if not lines and position is None:
             return
         clock = DayClock(self.timezone)
         with self._write() as conn:
