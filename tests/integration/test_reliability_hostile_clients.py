@@ -28,10 +28,10 @@ def big_log_page(user) -> tuple[str, int]:
     """A finished job whose one page is the whole 4 MB log: its path and its size in bytes."""
     name = f"big-{secrets.token_hex(3)}"
     assert user.post(f"/jobs/{name}", json=BIG_LOG).status_code == 200
-    instance = user.wait_for(name, lambda job: job.get("instance_names"), 180)["instance_names"][0]
+    instance = user.wait_for(name, lambda job: job.get("instance_names"), 300)["instance_names"][0]
     path = f"/jobs/{name}/instances/{instance}/logs?size={LINES}"
     page = wait_until(lambda: (answer := user.get(path)).status_code == 200 and len(answer.json()) == LINES
-                      and answer, 120, what="the whole log")
+                      and answer, 300, interval=0.5, what="the whole log")
     return path, len(page.content)
 
 
