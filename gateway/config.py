@@ -88,7 +88,8 @@ class Settings:
     # Lease's duration, and the archive lag past which the API's /readyz says "archive lagging"
     collector_max_streams: int = field(default=2000, metadata={"min": 1, "max": 100000})
     collector_port: int = field(default=0, metadata={"min": 0, "max": 65535})
-    # the address the collector's listener binds (the image sets 0.0.0.0, for the kubelet's probes)
+    # the address the collectors' listener binds (the Deployment and the node collectors' DaemonSet set 0.0.0.0,
+    # for the kubelet's probes)
     collector_host: str = "127.0.0.1"
     collector_lease_seconds: float = field(default=15.0, metadata={"min": 3, "max": 600})
     archive_lag_ready_seconds: float = field(default=60.0, metadata={"min": 1})
