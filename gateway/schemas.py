@@ -251,6 +251,20 @@ class JobSpecSchema(StrictSchema):
             raise ValidationError(errors)
 
 
+WHOLE_NUMBER = re.compile(r"-?[0-9]+")
+
+
+class WholeNumber(fields.Integer):
+    """A query's whole number in ASCII digits, optionally negative: ``int()`` alone would also take ``1_000``,
+    ``\u0663`` (an Arabic-Indic three), ``\uff11\uff12`` (full-width) and surrounding white space, which
+    ``last_event_id`` refuses."""
+
+    def _validated(self, value: Any) -> int:
+        if isinstance(value, str) and not (value.isascii() and WHOLE_NUMBER.fullmatch(value)):
+            raise self.make_error("invalid")
+        return super()._validated(value)
+
+
 class QueryFlag(fields.Field):
     """A query parameter's ``true``/``1`` or ``false``/``0`` (any case), as ``follow`` takes them."""
 
@@ -308,9 +322,9 @@ class LogsQuerySchema(Schema):
         return data
 
     date = fields.String(load_default=None)
-    offset = fields.Integer(data_key="from", load_default=0,
-                            validate=Range(min=0, max=LOG_MAX_OFFSET, error="must be from 0 to {max}"))
-    size = fields.Integer(load_default=None, validate=Range(min=0, error="must be 0 or more"))
+    offset = WholeNumber(data_key="from", load_default=0,
+                         validate=Range(min=0, max=LOG_MAX_OFFSET, error="must be from 0 to {max}"))
+    size = WholeNumber(load_default=None, validate=Range(min=0, error="must be 0 or more"))
     since = Since(load_default=None)
     timestamps = QueryFlag(load_default=False)
 

@@ -24,7 +24,7 @@ from ..store.lines import parse_stamped
 from ..store.records import TERMINAL_PHASES
 from ..tenancy import Tenant
 from . import sse
-from .hub import HUBS, Behind, frame
+from .hub import HUBS, Behind, as_archived, frame
 from .runner import Out
 
 POLL_SECONDS = 0.5  # how often an archive read looks for new lines
@@ -120,7 +120,8 @@ def _line(out: Out, where: Where, text: str, instance: str | None = None, ts_ns:
     if instance is None and not where.timestamps:
         out.send(frame(where.offset, text), id=where.offset)
     else:
-        data = {"offset": where.offset, **({"instance": instance} if instance is not None else {}), "line": text}
+        data = {"offset": where.offset, **({"instance": instance} if instance is not None else {}),
+                "line": as_archived(text)}
         if where.timestamps and ts_ns is not None:
             data["time"] = timefmt.rfc3339_nano(ts_ns)
         out.send(sse.event(data, id=where.offset), id=where.offset)
