@@ -178,13 +178,17 @@ class AttemptLog:
         held = next((f for f in self.files if candidate.inode is not None and f.inode == candidate.inode), None)
         if held is not None:
             candidate.close()  # a held file under its rotated name: it takes that name's place in the order
-            held.stamp = stamp
+            self._restamp(held, stamp)
             self._names[name] = held.fp
             return True
         fp = candidate.identify()
         self._names[name] = fp
-        if fp is not None and (fp in self._done or any(f.fp == fp for f in self.files)):
+        # a held file not identified when it was added (empty then) is now: its gzipped copy must match it
+        copied = next((f for f in self.files if fp is not None and f.identify() == fp), None)
+        if copied is not None or (fp is not None and fp in self._done):
             candidate.close()  # a copy (gzipped) of a file held or read already
+            if copied is not None:
+                self._restamp(copied, stamp)  # its rotated name may never have been seen: the copy's says where
             return True
         # in stamp order behind the file being read (a file older than that one can only be a copy)
         index = len(self.files)
@@ -192,6 +196,11 @@ class AttemptLog:
             index -= 1
         self.files.insert(index, candidate)
         return True
+
+    def _restamp(self, file: LogFile, stamp: str) -> None:
+        """A held file's place in the order, learnt from a later name of it; the file being read stays first."""
+        file.stamp = stamp
+        self.files[1:] = sorted(self.files[1:], key=lambda f: f.stamp)
 
     def _seek_start(self) -> None:
         """Drop the files before the start position; record a gap if its file is gone."""
