@@ -44,8 +44,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 
-from .base import (ContainerKey, DayClock, Deposed, LogLine, LogStore, ResumePoint, StreamMoved, StreamState,
-                   check_page, number_lines)
+from .base import (ContainerKey, DayClock, Deposed, LogLine, LogStore, Numbered, ResumePoint, StreamMoved,
+                   StreamState, check_page, number_lines)
 from .cursors import PageCursors
 
 log = logging.getLogger(__name__)
@@ -170,13 +170,13 @@ class OpenSearchStore(LogStore):
             days = doc.setdefault("days", {})
             state = StreamState(doc["next_seq"], dt.date.fromisoformat(doc["cur_day"]) if doc.get("cur_day") else None,
                                 doc.get("next_day_seq", 0), doc.get("last_ts_ns"), doc.get("lines_at_last_ts", 0))
-            rows, after = number_lines(lines, state, DayClock(self.timezone),
-                                       lambda day: days.get(day.isoformat(), {}).get("n", 0))
+            numbered, after = number_lines(lines, state, DayClock(self.timezone),
+                                           lambda day: days.get(day.isoformat(), {}).get("n", 0))
             token = max(stored_fence, fence or 0)
-            self._bulk_lines(key, stream, doc["stream_no"], attempt, token, rows)
-            for row in rows:
-                span = days.setdefault(row.day.isoformat(), {"lo": row.seq})
-                span["n"], span["hi"] = row.day_seq + 1, row.seq + 1
+            self._bulk_lines(key, stream, doc["stream_no"], attempt, token, numbered)
+            for day, seqs, day_seqs, _, _ in numbered.runs():
+                span = days.setdefault(day.isoformat(), {"lo": seqs[0]})
+                span["n"], span["hi"] = day_seqs[-1] + 1, seqs[-1] + 1
             doc.update(next_seq=after.next_seq, cur_day=after.day.isoformat() if after.day else None,
                        next_day_seq=after.next_day_seq, last_ts_ns=after.last_ts_ns,
                        lines_at_last_ts=after.lines_at_last_ts, attempt=attempt, fence=token, has_lines=True,
@@ -199,27 +199,37 @@ class OpenSearchStore(LogStore):
         return found, version
 
     def _bulk_lines(self, key: ContainerKey, stream: str, stream_no: int, attempt: int, version: int,
-                    rows: list) -> None:
+                    lines: Numbered) -> None:
         head = {"namespace": key.namespace, "job": key.job, "instance": key.instance, "container": key.container,
                 "stream": stream, "stream_no": stream_no, "attempt": attempt}
-        chunks = [rows[i:i + BULK] for i in range(0, len(rows), BULK)]
+        items = self._bulk_items(stream, head, version, lines)
+        chunks = [items[i:i + BULK] for i in range(0, len(items), BULK)]
         for chunk in chunks:  # a large append in several requests; refreshed once, at the end
-            self._bulk(key, stream, head, version, chunk, self._refresh if len(chunks) == 1 else "false")
+            self._bulk(key, b"".join(chunk), self._refresh if len(chunks) == 1 else "false")
         if len(chunks) > 1 and self._refresh != "false":
-            self._client.indices.refresh(index=",".join(sorted({f"{self.prefix}{r.day:%Y.%m.%d}" for r in rows})))
+            self._client.indices.refresh(index=",".join(sorted({self._day_index(day) for _, day, _ in lines.days})))
 
-    def _bulk(self, key: ContainerKey, stream: str, head: dict, version: int, rows: list, refresh: str) -> None:
-        body = bytearray()
-        for row in rows:
-            body += orjson.dumps({"index": {"_index": f"{self.prefix}{row.day:%Y.%m.%d}", "_id": f"{stream}/{row.seq}",
-                                            "routing": stream, "version": version,
-                                            "version_type": "external_gte"}})
-            body += b"\n"
-            body += orjson.dumps({**head, "seq": row.seq, "day": _day_key(row.day), "day_seq": row.day_seq,
-                                  "ts_ns": row.ts_ns, "@timestamp": row.ts_ns // 1_000_000, "text": row.text})
-            body += b"\n"
+    def _bulk_items(self, stream: str, head: dict, version: int, lines: Numbered) -> list[bytes]:
+        """Each line's action and document, as bulk NDJSON. What every line of a day shares is serialized once;
+        per line only its numbers and its text are."""
+        quoted = orjson.dumps(stream)
+        items: list[bytes] = []
+        for day, seqs, day_seqs, stamps, texts in lines.runs():
+            action = (b'{"index":{"_index":%s,"routing":%s,"version":%d,"version_type":"external_gte","_id":"%s/'
+                      % (orjson.dumps(self._day_index(day)), quoted, version, quoted[1:-1]))
+            source = orjson.dumps({**head, "day": _day_key(day)})[:-1] + b',"seq":'
+            dumps = orjson.dumps
+            items.extend(b'%s%d"}}\n%s%d,"day_seq":%d,"ts_ns":%d,"@timestamp":%d,"text":%s}\n'
+                         % (action, seq, source, seq, day_seq, ts, ts // 1_000_000, dumps(text))
+                         for seq, day_seq, ts, text in zip(seqs, day_seqs, stamps, texts))
+        return items
+
+    def _day_index(self, day: dt.date) -> str:
+        return f"{self.prefix}{day:%Y.%m.%d}"
+
+    def _bulk(self, key: ContainerKey, body: bytes, refresh: str) -> None:
         for attempt_no in range(5):
-            result = self._client.bulk(body=bytes(body), refresh=refresh,
+            result = self._client.bulk(body=body, refresh=refresh,
                                        params={"filter_path": "errors,items.*.status,items.*.error"})
             if not result.get("errors"):
                 return
