@@ -457,3 +457,54 @@ def test_an_archive_page_streams_from_the_cursor(store):
         assert [next(rows) for _ in range(3)] == ["line 10", "line 11", "line 12"]
     store.append(KEY, lines("2026-11-25T11:00:00Z", ["after"]))  # the connection went back: writes go on
     assert store.read("tenx-alice", "job-a-x7k2p", "job-a", offset=500) == ["after"]
+
+
+# The daily indices' mapping before the lean one (every field indexed): archives written then must read the same.
+LINE_MAPPING_BEFORE_LEAN = {"dynamic": False, "properties": {
+    "namespace": {"type": "keyword"}, "job": {"type": "keyword"}, "instance": {"type": "keyword"},
+    "container": {"type": "keyword"}, "stream": {"type": "keyword"}, "attempt": {"type": "integer"},
+    "stream_no": {"type": "long"}, "seq": {"type": "long"}, "day": {"type": "integer"}, "day_seq": {"type": "long"},
+    "ts_ns": {"type": "long"}, "@timestamp": {"type": "date", "format": "epoch_millis"},
+    "text": {"type": "keyword", "index": False, "doc_values": False}}}
+
+
+def test_opensearch_reads_daily_indices_of_the_earlier_mapping_with_the_new(opensearch_dsn):
+    """A day's index made under the earlier template (all fields indexed) beside one made under the new (only
+    what the store filters or sorts on): pages, job pages, delete and prune answer across both."""
+    from opensearchpy import OpenSearch
+
+    from gateway.store.opensearch import parse_url
+
+    options = parse_url(opensearch_dsn)
+    client = OpenSearch(**options["client"])
+    before, after = f"{options['prefix']}2026.11.25", f"{options['prefix']}2026.11.26"
+    client.indices.create(index=before, body={"settings": {"number_of_replicas": 0},
+                                              "mappings": LINE_MAPPING_BEFORE_LEAN})
+    store = open_store(opensearch_dsn)
+    try:
+        a, b = KEY, ContainerKey("tenx-alice", "job-a", "job-a-bbbbb", "job-a")
+        store.append(a, lines("2026-11-25T23:59:58Z", ["a0", "a1", "a2", "a3"]))  # two on each day
+        store.append(b, lines("2026-11-25T23:59:58.5Z", ["b0", "b1", "b2", "b3"]))
+        indexed = client.indices.get_mapping(index=f"{before},{after}")
+        assert "instance" in indexed[before]["mappings"]["properties"]
+        assert "instance" not in indexed[after]["mappings"]["properties"]  # the new template made it
+        assert indexed[after]["mappings"]["properties"]["ts_ns"].get("index") is False
+        assert store.read(*_where(a), offset=1, size=2) == ["a1", "a2"]  # across the two indices
+        assert store.read(*_where(a), day=D) == ["a0", "a1"]
+        assert store.read(*_where(b), day=D + dt.timedelta(days=1)) == ["b2", "b3"]
+        assert [text for _, text in store.read_job("tenx-alice", "job-a")] == [
+            "a0", "b0", "a1", "b1", "a2", "b2", "a3", "b3"]
+        assert [text for _, text in store.read_job("tenx-alice", "job-a", offset=3, size=3)] == ["b1", "a2", "b2"]
+        assert [text for _, text in store.read_job("tenx-alice", "job-a", day=D + dt.timedelta(days=1))] == [
+            "a2", "b2", "a3", "b3"]
+        assert store.prune(D + dt.timedelta(days=1)) == 4
+        assert store.read(*_where(a)) == ["a2", "a3"]
+        assert store.delete_job("tenx-alice", "job-a") == 4
+        assert store.read(*_where(b)) == [] and store.read_job("tenx-alice", "job-a") == []
+    finally:
+        store.close()
+        client.close()
+
+
+def _where(key: ContainerKey) -> tuple[str, str, str]:
+    return key.namespace, key.instance, key.container

@@ -6,7 +6,8 @@ Layout (``<p>`` is the prefix, ``tenx-logs-`` unless the URL names another):
   daily indices), with the stream's identity (namespace, job, instance, container, attempt), ``@timestamp``,
   ``ts_ns``, ``seq`` (its number in the container's whole log) and ``day_seq`` (its number within the day). The id
   is ``<stream>/<seq>``, so a retried bulk or a second writer replaces a line, never adds one; every line of a
-  stream is routed to one shard, so a page reads one shard.
+  stream is routed to one shard, so a page reads one shard. Only what the store filters on is indexed, only what it
+  sorts on has doc values (``LINE_MAPPING``): indexing is most of what an append costs the cluster.
 - ``<p>meta-streams``: one document per container (id ``namespace/instance/container``): its numbering so far, the
   lines each day holds, and the fencing token. It is read by id (real time) before every page and append.
 - ``<p>meta-instances`` (records), ``<p>meta-heartbeats`` (one per region).
@@ -57,10 +58,18 @@ BULK = 5000  # lines per bulk request
 WINDOW = 10_000  # OpenSearch's default index.max_result_window
 K = {"type": "keyword"}
 LONG = {"type": "long"}
+# A line's fields are indexed only as far as the store filters or sorts on them (indexing is most of what an
+# append costs the cluster): terms and ranges get an index, sort keys doc values. The rest (instance, container,
+# attempt, text) is kept in _source alone. @timestamp is for operators' own searches (Dashboards): doc values,
+# which still answer its range queries and date histograms, without a points index. Daily indices made before
+# this mapping keep theirs (everything indexed); reads are the same queries on both.
+FILTER = {"type": "keyword", "doc_values": False}  # term filters only
+SORT_ONLY = {"index": False}  # doc values only
 LINE_MAPPING = {"dynamic": False, "properties": {
-    "namespace": K, "job": K, "instance": K, "container": K, "stream": K, "attempt": {"type": "integer"},
-    "stream_no": LONG, "seq": LONG, "day": {"type": "integer"}, "day_seq": LONG, "ts_ns": LONG,
-    "@timestamp": {"type": "date", "format": "epoch_millis"},
+    "namespace": FILTER, "job": FILTER,  # a job's pages, delete_job, delete_namespace
+    "stream": K, "seq": LONG, "day_seq": LONG,  # an instance's pages (term, range, sort); a job's sort
+    "stream_no": {**LONG, **SORT_ONLY}, "day": {"type": "integer", **SORT_ONLY}, "ts_ns": {**LONG, **SORT_ONLY},
+    "@timestamp": {"type": "date", "format": "epoch_millis", **SORT_ONLY},
     "text": {"type": "keyword", "index": False, "doc_values": False}}}
 META = {
     "streams": {"dynamic": False, "properties": {
@@ -122,7 +131,7 @@ class OpenSearchStore(LogStore):
         self.streams_index, self.instances_index, self.heartbeats_index = (
             f"{self.prefix}meta-{name}" for name in ("streams", "instances", "heartbeats"))
         self.lines_pattern = f"{self.prefix}*,-{self.prefix}meta-*"
-        self._client = OpenSearch(**options["client"])
+        self._client = OpenSearch(**options["client"], serializer=_serializer())
         self._locks = [threading.Lock() for _ in range(64)]
         self._cursors = PageCursors()
         try:
@@ -553,6 +562,21 @@ class OpenSearchStore(LogStore):
 
     def close(self) -> None:
         self._client.close()
+
+
+def _serializer() -> Any:
+    """The client's JSON, answers parsed by orjson: a bulk's answer has an item per line, a page's a hit per line."""
+    from opensearchpy.exceptions import SerializationError
+    from opensearchpy.serializer import JSONSerializer
+
+    class OrjsonAnswers(JSONSerializer):
+        def loads(self, s: str) -> Any:
+            try:
+                return orjson.loads(s)
+            except orjson.JSONDecodeError as exc:
+                raise SerializationError(s, exc) from None
+
+    return OrjsonAnswers()
 
 
 def _stream_id(namespace: str, instance: str, container: str) -> str:
