@@ -45,7 +45,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     throttle = FailureThrottle(settings.auth_failure_limit, settings.auth_failure_window_seconds)
     archive = LazyStore(settings.archive_store_url, settings.log_timezone)
     app.extensions["tenx"] = Gateway(settings, regions, users, throttle, archive, TenantWalls(settings),
-                                     WatchCaches(regions, settings).start())
+                                     WatchCaches(regions, settings, archive).start())
     errors.init_app(app)
     metrics.init_app(app)
     jsonlog.init_app(app)

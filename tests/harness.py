@@ -150,6 +150,7 @@ class GatewayServer:
         self.server_env = dict(self.admin_env, KUBECONFIG=str(kubeconfig or admin_kubeconfig))
         self.process: subprocess.Popen | None = None
         self.collectors: dict[str, subprocess.Popen] = {}  # node name, or "apiserver"
+        self.collector_ports: dict[str, int] = {}  # their /healthz and /metrics
         self.collector_mode = "node" if collector is True else (collector or None)
         assert self.collector_mode in (None, "node", "apiserver"), collector
 
@@ -205,10 +206,22 @@ class GatewayServer:
                            self.collector_output.with_name(f"collector-{node}.log"))
                     for node, directory in local_nodes().items()}
         for name, (args, run_env, output) in runs.items():
+            self.collector_ports[name] = free_port()
+            run_env = {**run_env, "GATEWAY_COLLECTOR_PORT": str(self.collector_ports[name])}
             with open(output, "ab") as sink:
                 self.collectors[name] = subprocess.Popen([str(VENV_BIN / "tenx-gateway"), "collect", *args],
                                                          cwd=ROOT, env=run_env, stdout=sink,
                                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def open_archive(self):
+        """The gateway's log archive, opened beside it (close it when done)."""
+        from gateway.store import open_store
+        return open_store(self.server_env.get("GATEWAY_ARCHIVE_URL")
+                          or f"sqlite:///{self.workdir / 'data' / 'archive.db'}")
+
+    def collector_metrics(self, name: str) -> str:
+        """A collector's /metrics (``name``: its node, or "apiserver")."""
+        return requests.get(f"http://127.0.0.1:{self.collector_ports[name]}/metrics", timeout=10).text
 
     def stop_collectors(self, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
         """Signal every collector and wait for it (SIGKILL: no goodbye, as a crash)."""

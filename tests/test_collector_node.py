@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import random
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -225,3 +226,62 @@ def test_a_pod_whose_log_the_node_deleted_before_any_was_read(start, store, tmp_
     assert archived(store, obj, "gone") == [
         "[tenx-gateway: lines may be lost here: the node deleted the container's log before the collector read "
         "any of it]"]
+
+
+def succeeded(obj: dict) -> dict:
+    name = obj["spec"]["containers"][0]["name"]
+    done = pod(obj["metadata"]["name"], name, phase="Succeeded", containers={name: {
+        "state": {"terminated": {"exitCode": 0}}, "restartCount": 0}})
+    return on_node(done, obj["metadata"]["uid"])
+
+
+def test_a_container_read_to_its_end_whose_files_are_gone_is_no_gap(start, store, tmp_path):
+    kube = FakeKube()
+    obj = on_node(pod("p", "whole"), "u")
+    kube.put(obj)
+    FakeContainerLog(container_dir(tmp_path / "pods", obj, "whole")).lines(5)
+    first = start(kube, region="whole")
+    wait_for(lambda: len(archived(store, obj, "whole")) == 5, what="the lines")
+    kube.put(succeeded(obj))
+    key = ContainerKey("tenx-alice", "whole", "p", "whole")
+    wait_for(lambda: (store.resume_point(key).position or {}).get("attempt") == 1, what="the attempt's end committed")
+    kill(first)
+    shutil.rmtree(tmp_path / "pods")  # the kubelet removes the pod's logs with the pod
+    start(kube, region="whole")
+    time.sleep(1)
+    assert numbers(archived(store, obj, "whole")) == list(range(5))
+
+
+def test_files_gone_before_a_restarted_collector_read_the_rest_are_a_gap(start, store, tmp_path):
+    kube = FakeKube()
+    obj = on_node(pod("p", "cut"), "u")
+    kube.put(obj)
+    kubelet = FakeContainerLog(container_dir(tmp_path / "pods", obj, "cut"))
+    kubelet.lines(5)
+    first = start(kube, region="cut")
+    wait_for(lambda: len(archived(store, obj, "cut")) == 5, what="the first lines")
+    kill(first)
+    kubelet.lines(5)
+    kube.put(succeeded(obj))
+    shutil.rmtree(tmp_path / "pods")
+    start(kube, region="cut")
+    wait_for(lambda: len(archived(store, obj, "cut")) == 6, what="the marker")
+    assert archived(store, obj, "cut")[5] == ("[tenx-gateway: lines may be lost here: the node deleted the container's "
+                                              "log files before the collector read them]")
+
+
+def test_an_attempt_first_seen_in_a_rotated_file_long_after_it_started_is_a_gap(start, store, tmp_path):
+    kube = FakeKube()
+    obj = on_node(pod("p", "late", containers={"late": {
+        "state": {"running": {"startedAt": "2026-12-07T10:00:00Z"}}, "restartCount": 0}}), "u")
+    kube.put(obj)
+    kubelet = FakeContainerLog(container_dir(tmp_path / "pods", obj, "late"), max_files=2)
+    for _ in range(5):  # five seconds of lines, the first three in files deleted before any collector ran
+        kubelet.lines(1000, step_ns=1_000_000)
+        kubelet.rotate()
+    start(kube, region="late")
+    wait_for(lambda: len(archived(store, obj, "late")) == 1001, what="the marker and the last file's lines")
+    marker, *rest = archived(store, obj, "late")
+    estimate = int(marker.split()[2].replace(",", ""))
+    assert 3500 <= estimate <= 4500 and "lines lost here" in marker  # 4,000 lines are gone
+    assert numbers(rest) == list(range(4000, 5000))

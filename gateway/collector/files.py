@@ -116,6 +116,7 @@ class AttemptLog:
         self.offset = 0
         self.gap: Gap | None = None  # set once, when ``start``'s file is gone; the reader reports it
         self.found = False  # a file of this attempt was seen
+        self.began_rotated = False  # the first file seen was a rotated one: earlier files may have been deleted
         self._rotated_at: float | None = None
         self._looked = 0.0
         self._reading = False
@@ -129,6 +130,9 @@ class AttemptLog:
         for _ in range(5):  # a file renamed or gzipped between the listing and its open: look again
             if not self._look():
                 break
+        if not self.found and self.files:
+            self.began_rotated = self.files[0].stamp != LIVE_STAMP
+        self.found = self.found or bool(self.files)
         if self._start is not None and self.files:
             self._seek_start()
 
@@ -170,7 +174,6 @@ class AttemptLog:
             candidate = LogFile(path, stamp)
         except FileNotFoundError:
             return False
-        self.found = True
         held = next((f for f in self.files if candidate.inode is not None and f.inode == candidate.inode), None)
         if held is not None:
             candidate.close()  # a held file under its rotated name: it takes that name's place in the order

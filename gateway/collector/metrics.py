@@ -1,10 +1,15 @@
 """The collector's own metrics, in a registry of its own (the API's live in gateway/metrics.py): served by the
-collector's health listener at ``/metrics``."""
+collector's health listener at ``/metrics``, with the process's apiserver calls (a node collector makes no
+``pods/log`` call: they show it)."""
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from ..metrics import KUBE_ERRORS, KUBE_LATENCY
+
 REGISTRY = CollectorRegistry(auto_describe=True)
+REGISTRY.register(KUBE_LATENCY)
+REGISTRY.register(KUBE_ERRORS)
 
 LEADER = Gauge("tenx_collector_leader", "1 while this collector leads its region, 0 while it stands by.",
                ["region"], registry=REGISTRY)

@@ -229,7 +229,7 @@ class NodeCollector:
         marker = lost_marker(tail.state.started_ns or time.time_ns(), None,
                              "the node deleted the container's log before the collector read any of it")
         self._put(Batch(tail, tail.generation, [marker], tail.state.restarts,
-                        {"v": 1, "attempt": tail.state.restarts + 1, "file": None, "offset": 0}, [None]))
+                        {"v": 1, "attempt": tail.state.restarts + 1, "file": None, "offset": 0}))
 
     def _put(self, item: Any) -> None:
         """Queue for the writer; waits while it is full (the archive is slower than the files)."""
@@ -294,8 +294,7 @@ class NodeCollector:
                 return  # read before a reset: the reader reads it again from the committed position
             try:
                 tail.committed_next = self._writer.append(tail.key, item.lines, attempt=item.attempt,
-                                                          expect_next=tail.committed_next, position=item.position,
-                                                          lost=item.lost)
+                                                          expect_next=tail.committed_next, position=item.position)
             except StreamMoved:
                 log.warning("node collector %s: %s was appended to by another writer; reading on from what "
                             "the archive holds", self.node, tail.key)
@@ -330,7 +329,7 @@ def _merged(items: list[Any]) -> list[Any]:
             last = merged[index] if index is not None else None
             if last is not None and last.generation == item.generation and last.attempt == item.attempt:
                 merged[index] = Batch(item.tail, item.generation, last.lines + item.lines, item.attempt,
-                                      item.position, last.lost + item.lost)
+                                      item.position)
                 continue
             latest[id(item.tail)] = len(merged)
         merged.append(item)

@@ -33,6 +33,7 @@ from . import metrics
 from .followers import AGAIN, Batch, Pool
 from .lease import LeaderElector
 from .records import Records
+from .skips import SkipDetector
 from .writer import Writer
 
 log = logging.getLogger(__name__)
@@ -298,7 +299,11 @@ class RegionCollector:
             with self._kube.container_log(stream.namespace, stream.key.instance, container=stream.key.container,
                                           since_time=since_time(point), previous=previous, follow=follow,
                                           idle_timeout=self._options.idle_timeout) as chunks:
+                skips = SkipDetector()
                 for line in unseen(parse_stamped(iter_lines(chunks, self._options.max_line_bytes)), point):
+                    marker = skips.check(line, time.time())
+                    if marker is not None:
+                        batch.add(marker)
                     batch.add(line)
                     if self._stop.is_set():
                         break

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..store import ContainerKey, LogLine, ResumePoint
@@ -22,7 +22,8 @@ from .writer import lost_marker
 
 POSITION_VERSION = 1
 COMPLETE_SETTLE_SECONDS = 0.5  # a finished attempt's last bytes may reach its file just after the kubelet says so
-GONE_MARKER_SECONDS = 10.0  # a pod gone, its files never found: its log was deleted before it was read
+GONE_MARKER_SECONDS = 10.0
+FIRST_LINE_SECONDS = 2.0  # an attempt's first line read this long after it started, from a rotated file: a gap  # a pod gone, its files never found: its log was deleted before it was read
 DELETED = "the node deleted the container's log files before the collector read them"
 
 
@@ -34,7 +35,6 @@ class Batch:
     lines: list[LogLine]
     attempt: int
     position: dict[str, Any]
-    lost: list[int | None] = field(default_factory=list)
 
 
 @dataclass
@@ -97,26 +97,33 @@ class ContainerTail:
         log = self._attempt_log()
         if log is None:
             return None
-        lost: list[int | None] = []
         log.complete = self._complete()
         data = log.read(max_bytes)
         lines = self.joiner.feed(data) if data else []
         attempt = self.attempt
         if log.gap is not None and not self._gap_pending:
             self._gap_pending, log.gap = True, None
+        if log.began_rotated and lines and self._last_ns is None and self._skip is None:
+            log.began_rotated = False
+            lines = self._lost_before_first(lines)
         if self._gap_pending and (lines or log.complete):
-            count = self._estimate(lines)
-            lines.insert(0, lost_marker(lines[0].ts_ns if lines else (self._last_ns or 0), count, DELETED))
-            lost.append(count)
+            lines.insert(0, lost_marker(lines[0].ts_ns if lines else (self._last_ns or 0), self._estimate(lines),
+                                        DELETED))
             self._gap_pending = False
         next_position = None
         if not data and not log.files and log.complete:
+            if not log.found and self._last_ns is not None and self.state.restarts >= (attempt or 0):
+                lines.insert(0, lost_marker(self._last_ns, None, DELETED))  # its files went before they were seen
             lines += self.joiner.flush()
             next_position = self._next_attempt()
         if self._skip is not None:
             lines = self._unseen(lines)
         if not lines:
-            return None
+            if next_position is None:
+                return None
+            # the attempt is over and nothing is left to archive: the position alone moves on, so that a restart
+            # does not look for this attempt's files (the kubelet deletes them with the pod) and mark a gap
+            return Batch(self, self.generation, [], attempt, next_position)  # type: ignore[arg-type]
         self._last_ns = lines[-1].ts_ns
         if next_position is None:
             position = log.position
@@ -126,7 +133,7 @@ class ContainerTail:
             pending = self.joiner.state()
             if pending:
                 next_position["pending"] = pending
-        return Batch(self, self.generation, lines, attempt, next_position, lost)  # type: ignore[arg-type]
+        return Batch(self, self.generation, lines, attempt, next_position)  # type: ignore[arg-type]
 
     def _attempt_log(self) -> AttemptLog | None:
         if self._log is not None:
@@ -204,16 +211,25 @@ class ContainerTail:
             self._skip = point
         return kept
 
-    def _estimate(self, lines: list[LogLine]) -> int | None:
-        """Lines lost between the last archived line and ``lines``: the time between them at the rate ``lines``
-        were written (a flood's rate is steady enough to say "about"); None if that cannot be told."""
-        if self._last_ns is None or len(lines) < 10:
+    def _lost_before_first(self, lines: list[LogLine]) -> list[LogLine]:
+        """The first lines ever read of an attempt, from a rotated file: the kubelet may have deleted the files
+        before it while no collector ran. Marked when the attempt had started well before its first line here."""
+        started = self.state.started_ns
+        if started is None or lines[0].ts_ns - started < FIRST_LINE_SECONDS * NS:
+            return lines
+        return [lost_marker(lines[0].ts_ns, self._estimate(lines, since=started), DELETED), *lines]
+
+    def _estimate(self, lines: list[LogLine], since: int | None = None) -> int | None:
+        """Lines lost between the last archived line (or ``since``) and ``lines``: the time between them at the
+        rate ``lines`` were written (a flood's rate is steady enough to say "about"); None if that cannot be told."""
+        since = self._last_ns if since is None else since
+        if since is None or len(lines) < 10:
             return None
         span = (lines[-1].ts_ns - lines[0].ts_ns) / NS
-        if span <= 0.05:
+        if span <= 0.001:
             return None
         rate = (len(lines) - 1) / span
-        return max(0, round((lines[0].ts_ns - self._last_ns) / NS * rate))
+        return max(0, round((lines[0].ts_ns - since) / NS * rate))
 
     def backlog(self) -> int:
         log = self._log

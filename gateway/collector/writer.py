@@ -5,6 +5,7 @@ that stands where lines were lost.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 from ..store import ContainerKey, LogLine, LogStore
@@ -16,11 +17,17 @@ LOST_UNKNOWN_TEXT = "[tenx-gateway: lines may be lost here: {why}]"
 _LAG_SAMPLES = 64  # lines of a batch whose lag the histogram sees (every line would cost more than the append)
 
 
-def lost_marker(ts_ns: int, count: int | None, why: str) -> LogLine:
-    """The line the archive keeps where ``count`` lines (None: an unknown number) were lost before they were read;
-    it takes a number of its own, so the lines after it keep their order and ``from``/``size`` count it."""
+@dataclass(frozen=True)
+class LostLines(LogLine):
+    """A marker line: ``count`` lines (None: an unknown number) were lost here before they were read."""
+    count: int | None = None
+
+
+def lost_marker(ts_ns: int, count: int | None, why: str) -> LostLines:
+    """The line the archive keeps where lines were lost before they were read; it takes a number of its own, so
+    the lines after it keep their order and ``from``/``size`` count it."""
     text = LOST_TEXT.format(count=f"{count:,}", why=why) if count else LOST_UNKNOWN_TEXT.format(why=why)
-    return LogLine(ts_ns, text)
+    return LostLines(ts_ns, text, count)
 
 
 class Writer:
@@ -33,23 +40,24 @@ class Writer:
         self._max_lag = 0.0
 
     def append(self, key: ContainerKey, lines: Sequence[LogLine], *, attempt: int, expect_next: int,
-               fence: int | None = None, position: dict[str, Any] | None = None,
-               lost: Sequence[int | None] = ()) -> int:
-        """Append ``lines`` as the stream's lines ``expect_next`` on; returns the next number after them.
-        ``lost``: the counts of the lost-lines markers among them (``lost_marker``), counted once committed.
-        ``StreamMoved`` if someone else appended meanwhile, ``Deposed`` if a newer leader holds the stream."""
-        if not lines:
+               fence: int | None = None, position: dict[str, Any] | None = None) -> int:
+        """Append ``lines`` as the stream's lines ``expect_next`` on; returns the next number after them. Lost-lines
+        markers among them are counted once committed. ``StreamMoved`` if someone else appended meanwhile,
+        ``Deposed`` if a newer leader holds the stream."""
+        if not lines and position is None:
             return expect_next
         self.store.append(key, lines, attempt=attempt, fence=fence, expect_next=expect_next, position=position)
         committed = time.time()
-        for count in lost:
-            metrics.GAPS.labels(self.region).inc()
-            metrics.LOST.labels(self.region).inc(count or 0)
+        for line in lines:
+            if type(line) is LostLines:
+                metrics.GAPS.labels(self.region).inc()
+                metrics.LOST.labels(self.region).inc(line.count or 0)
         self._lines.inc(len(lines))
         step = max(1, len(lines) // _LAG_SAMPLES)
         for line in lines[::step]:
             self._lag.observe(max(0.0, committed - line.ts_ns / NS))
-        self._max_lag = max(self._max_lag, committed - lines[0].ts_ns / NS)
+        if lines:
+            self._max_lag = max(self._max_lag, committed - lines[0].ts_ns / NS)
         return expect_next + len(lines)
 
     def take_lag(self) -> float:

@@ -190,7 +190,8 @@ class LogStore(ABC):
         ``fence`` (the writer's leadership token): raises ``Deposed`` if the stream already saw a larger one, else
         records it, in the same transaction. ``expect_next``: raises ``StreamMoved`` unless the stream's next line
         number is that (so two writers can never both append the same lines). ``position`` (JSON-able): where the
-        writer's source stands after these lines, committed with them (``resume_point`` gives it back)."""
+        writer's source stands after these lines, committed with them (``resume_point`` gives it back); with no
+        lines, only the position moves (the stream is made if it was not there)."""
 
     @abstractmethod
     def resume_point(self, key: ContainerKey) -> ResumePoint:
@@ -263,6 +264,21 @@ class LogStore(ABC):
     @abstractmethod
     def heartbeats(self) -> dict[str, tuple[float, float]]:
         """Region -> (seconds since its collector's last heartbeat, the lag it reported then)."""
+
+    # -- the API replicas' read-your-writes mark (gateway/cache/write_mark.py): kept here, the one store they share
+
+    @abstractmethod
+    def raise_write_mark(self, region: str, version: int) -> None:
+        """An API process wrote a Job at ``version`` (a resourceVersion) in ``region``: raise the mark to it (never
+        lower it) and stamp it with the time."""
+
+    @abstractmethod
+    def doubt_writes(self, region: str, until: float) -> None:
+        """A write whose version is not known: no cache of ``region`` answers until ``until`` (epoch seconds)."""
+
+    @abstractmethod
+    def write_mark(self, region: str) -> tuple[int, float, float]:
+        """(version, epoch seconds it was raised at, epoch seconds writes are in doubt until); zeros if none."""
 
     @abstractmethod
     def prune(self, older_than: dt.date) -> int:

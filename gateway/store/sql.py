@@ -127,7 +127,7 @@ class SqlStore(LogStore):
 
     def append(self, key: ContainerKey, lines: Sequence[LogLine], *, attempt: int = 0, fence: int | None = None,
                expect_next: int | None = None, position: dict[str, Any] | None = None) -> None:
-        if not lines:
+        if not lines and position is None:
             return
         clock = DayClock(self.timezone)
         with self._write() as conn:
@@ -215,6 +215,24 @@ class SqlStore(LogStore):
         with self._read() as conn:
             rows = self._execute(conn, "SELECT region, beat, lag FROM collector_heartbeats").fetchall()
         return {region: (max(0.0, now - beat), lag) for region, beat, lag in rows}
+
+    def raise_write_mark(self, region: str, version: int) -> None:
+        with self._write() as conn:
+            self._execute(conn, "INSERT INTO write_marks (region, version, raised, doubt_until) VALUES (?, ?, ?, 0)"
+                          " ON CONFLICT (region) DO UPDATE SET version = excluded.version, raised = excluded.raised"
+                          " WHERE write_marks.version < excluded.version", (region, version, time.time()))
+
+    def doubt_writes(self, region: str, until: float) -> None:
+        with self._write() as conn:
+            self._execute(conn, "INSERT INTO write_marks (region, version, raised, doubt_until) VALUES (?, 0, 0, ?)"
+                          " ON CONFLICT (region) DO UPDATE SET doubt_until = excluded.doubt_until"
+                          " WHERE write_marks.doubt_until < excluded.doubt_until", (region, until))
+
+    def write_mark(self, region: str) -> tuple[int, float, float]:
+        with self._read() as conn:
+            row = self._execute(conn, "SELECT version, raised, doubt_until FROM write_marks WHERE region = ?",
+                                (region,)).fetchone()
+        return tuple(row) if row else (0, 0.0, 0.0)  # type: ignore[return-value]
 
     def max_fence(self) -> int:
         with self._read() as conn:

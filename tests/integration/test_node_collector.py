@@ -1,0 +1,140 @@
+"""The node collectors against the real kubelet of ``tenx-real`` (it rotates container logs at 1 MiB every 3 s and
+keeps 3 files): a flood archived whole across rotations with no ``pods/log`` call, a collector SIGKILLed in the middle
+of one, and one stopped until the kubelet deleted files, whose gap the API shows with about its size."""
+from __future__ import annotations
+
+import re
+import secrets
+import signal
+import time
+
+import pytest
+
+from gateway.store import ContainerKey
+
+from ..harness import GatewayServer, kubectl
+from .helpers import condition, until
+
+SELECTOR = "tenx.io/runtime=containerd"
+TOLERATION = "tenx.io/runtime=containerd:NoSchedule"
+REAL_NODE = "tenx-real"
+# ~100-byte numbered lines for SECONDS, then "done <last number>": as fast as the runtime takes them (FLOOD), or
+# 200 at a time, about 40 times a second (PACED: ~8,000 lines/s, the kubelet still rotates every 3 to 6 s)
+LINE = r'n++; printf "f %d ' + "x" * 88 + r'\n", n'
+FLOOD = ("awk 'BEGIN { end = systime() + SECONDS; n = 0; while (systime() < end) { " + LINE + " }; "
+         r"""printf "done %d\n", n }'""")
+PACED = ("awk 'BEGIN { end = systime() + SECONDS; n = 0; while (systime() < end) { for (i = 0; i < 200; i++) { "
+         + LINE + r""" }; fflush(); system("usleep 25000") }; printf "done %d\n", n }'""")
+WAIT = 300
+
+
+@pytest.fixture(scope="module")
+def nodes_gateway(local_cluster, tmp_path_factory):
+    """A gateway of this module's own, its pods on the real node, a node collector per node."""
+    server = GatewayServer(tmp_path_factory.mktemp("node-collector"), letter="n", collector=True,
+                           GATEWAY_POD_NODE_SELECTOR=SELECTOR, GATEWAY_POD_TOLERATIONS=TOLERATION)
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def user(nodes_gateway):
+    return nodes_gateway.add_user("nc")
+
+
+def start_flood(user, seconds: int, script: str = FLOOD) -> tuple[str, str]:
+    name = f"flood-{secrets.token_hex(3)}"
+    body = {"containers": [{"image": "busybox", "command": ["sh", "-c", script.replace("SECONDS", str(seconds))]}]}
+    assert user.post(f"/jobs/{name}", json=body).status_code == 200
+    instance = until(lambda: (user.get(f"/jobs/{name}").json().get("instance_names") or [None])[0], WAIT,
+                     "the flood's pod")
+    return name, instance
+
+
+def archived_after_deletion(gateway, user, name: str, instance: str) -> list[str]:
+    """Once the collector has read the whole attempt, delete the job (its pod, then the kubelet its files), and
+    read the instance's whole log from the archive (its last line says how many lines came before)."""
+    user.wait_for(name, lambda job: condition(job, "Complete"), timeout=WAIT)
+    key = ContainerKey(gateway.namespace_of(user), name, instance, name)
+    archive = gateway.open_archive()
+    try:
+        until(lambda: (archive.resume_point(key).position or {}).get("attempt") == 1, WAIT,
+              "the collector to read the attempt to its end")
+    finally:
+        archive.close()
+    assert user.delete(f"/jobs/{name}").status_code == 200
+    path = f"/jobs/{name}/instances/{instance}/logs"
+
+    def whole() -> list[str] | None:
+        lines, offset = [], 0
+        while page := user.get(path, params={"from": offset, "size": 10000}).json():
+            lines += page
+            offset += len(page)
+        return lines if lines and lines[-1].startswith("done ") else None
+
+    return until(whole, WAIT, "the archive to hold the flood's last line", interval=2)
+
+
+def flood_numbers(lines: list[str]) -> tuple[list[int], int]:
+    return [int(line.split()[1]) for line in lines[:-1]], int(lines[-1].split()[1])
+
+
+def pods_log_calls(metrics_text: str) -> float:
+    return sum(float(value) for value in re.findall(
+        r'^tenx_gateway_kube_request_duration_seconds_count\{resource="pods/log",verb="GET"\} (\S+)$',
+        metrics_text, flags=re.MULTILINE))
+
+
+def test_a_flood_the_kubelet_rotates_is_archived_whole_without_a_pods_log_call(nodes_gateway, user):
+    name, instance = start_flood(user, seconds=12)
+    namespace = nodes_gateway.namespace_of(user)
+    user.wait_for(name, lambda job: condition(job, "Complete"), timeout=WAIT)
+    live = kubectl("logs", "-n", namespace, instance).stdout.splitlines()
+    lines = archived_after_deletion(nodes_gateway, user, name, instance)
+    numbers, last = flood_numbers(lines)
+    assert numbers == list(range(1, last + 1)), "lost or repeated lines"
+    assert len(live) < len(lines), "the kubelet did not rotate: its live log holds the whole flood"
+    for node in nodes_gateway.collectors:
+        assert pods_log_calls(nodes_gateway.collector_metrics(node)) == 0
+
+
+def test_a_node_collector_sigkilled_in_the_middle_of_a_flood_loses_and_repeats_nothing(nodes_gateway, user):
+    """Paced, so that the collector is never further behind than the kubelet keeps files (3 files of 1 MiB here):
+    a restarted collector cannot read what was deleted while no collector held it (the next test)."""
+    name, instance = start_flood(user, seconds=15, script=PACED)
+    collector = nodes_gateway.collectors[REAL_NODE]
+    for _ in range(3):
+        time.sleep(3)
+        nodes_gateway.collectors[REAL_NODE].send_signal(signal.SIGKILL)
+        nodes_gateway.collectors[REAL_NODE].wait(timeout=30)
+        nodes_gateway.stop_collectors()  # the other node's too, so that all start again together
+        nodes_gateway.start_collector()
+    assert nodes_gateway.collectors[REAL_NODE] is not collector
+    numbers, last = flood_numbers(archived_after_deletion(nodes_gateway, user, name, instance))
+    assert numbers == list(range(1, last + 1)), "lost or repeated lines"
+
+
+def test_a_collector_stopped_until_the_kubelet_deleted_files_leaves_a_gap_the_api_shows(nodes_gateway, user):
+    name, instance = start_flood(user, seconds=20)
+    archive = nodes_gateway.open_archive()
+    try:
+        key = ContainerKey(nodes_gateway.namespace_of(user), name, instance, name)
+        until(lambda: archive.resume_point(key).next_seq >= 10, WAIT, "the first lines archived")
+    finally:
+        archive.close()
+    nodes_gateway.stop_collectors(signal.SIGKILL)  # its files are no longer held open
+    user.wait_for(name, lambda job: condition(job, "Complete"), timeout=WAIT)
+    nodes_gateway.start_collector()
+    lines = archived_after_deletion(nodes_gateway, user, name, instance)
+    markers = [index for index, line in enumerate(lines) if line.startswith("[tenx-gateway: ")]
+    assert len(markers) == 1, lines[markers[0]] if markers else "no gap marked"
+    (at,) = markers
+    assert re.fullmatch(r"\[tenx-gateway: about [\d,]+ lines lost here: the node deleted the container's log files "
+                        r"before the collector read them\]", lines[at]), lines[at]
+    before = [int(line.split()[1]) for line in lines[:at]]
+    after = [int(line.split()[1]) for line in lines[at + 1:-1]]
+    assert before == list(range(1, len(before) + 1)) and after == list(range(after[0], after[0] + len(after)))
+    missing = after[0] - before[-1] - 1
+    estimate = int(lines[at].split()[2].replace(",", ""))
+    assert missing > 0 and missing / 2 <= estimate <= missing * 2, (missing, estimate)
