@@ -107,7 +107,7 @@ test: venv test-deps go-test cluster opensearch image
 bench: venv cluster opensearch
 	@test $(VENV)/.bench-installed -nt setup.cfg || { $(BIN)/pip install --quiet -e '.[bench]' && touch $(VENV)/.bench-installed; }
 	KUBECONFIG=$(LOCAL_KUBECONFIG) $(BIN)/python -m bench.run $(if $(QUICK),--quick) $(if $(PROFILE),--profile)
-	$(BIN)/python -m bench.archive $(if $(QUICK),--lines 10000 --repeat 50)
+	$(BIN)/python -m bench.archive $(if $(QUICK),--lines 10000 --repeat 50 --node-lines 100000)
 	KUBECONFIG=$(LOCAL_KUBECONFIG) $(BIN)/python -m bench.collector $(if $(QUICK),--containers 100 --seconds 90 --ha 0)
 	KUBECONFIG=$(LOCAL_KUBECONFIG) $(BIN)/python -m bench.streams $(if $(QUICK),--quick)
 
