@@ -149,7 +149,7 @@ test: venv test-deps go-test promtool cluster opensearch image
 # bench/results/latest.json. QUICK=1: a reduced set (under five minutes). PROFILE=1: py-spy the gateway per case.
 bench: venv cluster opensearch
 	KUBECONFIG=$(LOCAL_KUBECONFIG) $(BIN)/python -m bench.run $(if $(QUICK),--quick) $(if $(PROFILE),--profile)
-	$(BIN)/python -m bench.archive $(if $(QUICK),--lines 10000 --repeat 50)
+	$(BIN)/python -m bench.archive $(if $(QUICK),--lines 10000 --repeat 50 --node-lines 100000)
 	KUBECONFIG=$(LOCAL_KUBECONFIG) $(BIN)/python -m bench.collector $(if $(QUICK),--containers 100 --seconds 90 --ha 0)
 	KUBECONFIG=$(LOCAL_KUBECONFIG) $(BIN)/python -m bench.streams $(if $(QUICK),--quick)
 

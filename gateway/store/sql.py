@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import itertools
 import time
 from abc import abstractmethod
 from typing import Any, Iterator, Sequence
 
 import orjson
 
-from .base import (ContainerKey, DayClock, Deposed, LogLine, LogStore, ResumePoint, Row, StreamMoved, StreamState,
+from .base import (ContainerKey, DayClock, Deposed, LogLine, LogStore, Numbered, ResumePoint, StreamMoved,
+                   StreamState,
                    check_page, number_lines)
 from .cursors import PageCursors
 
@@ -94,8 +96,11 @@ class SqlStore(LogStore):
     def _iterate(self, sql: str, params: Sequence[Any]) -> Iterator[tuple]:
         """Rows of a query, fetched from the database a few at a time, on a connection held until closed."""
 
-    def _insert_rows(self, conn: Any, rows: list[tuple]) -> None:
-        conn.executemany(self._sql(INSERT_LINES), rows)
+    def _insert_rows(self, conn: Any, stream: int, job_id: int, attempt: int, lines: Numbered) -> None:
+        statement, repeat = self._sql(INSERT_LINES), itertools.repeat
+        for day, seqs, day_seqs, stamps, texts in lines.runs():  # the rows' tuples are made by zip, in C
+            conn.executemany(statement, zip(repeat(stream), seqs, repeat(self._day_in(day)), day_seqs, stamps, texts,
+                                            repeat(job_id), repeat(attempt)))
 
     def _sql(self, statement: str) -> str:
         return statement
@@ -151,8 +156,8 @@ class SqlStore(LogStore):
                                     (stream, self._day_in(day))).fetchone()[0]
                 return 0 if top is None else top + 1
 
-            rows, after = number_lines(lines, StreamState(*state), clock, next_day_seq)
-            self._insert_rows(conn, [_line_row(stream, r, job_id, attempt, self._day_in) for r in rows])
+            numbered, after = number_lines(lines, StreamState(*state), clock, next_day_seq)
+            self._insert_rows(conn, stream, job_id, attempt, numbered)
             self._execute(conn, UPDATE_STREAM, (after.next_seq, self._day_in(after.day), after.next_day_seq,
                                                 after.last_ts_ns, after.lines_at_last_ts, attempt,
                                                 max(stored_fence, fence or 0), encoded, stream))
@@ -327,7 +332,3 @@ class SqlStore(LogStore):
             return [self._json_out(r) for (r,) in self._execute(
                 conn, "SELECT record FROM log_instances WHERE namespace = ? AND job = ?"
                 f" ORDER BY created IS NULL, created{self.collate}, instance{self.collate}", (namespace, job))]
-
-
-def _line_row(stream: int, row: Row, job_id: int, attempt: int, day_in: Any) -> tuple:
-    return (stream, row.seq, day_in(row.day), row.day_seq, row.ts_ns, row.text, job_id, attempt)
