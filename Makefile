@@ -8,7 +8,8 @@ LOCAL_KUBECONFIG := $(CURDIR)/.local/kubeconfig
 GATEWAY_BIND ?= 127.0.0.1:8080
 export GATEWAY_BIND
 
-.PHONY: help venv test-deps run test unit go-test integration cluster cluster-down opensearch bench soak clean
+.PHONY: help venv test-deps run test unit go-test integration cluster cluster-down opensearch bench soak clean \
+	image image-push
 
 help:
 	@echo "make run           serve the API on $(GATEWAY_BIND) (brings up the local cluster unless KUBECONFIG is set)"
@@ -16,6 +17,8 @@ help:
 	@echo "make unit          unit tests only (no cluster)"
 	@echo "make cluster       build and start the local Kubernetes (deploy/local/)"
 	@echo "make cluster-down  stop it"
+	@echo "make image         the gateway's OCI image, without Docker (deploy/image/; build/image/oci)"
+	@echo "make image-push    it, into the local cluster's registry as registry.local/tenx-gateway:<version>-<commit> and :dev"
 	@echo "make soak          10 minutes of mixed load with apiserver faults (SOAK_SECONDS=180 for 3); not in make test"
 
 $(VENV)/.installed: setup.cfg pyproject.toml
@@ -63,6 +66,19 @@ run: venv
 	trap 'kill $$collector 2>/dev/null; wait $$collector' EXIT INT TERM; \
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
+# The gateway's OCI image, built from Debian's packages (mmdebstrap) and the project's wheels with umoci, without a
+# Docker engine or Docker Hub; each step is cached in build/image/ and done again only when its inputs change
+# (deploy/image/README.md). The Dockerfile builds the same image where Docker is.
+image:
+	deploy/image/build.sh
+
+# ...pushed to the local cluster's registry, where the real node tenx-real pulls registry.local/tenx-gateway from
+image-push: image cluster
+	@. build/image/image.env && \
+	  $(CLUSTER) real-push "oci:$$IMAGE_LAYOUT:$$IMAGE_TAG" "$$IMAGE_NAME:$$IMAGE_TAG" && \
+	  $(CLUSTER) real-push "oci:$$IMAGE_LAYOUT:dev" "$$IMAGE_NAME:dev" && \
+	  echo "$$IMAGE_NAME:$$IMAGE_TAG ($$IMAGE_DIGEST) and $$IMAGE_NAME:dev in the local registry"
+
 # Debian packages the tests use: PostgreSQL (archive store tests) and Chromium (renders /docs).
 test-deps:
 	scripts/install-postgres.sh
@@ -79,11 +95,11 @@ go-test:
 TEST_WORKERS ?= 3
 PYTEST_PARALLEL = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
-integration: venv test-deps cluster opensearch
+integration: venv test-deps cluster opensearch image
 	$(BIN)/pytest -q $(PYTEST_PARALLEL) -m integration tests
 
-# The cluster comes up before pytest so its build progress shows; the fixtures then reuse it.
-test: venv test-deps go-test cluster opensearch
+# The cluster comes up and the image is built before pytest so their progress shows; the fixtures then reuse them.
+test: venv test-deps go-test cluster opensearch image
 	$(BIN)/pytest -q $(PYTEST_PARALLEL) tests
 
 # The gateway (gunicorn, shipped gunicorn.conf.py) against direct apiserver calls on the local cluster; writes

@@ -9,6 +9,8 @@
 #   cluster.sh restart-agent  rebuild and restart only the node agent
 #   cluster.sh restart-real   restart only the real node (kubelet + containerd + registry, node tenx-real)
 #   cluster.sh real-ctr ARGS  containerd's ctr inside the real node (e.g. -n k8s.io images ls)
+#   cluster.sh real-push SRC REF  copy an image (skopeo source, e.g. oci:DIR:TAG) into the real node's registry,
+#                             where its containerd pulls REF from (e.g. registry.local/tenx-gateway:dev)
 #   cluster.sh env            print shell exports (KUBECONFIG, PATH) for this cluster
 #   cluster.sh nodes          print each node's name and the directory of its pods' log files (node collectors)
 #
@@ -654,6 +656,28 @@ cmd_real_ctr() {
   exec nsenter -t "$init" -m -n -- ctr --address /run/containerd/containerd.sock "$@"
 }
 
+# The local registry mirrors each registry host containerd has a hosts.toml for (realnode/node.sh writes them) under
+# a path of its own: docker.io's aliases under docker.io/, every other host under its name (registry.local is the
+# project's own). An image pushed under REF's path is what pods naming REF pull.
+cmd_real_push() {
+  [ "$#" -eq 2 ] || die "usage: $0 real-push SRC REF  (SRC as skopeo names it, e.g. oci:build/image/oci:dev)"
+  local src="$1" ref="$2" pid init host path
+  pid="$(pid_of tenx-real-node)" || die "the real node is not running (make cluster)"
+  init="$(awk '{print $1}' "/proc/$pid/task/$pid/children")"
+  host="${ref%%/*}"
+  [ "$host" != "$ref" ] || die "real-push: REF needs a registry host (e.g. registry.local/NAME:TAG), not $ref"
+  case "$host" in
+    registry-1.docker.io|index.docker.io) path=docker.io ;;
+    _default) die "real-push: $ref names no registry host" ;;
+    *) [ -f "$REAL_DIR/conf/certs.d/$host/hosts.toml" ] \
+         || die "real-push: the real node's containerd mirrors no registry $host (realnode/node.sh)"
+       path="$host" ;;
+  esac
+  # the registry listens in the node's network namespace, whose file is in the node's private /run
+  nsenter -t "$init" -m --wd="$PWD" -- nsenter --net=/run/netns/tenx-real -- \
+    skopeo copy --quiet --dest-tls-verify=false "$src" "docker://127.0.0.1:5000/$path/${ref#*/}"
+}
+
 cmd_env() {
   echo "export KUBECONFIG=$KUBECONFIG_FILE"
   echo "export PATH=$BIN:\$PATH"
@@ -666,11 +690,35 @@ cmd_nodes() {
   if real_enabled; then echo "$REAL_NODE_NAME $REAL_DIR/pod-logs"; fi
 }
 
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
+
+# A second checkout of the repository (a git worktree) whose .local is a link to the first one's shares that
+# checkout's cluster: its processes run that checkout's binaries and scripts, which this copy would not recognise
+# as its own (and would start again beside them). So it only looks: `up` checks the cluster is up, and what would
+# build, start or stop something is refused; run those in the checkout that owns the cluster.
+borrowed() {
+  [ -z "${TENX_LOCAL_DIR:-}" ] && [ -L "$ROOT/.local" ]
+}
+
+cmd_up_borrowed() {
+  local owner; owner="$(readlink -f "$ROOT/.local")"
+  [ -f "$KUBECONFIG_FILE" ] && apiserver_ready \
+    || die "$ROOT/.local is a link to $owner, whose cluster is not up: run \`cluster.sh up\` in the checkout it belongs to"
+  node_ready || die "node $NODE_NAME is not Ready (see $owner/logs)"
+  if real_enabled; then real_node_ready || die "node $REAL_NODE_NAME is not Ready (see $owner/logs)"; fi
+  log "using the cluster of $owner (this checkout's .local is a link to it); it is up"
+}
 
 main() {
   local cmd="${1:-}"
   [ "$#" -gt 0 ] && shift
+  if borrowed; then
+    case "$cmd" in
+      up) cmd_up_borrowed; return ;;
+      build|down|clean|restart-agent|restart-real)
+        die "$ROOT/.local is a link to $(readlink -f "$ROOT/.local"): $cmd that cluster from the checkout it belongs to" ;;
+    esac
+  fi
   case "$cmd" in
     build) cmd_build "$@" ;;
     up) cmd_up "$@" ;;
@@ -680,6 +728,7 @@ main() {
     restart-agent) cmd_restart_agent ;;
     restart-real) cmd_restart_real ;;
     real-ctr) cmd_real_ctr "$@" ;;
+    real-push) cmd_real_push "$@" ;;
     env) cmd_env ;;
     nodes) cmd_nodes ;;
     -h|--help|help) usage ;;

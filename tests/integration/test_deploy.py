@@ -16,7 +16,7 @@ import yaml
 
 from ..harness import ROOT, kubectl, local_nodes
 from .deployed import (ADMISSION_POLICIES, CLUSTER_SCOPED, DEPLOY, ENDPOINTS_ROLE, JOBS_POLICY, NAMESPACE, SA_USER,
-                       SERVICE_ACCOUNT, host_volume_root_of, kustomize, one)
+                       SERVICE_ACCOUNT, apply, host_volume_root_of, kustomize, one)
 from .helpers import until
 
 USERS_SECRET = "tenx-gateway-users"
@@ -344,6 +344,47 @@ def test_the_readmes_ingress_overlay_trusts_one_proxy(local_cluster, rbac_applie
     assert backend == {"name": "tenx-gateway", "port": {"name": "http"}}
     result = kubectl("apply", "--dry-run=server", "-k", str(tmp_path), check=False)
     assert result.returncode == 0, result.stderr
+
+
+def test_the_node_collector_component_runs_one_reader_per_node_with_only_what_it_needs(local_cluster, rbac_applied,
+                                                                                      tmp_path):
+    """components/node-collector: a DaemonSet reading /var/log/pods read-only, as root without capabilities, in a
+    namespace of its own; its settings agree with the gateway's; its ServiceAccount may list and watch pods and
+    nothing else (no pods/log); the gateway's pod loses its apiserver collector. Server-side dry run."""
+    components = [os.path.relpath(DEPLOY / "components" / name, tmp_path) for name in ("opensearch", "node-collector")]
+    built = _overlay(tmp_path, {"components": components})
+    daemonset = one(built, "DaemonSet", "tenx-gateway-node-collector")
+    pod = daemonset["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["command"] == ["tenx-gateway", "collect", "--node", "$(NODE_NAME)"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["NODE_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "spec.nodeName"}}
+    assert env["GATEWAY_ARCHIVE_URL"]["valueFrom"] == {"secretKeyRef": {"name": "tenx-gateway-archive", "key": "url"}}
+    (logs,) = [v for v in pod["volumes"] if "hostPath" in v]
+    assert logs["hostPath"]["path"] == "/var/log/pods"
+    assert {"name": logs["name"], "mountPath": "/var/log/pods", "readOnly": True} in container["volumeMounts"]
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] and not security["allowPrivilegeEscalation"]
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    config_maps = {m["metadata"]["name"].rsplit("-", 1)[0]: m["data"] for m in built if m["kind"] == "ConfigMap"}
+    settings, gateway_settings = config_maps["tenx-gateway-node-collector"], config_maps["tenx-gateway"]
+    for shared in ("GATEWAY_REGIONS", "GATEWAY_NAMESPACE_PREFIX", "GATEWAY_LOG_TIMEZONE",
+                   "GATEWAY_ARCHIVE_RETENTION_DAYS"):
+        assert settings[shared] == gateway_settings[shared], shared
+    from gateway import config
+    parsed = config.from_env({**settings, "GATEWAY_NAMESPACE": NAMESPACE})
+    assert parsed.collector_pod_logs_dir == "/var/log/pods"
+    assert set(_containers(one(built, "Deployment", "tenx-gateway"))) == {"api"}
+    apply([m for m in built if m["kind"] in ("Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding")
+           and "node-collector" in m["metadata"]["labels"].get("app.kubernetes.io/name", "")])
+    who = "system:serviceaccount:tenx-gateway-nodes:tenx-gateway-node-collector"
+    for verb, resource, allowed in (("list", "pods", "yes"), ("watch", "pods", "yes"), ("get", "pods/log", "no"),
+                                    ("get", "secrets", "no"), ("list", "jobs.batch", "no")):
+        answer = kubectl("auth", "can-i", verb, resource, "--all-namespaces", f"--as={who}", check=False)
+        assert answer.stdout.strip() == allowed, (verb, resource, answer.stdout)
+    result = kubectl("apply", "--dry-run=server", "-k", str(tmp_path), check=False)
+    assert result.returncode == 0, result.stderr
+    assert "daemonset.apps/tenx-gateway-node-collector created (server dry run)" in result.stdout
 
 
 def _containers(deployment: dict) -> dict[str, dict]:

@@ -102,9 +102,10 @@ EOF
 # never pushed there is a 404 (the top-level server is the local registry too, so nothing goes to the internet).
 # `_default` covers every host without a directory of its own (containerd 1.6.20 honours it: an image of
 # registry.example.com fails with "not found" from the local registry, not a DNS error); the hosts of images.list
-# and Docker Hub's aliases get their own.
+# and Docker Hub's aliases get their own, and so does registry.local, the project's own images (`make image-push`,
+# pushed by `cluster.sh real-push`).
 hosts="$(awk '!/^#/ && NF {split($1, p, "/"); print p[1]}' "$HERE/images.list" | sort -u)"
-for host in _default registry-1.docker.io index.docker.io $hosts; do
+for host in _default registry-1.docker.io index.docker.io registry.local $hosts; do
   mkdir -p "$CONF/certs.d/$host"
   path="$host"; [ "$host" = _default ] && path=_default
   case "$host" in registry-1.docker.io|index.docker.io) path=docker.io ;; esac
