@@ -1,0 +1,95 @@
+"""The flood bench's arithmetic (bench/flood_figures.py): what an archived flood says, and each line's lag."""
+from collections import Counter
+
+from bench import flood_figures as figures
+
+NS = figures.NS
+
+
+def flood(*numbers: int) -> list[str]:
+    return [f"f {n} xxxx" for n in numbers]
+
+
+def test_a_whole_flood_has_nothing_lost_or_repeated():
+    found = figures.numbering(flood(1, 2, 3) + ["done 3"]).summary()
+    assert (found["written"], found["archived"], found["lost"], found["duplicated"], found["numbering_breaks"],
+            found["markers"]) == (3, 3, 0, 0, 0, 0)
+
+
+def test_missing_and_repeated_numbers_and_markers_are_counted():
+    texts = (flood(1, 2) + ["[tenx-gateway: about 1,234 lines lost here: the node deleted the files]"]
+             + flood(5, 5, 6, 4) + ["[tenx-gateway: lines may be lost here: who knows]", "hello", "done 7"])
+    found = figures.numbering(texts).summary()
+    assert found["written"] == 7
+    assert found["lost"] == 2  # 3 and 7
+    assert found["duplicated"] == 1
+    assert found["archived"] == 6 and found["distinct"] == 5
+    assert found["numbering_breaks"] == 3  # 2 -> 5, 5 -> 5, 6 -> 4
+    assert found["marker_counts"] == [1234, None]
+    assert found["other_lines"] == 1
+    assert found["unmarked_missing"] == 0
+    assert found["gaps"] == [{"after": 2, "skipped": 2, "markers": [1234]}, {"after": 6, "skipped": 1, "markers": [None]}]
+
+
+def test_numbers_skipped_where_no_marker_stood_are_lost_silently():
+    texts = flood(1, 2, 6, 3) + ["[tenx-gateway: about 10 lines lost here: x]"] + flood(20) + ["done 22"]
+    found = figures.numbering(texts).summary()
+    assert found["lost"] == 2 + 13 + 2  # 4, 5; 7..19; 21, 22
+    assert found["unmarked_missing"] == 2 + 2  # 3 came late; 21 and 22 at the end
+    assert found["markers"] == 1
+
+
+def test_a_count_from_elsewhere_finishes_a_flood_whose_done_line_is_missing():
+    found = figures.numbering(flood(1, 2))
+    found.finish(4)
+    assert found.summary()["lost"] == 2 and found.unmarked_missing == 2
+
+
+def test_without_its_done_line_a_flood_has_no_loss_figure():
+    assert figures.numbering(flood(1, 2)).lost is None
+
+
+def test_numbers_past_any_flood_are_not_taken_as_numbers():
+    found = figures.numbering(["f 99999999999 x", "f 12abc x", "done 0"]).summary()
+    assert found["archived"] == 0 and found["other_lines"] == 2
+
+
+def test_each_line_lags_until_the_first_sample_that_saw_it_committed():
+    lines = [(0, 10 * NS), (1, 10 * NS + NS // 2), (2, 11 * NS), (3, 12 * NS)]
+    commits = [(10.2, 0), (10.6, 2), (11.5, 3)]  # line 3 never seen committed
+    lags = figures.line_lags(lines, commits)
+    assert lags == Counter({600: 1, 100: 1, 500: 1})
+    assert figures.counted_quantiles(lags) == {"p50": 0.5, "p99": 0.6, "max": 0.6}
+
+
+def test_quantiles_of_nothing_are_none():
+    assert figures.counted_quantiles(Counter()) == {"p50": None, "p99": None, "max": None}
+    assert figures.quantiles([]) == {"p50": None, "p99": None, "max": None}
+    assert figures.quantiles([3.0, 1.0, 2.0]) == {"p50": 2.0, "p99": 3.0, "max": 3.0}
+
+
+EXPOSITION = """# HELP x
+tenx_collector_lag_seconds_bucket{le="0.5",region="us"} {a}
+tenx_collector_lag_seconds_bucket{le="1.0",region="us"} {b}
+tenx_collector_lag_seconds_bucket{le="+Inf",region="us"} {c}
+tenx_gateway_kube_request_duration_seconds_count{resource="pods/log",verb="GET"} {d}
+tenx_gateway_kube_request_duration_seconds_count{resource="pods",verb="LIST"} 7.0
+"""
+
+
+def exposition(a, b, c, d) -> str:
+    return EXPOSITION.replace("{a}", str(a)).replace("{b}", str(b)).replace("{c}", str(c)).replace("{d}", str(d))
+
+
+def test_a_histogram_growth_gives_the_bucket_bounds_of_its_quantiles():
+    before = [exposition(10, 10, 10, 0)]
+    assert figures.histogram_quantiles(before, [exposition(60, 109, 110, 0)], "tenx_collector_lag_seconds") == {
+        "observations": 100, "p50_at_most": 0.5, "p99_at_most": 1.0}
+    past = figures.histogram_quantiles(before, [exposition(60, 108, 110, 0)], "tenx_collector_lag_seconds")
+    assert past["p99_at_most"] == float("inf")
+
+
+def test_totals_sum_the_samples_with_the_labels_asked_for_over_expositions():
+    texts = [exposition(0, 0, 0, 2), exposition(0, 0, 0, 3)]
+    assert figures.total(texts, "tenx_gateway_kube_request_duration_seconds_count", resource="pods/log") == 5
+    assert figures.total(texts, "tenx_gateway_kube_request_duration_seconds_count") == 19
