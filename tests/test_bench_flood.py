@@ -93,3 +93,30 @@ def test_totals_sum_the_samples_with_the_labels_asked_for_over_expositions():
     texts = [exposition(0, 0, 0, 2), exposition(0, 0, 0, 3)]
     assert figures.total(texts, "tenx_gateway_kube_request_duration_seconds_count", resource="pods/log") == 5
     assert figures.total(texts, "tenx_gateway_kube_request_duration_seconds_count") == 19
+
+
+def mode(lost: int, lag_p99: float) -> dict:
+    return {"sample_interval_s": 0.2,
+            "flood": {"written": 100, "written_per_second": 50, "archived": 100 - lost, "lost": lost,
+                      "unmarked_missing": 0, "markers": 1 if lost else 0, "marker_lines_stated": lost,
+                      "markers_unknown": 0, "duplicated": 0, "other": 0},
+            "lag": {"p50": 0.3, "p99": lag_p99, "max": lag_p99}, "lag_histogram": {"p50_at_most": 0.5,
+                                                                                  "p99_at_most": 3.0},
+            "drain_seconds": 1.0, "neighbour": {"jobs": 4, "lag": {"p50": 0.4, "max": 0.9}, "not_archived": 0},
+            "cpu": {"seconds": 2.0, "lines": 100, "waiting_for_a_cpu_s": 0.5, "load_1m": [1.0, 2.0],
+                    "cores_per_1000_lines_per_s": 0.02},
+            "rss": {"peak_mib": 80.0}, "pods_log": {"apiserver_all_clients": 3, "collectors": 0}}
+
+
+def test_the_table_has_a_column_per_mode_and_a_dash_for_a_mode_that_failed():
+    text = figures.table({"node": mode(0, 1.5), "apiserver": {"mode": "apiserver", "failure": "boom"}})
+    assert text.splitlines()[0] == "| figure | node | apiserver |"
+    assert "| lost: numbers missing (of which where no marker stood) | 0 (0) | - |" in text
+    assert "| archive lag p50 / p99, collector's histogram (s, bucket bound) | ≤ 0.5 / ≤ 3 | - |" in text
+
+
+def test_node_mode_targets_say_pass_or_miss():
+    verdicts = {t["target"]: t["verdict"] for t in figures.targets(mode(3, 2.5))}
+    assert verdicts["0 lines lost"] == "MISS" and verdicts["archive lag p99 <= 2 s (per line)"] == "MISS"
+    assert verdicts["0 duplicated"] == "PASS" and verdicts["<= 0.05 core per 1,000 lines/s"] == "PASS"
+    assert figures.targets({"mode": "node", "failure": "boom"}) == []
