@@ -49,6 +49,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--modes", default="node,apiserver", help="collector modes in order: node, apiserver")
     p.add_argument("--interval", type=float, default=0.2, help="seconds between the archive watch's samples")
     p.add_argument("--drain", type=float, help="seconds allowed for the last lines after the floods ended")
+    p.add_argument("--keep-archive", action="store_true", help="keep each mode's SQLite archive (GBs) to inspect")
     p.add_argument("--out", default=str(ROOT / "bench/results"))
     args = p.parse_args(argv)
     args.seconds = args.seconds or (20 if args.quick else 90)
@@ -205,7 +206,8 @@ def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> dict[str, An
         if store is not None:
             store.close()
         server.close()
-        shutil.rmtree(server.workdir / "data", ignore_errors=True)  # the archive (GBs at full length); logs stay
+        if not args.keep_archive:  # GBs at full length; the logs stay
+            shutil.rmtree(server.workdir / "data", ignore_errors=True)
         prefix, gateway_ns = server.namespace_prefix, server.gateway_namespace
         gone = wait_until(lambda: not [n for n in kubectl("get", "namespaces", "-o", "name", check=False)
                                        .stdout.split() if n.split("/")[1].startswith(prefix)

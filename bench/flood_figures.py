@@ -27,12 +27,20 @@ class Numbering:
     markers: list[int | None] = field(default_factory=list)  # each marker's stated count (None: unknown)
     other: int = 0  # lines that are neither numbered, "done", nor a marker (a line broken in two, ...)
     gaps: list[dict[str, Any]] = field(default_factory=list)  # the first GAPS_KEPT skips: where, how many, marker
+    repeats: list[dict[str, Any]] = field(default_factory=list)  # the first GAPS_KEPT repeats, with the line before
     _seen: bytearray = field(default_factory=bytearray, repr=False)
     _last: int = 0
+    _previous: str = field(default="", repr=False)
     _marker: list[int | None] = field(default_factory=list, repr=False)  # markers since the last numbered line
     _unmarked: list[tuple[int, int]] = field(default_factory=list, repr=False)  # skipped ranges with no marker
 
     def add(self, text: str) -> None:
+        try:
+            self._add(text)
+        finally:
+            self._previous = text
+
+    def _add(self, text: str) -> None:
         kind, _, rest = text.partition(" ")
         token = rest.partition(" ")[0]
         number = int(token) if kind == "f" and token.isdigit() else 0
@@ -42,6 +50,8 @@ class Numbering:
                 self._seen.extend(bytes(max(number + 1 - len(self._seen), len(self._seen))))
             if self._seen[number]:
                 self.duplicated += 1
+                if len(self.repeats) < GAPS_KEPT:
+                    self.repeats.append({"number": number, "line": text[:120], "after": self._previous[:120]})
             else:
                 self._seen[number] = 1
                 self.distinct += 1
@@ -89,6 +99,7 @@ class Numbering:
         return {"written": self.written, "archived": self.archived, "distinct": self.distinct, "lost": self.lost,
                 "duplicated": self.duplicated, "numbering_breaks": self.breaks, "markers": len(self.markers),
                 "marker_counts": self.markers, "unmarked_missing": self.unmarked_missing, "gaps": self.gaps,
+                "repeats": self.repeats,
                 "other_lines": self.other}
 
 

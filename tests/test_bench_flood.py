@@ -31,6 +31,12 @@ def test_missing_and_repeated_numbers_and_markers_are_counted():
     assert found["gaps"] == [{"after": 2, "skipped": 2, "markers": [1234]}, {"after": 6, "skipped": 1, "markers": [None]}]
 
 
+def test_a_repeat_is_kept_with_the_line_before_it():
+    found = figures.numbering(["f 1 a", "f 2 bb", "f 2 b", "f 3 c", "done 3"]).summary()
+    assert found["duplicated"] == 1 and found["lost"] == 0
+    assert found["repeats"] == [{"number": 2, "line": "f 2 b", "after": "f 2 bb"}]
+
+
 def test_numbers_skipped_where_no_marker_stood_are_lost_silently():
     texts = flood(1, 2, 6, 3) + ["[tenx-gateway: about 10 lines lost here: x]"] + flood(20) + ["done 22"]
     found = figures.numbering(texts).summary()
