@@ -130,6 +130,7 @@ _SHAPES: dict[str, Callable[[Any], str | None]] = {
     "host_volume_root": lambda v: None if v.startswith("/") else "an absolute path",
     "data_dir": lambda v: None if v.strip() else "a directory path",
     "metrics_bind": lambda v: bind_problem(v, metrics=True),
+    "collector_host": lambda v: None if re.fullmatch(r"[A-Za-z0-9.-]+", v) else "an IPv4 address or a host name",
     "tenant_egress_deny": _egress,
     "pod_node_selector": lambda v: _parses(scheduling.parse_node_selector, v, scheduling.SELECTOR_ACCEPTS),
     "pod_tolerations": lambda v: _parses(scheduling.parse_tolerations, v, scheduling.TOLERATIONS_ACCEPTS),

@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import threading
+import time
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -393,3 +394,31 @@ def test_an_archive_page_streams_from_the_cursor(store):
         assert [next(rows) for _ in range(3)] == ["line 10", "line 11", "line 12"]
     store.append(KEY, lines("2026-11-25T11:00:00Z", ["after"]))  # the connection went back: writes go on
     assert store.read("tenx-alice", "job-a-x7k2p", "job-a", offset=500) == ["after"]
+
+
+def test_the_write_mark_rises_by_region_and_keeps_its_doubt(store):
+    """The API replicas' read-your-writes mark (gateway/cache/write_mark.py) in every store."""
+    assert store.write_mark("us") == (0, 0.0, 0.0)
+    before = time.time()
+    store.raise_write_mark("us", 41)
+    store.raise_write_mark("us", 7)
+    version, raised, doubt_until = store.write_mark("us")
+    assert version == 41 and raised >= before and doubt_until == 0
+    store.doubt_writes("us", before + 60)
+    store.doubt_writes("us", before + 5)
+    assert store.write_mark("us") == (41, raised, before + 60)
+    assert store.write_mark("eu") == (0, 0.0, 0.0)
+
+
+def test_a_position_alone_moves_and_makes_the_stream(store):
+    """An append of no lines with a position (a node collector's attempt ended with nothing left): the stream
+    exists, holds no line, and resumes from that position."""
+    key = ContainerKey("tenx-a", "job", "pod", "job")
+    store.append(key, [], attempt=0, expect_next=0, position={"v": 1, "attempt": 1, "file": None, "offset": 0})
+    point = store.resume_point(key)
+    assert point.next_seq == 0 and point.position == {"v": 1, "attempt": 1, "file": None, "offset": 0}
+    assert store.read("tenx-a", "pod", "job") == []
+    store.append(key, [LogLine(5, "a")], attempt=1, expect_next=0, position={"v": 1, "attempt": 1, "file": "f",
+                                                                             "offset": 9})
+    store.append(key, [], attempt=2, expect_next=1, position={"v": 1, "attempt": 2, "file": None, "offset": 0})
+    assert store.resume_point(key).attempt == 1  # its last line's attempt, not the position's

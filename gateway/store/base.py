@@ -223,6 +223,21 @@ class LogStore(ABC):
     def heartbeats(self) -> dict[str, tuple[float, float]]:
         """Region -> (seconds since its collector's last heartbeat, the lag it reported then)."""
 
+    # -- the API replicas' read-your-writes mark (gateway/cache/write_mark.py): kept here, the one store they share
+
+    @abstractmethod
+    def raise_write_mark(self, region: str, version: int) -> None:
+        """An API process wrote a Job at ``version`` (a resourceVersion) in ``region``: raise the mark to it (never
+        lower it) and stamp it with the time."""
+
+    @abstractmethod
+    def doubt_writes(self, region: str, until: float) -> None:
+        """A write whose version is not known: no cache of ``region`` answers until ``until`` (epoch seconds)."""
+
+    @abstractmethod
+    def write_mark(self, region: str) -> tuple[int, float, float]:
+        """(version, epoch seconds it was raised at, epoch seconds writes are in doubt until); zeros if none."""
+
     @abstractmethod
     def prune(self, older_than: dt.date) -> int:
         """Retention: delete lines of days before ``older_than``, then records of instances that finished

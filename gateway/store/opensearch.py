@@ -70,6 +70,7 @@ META = {
         "namespace": K, "job": K, "instance": K, "key": K, "created": K, "finished_day": K,
         "record": {"type": "object", "enabled": False}}},
     "heartbeats": {"dynamic": False, "properties": {"region": K}},
+    "marks": {"dynamic": False, "properties": {"region": K}},
 }
 
 
@@ -119,8 +120,8 @@ class OpenSearchStore(LogStore):
         self.timezone = timezone
         DayClock(timezone)  # an unknown timezone fails here, not at the first append
         self.prefix, self._refresh = options["prefix"], options["refresh"]
-        self.streams_index, self.instances_index, self.heartbeats_index = (
-            f"{self.prefix}meta-{name}" for name in ("streams", "instances", "heartbeats"))
+        self.streams_index, self.instances_index, self.heartbeats_index, self.marks_index = (
+            f"{self.prefix}meta-{name}" for name in ("streams", "instances", "heartbeats", "marks"))
         self.lines_pattern = f"{self.prefix}*,-{self.prefix}meta-*"
         self._client = OpenSearch(**options["client"])
         self._locks = [threading.Lock() for _ in range(64)]
@@ -168,8 +169,8 @@ class OpenSearchStore(LogStore):
                 raise StreamMoved(f"stream {key.instance}/{key.container} is at line {doc['next_seq']}, "
                                   f"not {expect_next}")
             days = doc.setdefault("days", {})
-            if not lines:  # only the writer's position moves
-                doc.update(position=position, attempt=attempt)
+            if not lines:  # only the writer's position moves; the stream's attempt stays its last line's
+                doc.update(position=position, fence=max(stored_fence, fence or 0))
                 self._commit(stream, doc, version, fence)
                 return
             state = StreamState(doc["next_seq"], dt.date.fromisoformat(doc["cur_day"]) if doc.get("cur_day") else None,
@@ -355,6 +356,42 @@ class OpenSearchStore(LogStore):
         return {h["_source"]["region"]: (max(0.0, now - h["_source"]["beat"]), h["_source"]["lag"])
                 for h in hits["hits"]["hits"]}
 
+    def raise_write_mark(self, region: str, version: int) -> None:
+        self._update_mark(region, lambda mark: mark["version"] < version,
+                          lambda mark: {**mark, "version": version, "raised": time.time()})
+
+    def doubt_writes(self, region: str, until: float) -> None:
+        self._update_mark(region, lambda mark: mark["doubt_until"] < until,
+                          lambda mark: {**mark, "doubt_until": until})
+
+    def write_mark(self, region: str) -> tuple[int, float, float]:
+        mark, _ = self._mark(region)
+        return mark["version"], mark["raised"], mark["doubt_until"]
+
+    def _mark(self, region: str) -> tuple[dict[str, Any], tuple[int, int] | None]:
+        found = self._client.get(index=self.marks_index, id=region, ignore=404)  # by id: real time
+        if not found.get("found"):
+            return {"region": region, "version": 0, "raised": 0.0, "doubt_until": 0.0}, None
+        return found["_source"], (found["_seq_no"], found["_primary_term"])
+
+    def _update_mark(self, region: str, needed, changed) -> None:
+        from opensearchpy.exceptions import ConflictError
+
+        for _ in range(20):  # other replicas raise it too: read, change, write if unchanged meanwhile
+            mark, version = self._mark(region)
+            if not needed(mark):
+                return
+            try:
+                if version is None:
+                    self._client.index(index=self.marks_index, id=region, body=changed(mark), op_type="create")
+                else:
+                    self._client.index(index=self.marks_index, id=region, body=changed(mark),
+                                       if_seq_no=version[0], if_primary_term=version[1])
+                return
+            except ConflictError:
+                continue
+        raise RuntimeError(f"the write mark of {region} kept changing under this write")
+
     def max_fence(self) -> int:
         self._client.indices.refresh(index=self.streams_index)
         found = self._search(index=self.streams_index, body={
@@ -365,8 +402,10 @@ class OpenSearchStore(LogStore):
 
     def resume_point(self, key: ContainerKey) -> ResumePoint:
         doc, _ = self._state(_stream_id(key.namespace, key.instance, key.container))
-        if doc is None or doc.get("last_ts_ns") is None:
+        if doc is None:
             return ResumePoint(None, 0)
+        if doc.get("last_ts_ns") is None:
+            return ResumePoint(None, 0, position=doc.get("position"))
         return ResumePoint(doc["last_ts_ns"], doc["lines_at_last_ts"], doc.get("attempt"), doc["next_seq"],
                            doc.get("position"))
 

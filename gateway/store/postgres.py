@@ -37,6 +37,9 @@ SCHEMA = (
     """CREATE TABLE IF NOT EXISTS collector_heartbeats (
         region text PRIMARY KEY, holder text NOT NULL, beat double precision NOT NULL,
         lag double precision NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS write_marks (
+        region text PRIMARY KEY, version bigint NOT NULL, raised double precision NOT NULL,
+        doubt_until double precision NOT NULL)""",
     # added since the first archives were written
     "ALTER TABLE log_streams ADD COLUMN IF NOT EXISTS job_id bigint",
     "ALTER TABLE log_streams ADD COLUMN IF NOT EXISTS attempt integer",
