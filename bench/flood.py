@@ -222,42 +222,13 @@ def figures_of(store, keys: list[ContainerKey], watch: ArchiveWatch, procs: Proc
                neighbours: Neighbours, before: dict, after: dict) -> dict[str, Any]:
     lags: Counter = Counter()
     containers = [read_flood(store, key, watch.seen.commits.get(key, []), lags) for key in keys]
-    written = [c["written"] for c in containers]
-    known = all(w is not None for w in written)
-    firsts = [c["first_stamp_ns"] for c in containers if c["first_stamp_ns"]]
-    ends = [c["done_stamp_ns"] for c in containers if c["done_stamp_ns"]]
-    span = (max(ends) - min(firsts)) / figures.NS if firsts and len(ends) == len(containers) else None
-    markers = [count for c in containers for count in c["marker_counts"]]
-    flood = {
-        "containers": containers, "written": sum(written) if known else None,
-        "written_per_second": round(sum(written) / span) if known and span else None,
-        "archived": sum(c["archived"] for c in containers),
-        "lost": sum(c["lost"] for c in containers) if known else None,
-        "duplicated": sum(c["duplicated"] for c in containers),
-        "numbering_breaks": sum(c["numbering_breaks"] for c in containers),
-        "unmarked_missing": sum(c["unmarked_missing"] for c in containers),
-        "other": sum(c["other_lines"] for c in containers),
-        "markers": len(markers), "marker_lines_stated": sum(m for m in markers if m),
-        "markers_unknown": sum(1 for m in markers if m is None),
-    }
+    ends = [c["done_stamp_ns"] for c in containers]
     seen = [c["last_commit_seen_at"] for c in containers]
-    drain = (max(seen) - max(ends) / figures.NS) if ends and len(ends) == len(containers) and all(seen) else None
+    drain = max(seen) - max(ends) / figures.NS if all(ends) and all(seen) else None
     jobs = list(watch.seen.neighbours)
     neighbour_lags = [n.lag for n in jobs if n.lag is not None]
-    cpu_before, cpu_after = before["cpu"], after["cpu"]
-    cpu = {name: round(cpu_after[name] - cpu_before.get(name, 0.0), 2) for name in cpu_after}
-    lines = (figures.total(after["collectors"].values(), "tenx_collector_lines_archived_total")
-             - figures.total(before["collectors"].values(), "tenx_collector_lines_archived_total"))
-    waited = round(sum(after["cpu_wait"].values()) - sum(before["cpu_wait"].values()), 2)
-    seconds = sum(cpu.values())
-    window = after["at"] - before["at"]
-
-    def grown(name: str, **labels: str) -> float:
-        return (figures.total(after["collectors"].values(), name, **labels)
-                - figures.total(before["collectors"].values(), name, **labels))
-
     return {
-        "flood": flood,
+        "flood": figures.flood_totals(containers),
         "lag": {**figures.counted_quantiles(lags), "lines": sum(lags.values())},
         "lag_histogram": figures.histogram_quantiles(before["collectors"].values(), after["collectors"].values(),
                                                      "tenx_collector_lag_seconds"),
@@ -265,8 +236,22 @@ def figures_of(store, keys: list[ContainerKey], watch: ArchiveWatch, procs: Proc
         "neighbour": {"jobs": len(jobs), "lag": figures.quantiles(neighbour_lags),
                       "not_archived": sum(1 for n in jobs if n.readable is None),
                       "lags": [round(v, 3) for v in neighbour_lags], "errors": neighbours.errors},
+        **collector_figures(procs, before, after),
+    }
+
+
+def collector_figures(procs: ProcSampler, before: dict, after: dict) -> dict[str, Any]:
+    """The collectors' cost between two scrapes: CPU, the CPU they waited for, lines, RSS, pods/log calls."""
+    def grown(name: str, **labels: str) -> float:
+        return (figures.total(after["collectors"].values(), name, **labels)
+                - figures.total(before["collectors"].values(), name, **labels))
+
+    cpu = {name: round(seconds - before["cpu"].get(name, 0.0), 2) for name, seconds in after["cpu"].items()}
+    seconds, lines, window = sum(cpu.values()), grown("tenx_collector_lines_archived_total"), after["at"] - before["at"]
+    return {
         "cpu": {"seconds": round(seconds, 2), "per_collector": cpu, "window_s": round(window, 1),
-                "waiting_for_a_cpu_s": waited, "load_1m": [before["load"], after["load"]],
+                "waiting_for_a_cpu_s": round(sum(after["cpu_wait"].values()) - sum(before["cpu_wait"].values()), 2),
+                "load_1m": [before["load"], after["load"]],
                 "lines": int(lines), "lines_per_s": round(lines / window) if window else None,
                 "cores_per_1000_lines_per_s": round(seconds / (lines / 1000), 4) if lines else None},
         "rss": {"peak_mib": round(max(procs.peak_rss_kib.values(), default=0) / 1024, 1),

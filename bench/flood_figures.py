@@ -110,6 +110,28 @@ def numbering(texts: Iterable[str]) -> Numbering:
     return found
 
 
+def flood_totals(containers: list[dict[str, Any]]) -> dict[str, Any]:
+    """The floods' figures summed over their containers (each a ``read_flood`` summary, with the runtime stamps of
+    its first numbered line and its "done" line); written and lost are None unless every count is known."""
+    written = [c["written"] for c in containers]
+    known = all(w is not None for w in written)
+    firsts, ends = [c["first_stamp_ns"] for c in containers], [c["done_stamp_ns"] for c in containers]
+    span = (max(ends) - min(firsts)) / NS if all(firsts) and all(ends) and containers else None
+    markers = [count for c in containers for count in c["marker_counts"]]
+    return {
+        "containers": containers, "written": sum(written) if known else None,
+        "written_per_second": round(sum(written) / span) if known and span else None,
+        "archived": sum(c["archived"] for c in containers),
+        "lost": sum(c["lost"] for c in containers) if known else None,
+        "duplicated": sum(c["duplicated"] for c in containers),
+        "numbering_breaks": sum(c["numbering_breaks"] for c in containers),
+        "unmarked_missing": sum(c["unmarked_missing"] for c in containers),
+        "other": sum(c["other_lines"] for c in containers),
+        "markers": len(markers), "marker_lines_stated": sum(m for m in markers if m),
+        "markers_unknown": sum(1 for m in markers if m is None),
+    }
+
+
 def line_lags(lines: Iterable[tuple[int, int]], commits: Sequence[tuple[float, int]],
               counts: Counter | None = None) -> Counter:
     """The archive lag of lines given as (seq, stamp in ns), in seq order, counted by whole milliseconds (rounded

@@ -126,3 +126,16 @@ def test_node_mode_targets_say_pass_or_miss():
     assert verdicts["0 lines lost"] == "MISS" and verdicts["archive lag p99 <= 2 s (per line)"] == "MISS"
     assert verdicts["0 duplicated"] == "PASS" and verdicts["<= 0.05 core per 1,000 lines/s"] == "PASS"
     assert figures.targets({"mode": "node", "failure": "boom"}) == []
+
+
+def test_the_floods_figures_add_up_over_their_containers():
+    def container(texts: list[str], first: int, done: int | None) -> dict:
+        return {**figures.numbering(texts).summary(), "first_stamp_ns": first, "done_stamp_ns": done}
+
+    whole = container(flood(1, 2, 3) + ["done 3"], 10 * NS, 12 * NS)
+    short = container(flood(1, 1, 3) + ["[tenx-gateway: about 1 lines lost here: x]", "done 4"], 11 * NS, 14 * NS)
+    totals = figures.flood_totals([whole, short])
+    assert (totals["written"], totals["written_per_second"], totals["lost"], totals["duplicated"]) == (7, 2, 2, 1)
+    assert (totals["markers"], totals["marker_lines_stated"], totals["unmarked_missing"]) == (1, 1, 1)
+    unknown = figures.flood_totals([whole, container(flood(1), 11 * NS, None)])
+    assert unknown["written"] is None and unknown["lost"] is None and unknown["written_per_second"] is None
