@@ -147,11 +147,14 @@ test: venv test-deps go-test promtool cluster opensearch image
 
 # The gateway (gunicorn, shipped gunicorn.conf.py) against direct apiserver calls on the local cluster; writes
 # bench/results/latest.json. QUICK=1: a reduced set (under five minutes). PROFILE=1: py-spy the gateway per case.
+# Then the archive store, the collector at scale, the streams, and a log flood on the real node with each kind of
+# collector (bench/flood.py: bench/results/flood.json).
 bench: venv cluster opensearch
 	KUBECONFIG=$(LOCAL_KUBECONFIG) $(BIN)/python -m bench.run $(if $(QUICK),--quick) $(if $(PROFILE),--profile)
 	$(BIN)/python -m bench.archive $(if $(QUICK),--lines 10000 --repeat 50 --node-lines 100000)
 	KUBECONFIG=$(LOCAL_KUBECONFIG) $(BIN)/python -m bench.collector $(if $(QUICK),--containers 100 --seconds 90 --ha 0)
 	KUBECONFIG=$(LOCAL_KUBECONFIG) $(BIN)/python -m bench.streams $(if $(QUICK),--quick)
+	KUBECONFIG=$(LOCAL_KUBECONFIG) $(BIN)/python -m bench.flood $(if $(QUICK),--quick)
 
 # Mixed load from several users while the gateway's own second apiserver is hung and killed in turn; writes
 # .local/reliability/soak.json. SOAK_SECONDS (600) shortens it. See RELIABILITY.md.
