@@ -8,7 +8,7 @@ LOCAL_KUBECONFIG := $(CURDIR)/.local/kubeconfig
 GATEWAY_BIND ?= 127.0.0.1:8080
 export GATEWAY_BIND
 
-.PHONY: help venv test-deps run test unit go-test integration cluster cluster-down opensearch bench soak clean \
+.PHONY: help venv test-deps run test unit go-test integration cluster cluster-down kueue opensearch bench soak clean \
 	image image-push
 
 help:
@@ -33,8 +33,14 @@ cluster:
 	$(CLUSTER) up
 
 cluster-down:
+	deploy/local/kueue/kueue.sh down
 	$(CLUSTER) down
 	deploy/local/opensearch/opensearch.sh down
+
+# Kueue (job queueing; GATEWAY_QUEUE=kueue): its manager as a host process beside the local control plane, built
+# from its Go module at the pinned version (deploy/local/kueue/kueue.sh; deploy/local/README.md).
+kueue: venv cluster
+	deploy/local/kueue/kueue.sh up
 
 # The local single-node OpenSearch of the log archive's OpenSearch lane (assembled from Maven Central on first use).
 opensearch:
@@ -48,8 +54,8 @@ opensearch:
 # collector that follows logs through the apiserver (port 8081). One that exits is restarted, with a loud line.
 run: venv
 	@if [ -z "$$KUBECONFIG" ]; then \
-	  $(CLUSTER) up && \
-	  export KUBECONFIG=$(LOCAL_KUBECONFIG) && \
+	  $(CLUSTER) up && deploy/local/kueue/kueue.sh up && \
+	  export KUBECONFIG=$(LOCAL_KUBECONFIG) GATEWAY_QUEUE=$${GATEWAY_QUEUE-kueue} && \
 	  export GATEWAY_HOST_VOLUME_ROOT=$${GATEWAY_HOST_VOLUME_ROOT:-$(CURDIR)/.local/app_data} && \
 	  export GATEWAY_DATA_DIR=$${GATEWAY_DATA_DIR:-$(CURDIR)/.local/data} && \
 	  export GATEWAY_POD_NODE_SELECTOR=$${GATEWAY_POD_NODE_SELECTOR-tenx.io/runtime=containerd} && \
@@ -95,16 +101,16 @@ go-test:
 TEST_WORKERS ?= 3
 PYTEST_PARALLEL = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
-integration: venv test-deps cluster opensearch image
+integration: venv test-deps cluster kueue opensearch image
 	$(BIN)/pytest -q $(PYTEST_PARALLEL) -m integration tests
 
 # The cluster comes up and the image is built before pytest so their progress shows; the fixtures then reuse them.
-test: venv test-deps go-test cluster opensearch image
+test: venv test-deps go-test cluster kueue opensearch image
 	$(BIN)/pytest -q $(PYTEST_PARALLEL) tests
 
 # The gateway (gunicorn, shipped gunicorn.conf.py) against direct apiserver calls on the local cluster; writes
 # bench/results/latest.json. QUICK=1: a reduced set (under five minutes). PROFILE=1: py-spy the gateway per case.
-bench: venv cluster opensearch
+bench: venv cluster kueue opensearch
 	@test $(VENV)/.bench-installed -nt setup.cfg || { $(BIN)/pip install --quiet -e '.[bench]' && touch $(VENV)/.bench-installed; }
 	KUBECONFIG=$(LOCAL_KUBECONFIG) $(BIN)/python -m bench.run $(if $(QUICK),--quick) $(if $(PROFILE),--profile)
 	$(BIN)/python -m bench.archive $(if $(QUICK),--lines 10000 --repeat 50)
