@@ -116,6 +116,7 @@ bench: venv cluster kueue opensearch
 	$(BIN)/python -m bench.archive $(if $(QUICK),--lines 10000 --repeat 50)
 	KUBECONFIG=$(LOCAL_KUBECONFIG) $(BIN)/python -m bench.collector $(if $(QUICK),--containers 100 --seconds 90 --ha 0)
 	KUBECONFIG=$(LOCAL_KUBECONFIG) $(BIN)/python -m bench.streams $(if $(QUICK),--quick)
+	KUBECONFIG=$(LOCAL_KUBECONFIG) $(BIN)/python -m bench.queue $(if $(QUICK),--quick)
 
 # Mixed load from several users while the gateway's own second apiserver is hung and killed in turn; writes
 # .local/reliability/soak.json. SOAK_SECONDS (600) shortens it. See RELIABILITY.md.
