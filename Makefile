@@ -52,6 +52,7 @@ opensearch:
 # The log collectors run beside the API and stop with it: on the local cluster a node collector per node, reading the
 # nodes' log files (deploy/local/collectors.sh; health and metrics on ports 8081, 8082); with KUBECONFIG, the
 # collector that follows logs through the apiserver (port 8081). One that exits is restarted, with a loud line.
+# Their listeners are on loopback (GATEWAY_COLLECTOR_HOST's default), as the API and its metrics are.
 run: venv
 	@if [ -z "$$KUBECONFIG" ]; then \
 	  $(CLUSTER) up && deploy/local/kueue/kueue.sh up && \

@@ -14,6 +14,8 @@ from .schemas import LogsQuerySchema
 
 JSON = "application/json"
 CREDENTIALS = [{"username": [], "token": []}]
+# the stream calls also take a stream token in the query (a browser's EventSource cannot send headers)
+STREAM_CREDENTIALS = [*CREDENTIALS, {"streamToken": []}]
 PUBLIC: list[dict[str, list[str]]] = []
 
 TAGS = [
@@ -99,7 +101,8 @@ def _jobs_call(summary: str, description: str, ok: dict[str, Any], **responses: 
                          "user's.", "WWW-Authenticate"),
             "404": error(404, "The region is not one this gateway serves."),
             "405": error(405, "The path does not answer this method.", "Allow"),
-            "429": error(429, "Too many failed logins from this client or for this user name.", "Retry-After"),
+            "429": error(429, "Too many failed logins from this client or for this user name, or more calls of this "
+                         "user in progress at once than GATEWAY_REQUESTS_MAX_PER_USER.", "Retry-After"),
             "500": error(500, "An internal error; the message says no more."),
             "502": error(502, "The cluster refused the gateway itself (its credentials or permissions); the operator "
                          "must fix the gateway's configuration."),
@@ -108,6 +111,11 @@ def _jobs_call(summary: str, description: str, ok: dict[str, Any], **responses: 
             **responses,
         },
     }
+
+
+def _stream_call(summary: str, description: str, ok: dict[str, Any], **responses: dict[str, Any]) -> dict[str, Any]:
+    """A call that may answer with a stream: the headers or a stream token."""
+    return {**_jobs_call(summary, description, ok, **responses), "security": STREAM_CREDENTIALS}
 
 
 def _public(tag: str, summary: str, description: str, **responses: dict[str, Any]) -> dict[str, Any]:
@@ -129,6 +137,27 @@ SSE_EVENT = {"type": "object", "properties": {"event": {"type": "string"}, "id":
                                               "data": {"type": "string"}, "retry": {"type": "integer"}}}
 
 
+def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"in": "query", "name": name, "required": False, "description": description, "schema": schema}
+
+
+FOLLOW_PARAMETER = _query(
+    "follow", "`true` or `1`: a stream of Server-Sent Events instead of a page; `false`, `0` or empty: the page. "
+    "Anything else is 400.", {"type": "string", "pattern": "^([Tt][Rr][Uu][Ee]|1|[Ff][Aa][Ll][Ss][Ee]|0)?$",
+                               "example": "true"})
+# Plain strings, not patterns: the paged call ignores them, so a schema-violating value is not always a 400.
+RESUME_PARAMETERS = [
+    _query("last_event_id", "With `follow=true`: resume after line N (the stream starts at N+1), as the header "
+           "`Last-Event-ID` (which wins) does for an EventSource that reconnects; a whole number from -1 to "
+           "2^53-2 in ASCII digits, else 400. Empty means absent.", {"type": "string", "example": "41"}),
+    {"in": "header", "name": "Last-Event-ID", "required": False, "schema": {"type": "string", "example": "41"},
+     "description": "With `follow=true`: resume after line N, as `last_event_id` does."},
+]
+WATCH_PARAMETER = _query(
+    "watch", "`true` or `1`: a stream of Server-Sent Events of the list's changes instead of the list (`event: "
+    "job`); anything else: the list.", {"type": "string", "example": "true"})
+
+
 def _stream_ok(description: str, example: str) -> dict[str, Any]:
     return {"description": description, "content": {EVENT_STREAM: {"schema": SSE_EVENT, "example": example}}}
 
@@ -138,7 +167,7 @@ def stream_operations(settings: Settings) -> dict[str, dict[str, dict[str, Any]]
     over_cap = error(429, f"More than {settings.stream_max_per_user} streams of this user at once "
                      "(GATEWAY_STREAM_MAX_PER_USER), or too many failed logins.", "Retry-After")
     return {
-        "streams.watch": {"get": _jobs_call(
+        "streams.watch": {"get": _stream_call(
             "Watch a job (extension)", "A stream of Server-Sent Events: `event: status` at the start and after each "
             "change of the job's status, conditions or instances (`data`: name, status, counts, conditions, "
             "instances as `GET .../instances` lists them); `event: end` when it succeeds, fails or is deleted. "
@@ -161,12 +190,19 @@ def operations(settings: Settings) -> dict[str, dict[str, dict[str, Any]]]:
                       f"{settings.readiness_timeout:g} s; `errors` names each such region and why.", "Retry-After")
     logs_query = LogsQuerySchema(default_size=settings.log_default_size, max_size=settings.log_max_size)
     return {
-        "jobs.list_jobs": {"get": _jobs_call(
-            "List the user's jobs", "Every Job in the user's namespace in this region. With `watch=true` (or "
-                                    "`1`), a stream of Server-Sent Events instead: `event: job` with `{\"type\": "
-                                    "\"ADDED\"|\"MODIFIED\"|\"DELETED\", \"job\": {name, status, counts, "
-                                    "conditions}}`, an ADDED per job first; `stream_token` may replace the headers.",
-            {**body("The user's jobs.", "JobList"), "links": _job_links("$response.body#/jobs/0/metadata/name")})},
+        "jobs.list_jobs": {"get": {
+            **_stream_call(
+                "List the user's jobs", "Every Job in the user's namespace in this region. With `watch=true` (or "
+                                        "`1`), a stream of Server-Sent Events instead: `event: job` with "
+                                        "`{\"type\": \"ADDED\"|\"MODIFIED\"|\"DELETED\", \"job\": {name, "
+                                        "status, counts, conditions}}`, an ADDED per job first; `stream_token` may "
+                                        "replace the headers then.",
+                {**body("The user's jobs.", "JobList"), "links": _job_links("$response.body#/jobs/0/metadata/name"),
+                 "content": {JSON: {"schema": "JobList"}, EVENT_STREAM: {
+                     "schema": SSE_EVENT, "example": 'event: job\nid: 1\ndata: {"type": "ADDED", "job": {"name": '
+                                                     '"myjob", "status": "running"}}\n\n'}}}),
+            "parameters": [WATCH_PARAMETER],
+        }},
         "jobs.get_job": {"get": _jobs_call(
             "Get a job", "The Job, plus the names of its pods (`instance_names`) and, for a job that waits or "
                          "waited in a queue (`GATEWAY_QUEUE=kueue`), where it stands there (`queue`: its place "
@@ -192,7 +228,7 @@ def operations(settings: Settings) -> dict[str, dict[str, dict[str, Any]]]:
             body("The job is being deleted.", "DeletedJob"),
             **{"404": error(404, "The region is unknown, or the user has no job of that name.")})},
         "jobs.instance_logs": {"get": {
-            **_jobs_call(
+            **_stream_call(
                 "Read an instance's log", "Lines `[from, from+size)` of one pod's log, of one day if `date` is "
                                           "given. An instance that has not started yet has no lines. " + FOLLOW.format(
                                               data='`{"offset": 12, "line": "..."}`',
@@ -202,10 +238,10 @@ def operations(settings: Settings) -> dict[str, dict[str, dict[str, Any]]]:
                              'id: 0\ndata: {"offset": 0, "line": "test-cmd"}\n\n'),
                 **{"400": error(400, "`date`, `from` or `size` is invalid; `errors` says which."),
                    "404": error(404, "The region is unknown, or the job or the instance does not exist.")}),
-            "parameters": [{"in": "query", "schema": logs_query}],
+            "parameters": [{"in": "query", "schema": logs_query}, FOLLOW_PARAMETER, *RESUME_PARAMETERS],
         }},
         "jobs.job_logs": {"get": {
-            **_jobs_call(
+            **_stream_call(
                 "Read a job's log (extension)", "Every instance's lines in time order, each prefixed by "
                                                 "`[instance name]`, from the log archive: lines outlive the pods. "
                 + FOLLOW.format(data='`{"offset": 12, "instance": "myjob-x1y2z", "line": "..."}`',
@@ -215,7 +251,7 @@ def operations(settings: Settings) -> dict[str, dict[str, dict[str, Any]]]:
                              'id: 0\ndata: {"offset": 0, "instance": "myjob-x1y2z", "line": "test-cmd"}\n\n'),
                 **{"400": error(400, "`date`, `from` or `size` is invalid; `errors` says which."),
                    "404": error(404, "The region is unknown, or the user has no job of that name.")}),
-            "parameters": [{"in": "query", "schema": logs_query}],
+            "parameters": [{"in": "query", "schema": logs_query}, FOLLOW_PARAMETER, *RESUME_PARAMETERS],
         }},
         **stream_operations(settings),
         "jobs.job_instances": {"get": _jobs_call(

@@ -56,6 +56,9 @@ SECURITY_SCHEMES = {
                  "description": "The user name the token belongs to."},
     "token": {"type": "apiKey", "in": "header", "name": "Authorization",
               "description": "`token <api token>`: the word `token`, a space, then the user's API token."},
+    "streamToken": {"type": "apiKey", "in": "query", "name": "stream_token",
+                    "description": "On the stream calls only (`follow=true` logs, `watch=true` list, watch): a token "
+                                   "from `POST .../stream-tokens` instead of the two headers; anywhere else 401."},
 }
 
 

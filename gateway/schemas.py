@@ -244,6 +244,20 @@ class JobSpecSchema(StrictSchema):
             raise ValidationError(errors)
 
 
+WHOLE_NUMBER = re.compile(r"-?[0-9]+")
+
+
+class WholeNumber(fields.Integer):
+    """A query's whole number in ASCII digits, optionally negative: ``int()`` alone would also take ``1_000``,
+    ``\u0663`` (an Arabic-Indic three), ``\uff11\uff12`` (full-width) and surrounding white space, which
+    ``last_event_id`` refuses."""
+
+    def _validated(self, value: Any) -> int:
+        if isinstance(value, str) and not (value.isascii() and WHOLE_NUMBER.fullmatch(value)):
+            raise self.make_error("invalid")
+        return super()._validated(value)
+
+
 class LogsQuerySchema(Schema):
     """``date=YYYY.MM.DD&from=N&size=M``; ``size`` defaults and caps come from the settings. An empty parameter
     (``date=``, as an old client's form or template leaves it) means the parameter is absent."""
@@ -258,9 +272,9 @@ class LogsQuerySchema(Schema):
         return data
 
     date = fields.String(load_default=None)
-    offset = fields.Integer(data_key="from", load_default=0,
-                            validate=Range(min=0, max=LOG_MAX_OFFSET, error="must be from 0 to {max}"))
-    size = fields.Integer(load_default=None, validate=Range(min=0, error="must be 0 or more"))
+    offset = WholeNumber(data_key="from", load_default=0,
+                         validate=Range(min=0, max=LOG_MAX_OFFSET, error="must be from 0 to {max}"))
+    size = WholeNumber(load_default=None, validate=Range(min=0, error="must be 0 or more"))
 
     def __init__(self, *, default_size: int, max_size: int, **kwargs: Any):
         super().__init__(**kwargs)

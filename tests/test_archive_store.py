@@ -418,3 +418,7 @@ def test_a_position_alone_moves_and_makes_the_stream(store):
     point = store.resume_point(key)
     assert point.next_seq == 0 and point.position == {"v": 1, "attempt": 1, "file": None, "offset": 0}
     assert store.read("tenx-a", "pod", "job") == []
+    store.append(key, [LogLine(5, "a")], attempt=1, expect_next=0, position={"v": 1, "attempt": 1, "file": "f",
+                                                                             "offset": 9})
+    store.append(key, [], attempt=2, expect_next=1, position={"v": 1, "attempt": 2, "file": None, "offset": 0})
+    assert store.resume_point(key).attempt == 1  # its last line's attempt, not the position's

@@ -250,6 +250,7 @@ def test_a_container_read_to_its_end_whose_files_are_gone_is_no_gap(start, store
     start(kube, region="whole")
     time.sleep(1)
     assert numbers(archived(store, obj, "whole")) == list(range(5))
+    assert store.resume_point(key).position["attempt"] == 1  # met again, not read again
 
 
 def test_files_gone_before_a_restarted_collector_read_the_rest_are_a_gap(start, store, tmp_path):

@@ -245,3 +245,15 @@ def test_logs_query_rejects(args, field):
     with pytest.raises(ValidationError) as caught:
         logs_query(args)
     assert field in caught.value.normalized_messages()
+
+
+@pytest.mark.parametrize("value", ["1_000", "\u0663", "\uff11\uff12", " 5", "5 ", "+5", "5\n", "1e3", "0x10", "--5"])
+@pytest.mark.parametrize("field", ["from", "size"])
+def test_from_and_size_are_ascii_whole_numbers_as_last_event_id_is(field, value):
+    with pytest.raises(ValidationError) as caught:
+        logs_query({field: value})
+    assert field in caught.value.normalized_messages()
+
+
+def test_leading_zeros_are_still_whole_numbers():
+    assert logs_query({"from": "007", "size": "010"}) == {"date": None, "offset": 7, "size": 10}

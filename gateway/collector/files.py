@@ -26,6 +26,7 @@ ROTATED = re.compile(r"^(\d+)\.log\.(\d{8}-\d{6})(\.gz)?$")
 FINGERPRINT_BYTES = 256
 SETTLE_SECONDS = 1.0
 MAX_ENTRY_BYTES = 64 * 1024 * 1024
+CHUNK_BYTES = 4 * 1024 * 1024
 LIVE_STAMP = "~"  # <n>.log sorts after every rotated file's stamp
 LOOK_SECONDS = 0.5  # how often a reader behind the live file looks for newer files (the kubelet rotates every 10 s)  # a rotated file may still take the runtime's last write until its new file has data
 
@@ -265,6 +266,29 @@ class AttemptLog:
         if self._rotated_at is None:
             self._rotated_at = now
         return now - self._rotated_at >= self._settle
+
+    def lines_ahead(self, max_bytes: int = 256 * 1024 * 1024) -> tuple[int, int | None, int | None]:
+        """(entries, first stamp, last stamp) of everything held from the position on, without moving on: the rate
+        the container wrote at since then, over all the files still there (a flood comes in bursts; a batch alone
+        would say more than it wrote). Read at most ``max_bytes``."""
+        from .cri import entry_ns
+        count, first, last_entry, budget = 0, None, b"", max_bytes
+        for index, file in enumerate(self.files):
+            offset = self.offset if index == 0 else 0
+            while budget > 0:
+                data = file.read(offset, min(CHUNK_BYTES, budget))
+                end = data.rfind(b"\n") + 1
+                if not end:
+                    break
+                chunk = data[:end]
+                if first is None:
+                    first = entry_ns(chunk.split(b" ", 1)[0])
+                count += chunk.count(b"\n")
+                last_entry = chunk[chunk.rfind(b"\n", 0, end - 1) + 1:]
+                offset += end
+                budget -= end
+        last = entry_ns(last_entry.split(b" ", 1)[0]) if last_entry else None
+        return count, first, last
 
     def backlog(self) -> int:
         """Bytes not read yet, of the plain files held (a gzipped file's size is not known without reading it)."""

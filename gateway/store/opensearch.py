@@ -169,8 +169,8 @@ class OpenSearchStore(LogStore):
                 raise StreamMoved(f"stream {key.instance}/{key.container} is at line {doc['next_seq']}, "
                                   f"not {expect_next}")
             days = doc.setdefault("days", {})
-            if not lines:  # only the writer's position moves
-                doc.update(position=position, attempt=attempt)
+            if not lines:  # only the writer's position moves; the stream's attempt stays its last line's
+                doc.update(position=position, fence=max(stored_fence, fence or 0))
                 self._commit(stream, doc, version, fence)
                 return
             state = StreamState(doc["next_seq"], dt.date.fromisoformat(doc["cur_day"]) if doc.get("cur_day") else None,

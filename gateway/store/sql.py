@@ -139,6 +139,11 @@ class SqlStore(LogStore):
                 raise StreamMoved(f"stream {key.instance}/{key.container} is at line {state[0]}, "
                                   f"not {expect_next}")
             state[1] = self._day_out(state[1])
+            encoded = None if position is None else orjson.dumps(position).decode()
+            if not lines:  # the writer's position alone moves; the stream's attempt stays its last line's
+                self._execute(conn, "UPDATE log_streams SET position = ?, fence = ? WHERE id = ?",
+                              (encoded, max(stored_fence, fence or 0), stream))
+                return
 
             def next_day_seq(day: dt.date) -> int:
                 top = self._execute(conn, "SELECT max(day_seq) FROM log_lines WHERE stream = ? AND day = ?",
@@ -149,9 +154,7 @@ class SqlStore(LogStore):
             self._insert_rows(conn, [_line_row(stream, r, job_id, attempt, self._day_in) for r in rows])
             self._execute(conn, UPDATE_STREAM, (after.next_seq, self._day_in(after.day), after.next_day_seq,
                                                 after.last_ts_ns, after.lines_at_last_ts, attempt,
-                                                max(stored_fence, fence or 0),
-                                                None if position is None else orjson.dumps(position).decode(),
-                                                stream))
+                                                max(stored_fence, fence or 0), encoded, stream))
 
     def put_instance(self, namespace: str, job: str, instance: str, record: dict[str, Any]) -> None:
         finished = DayClock(self.timezone).stamp_day(record.get("finished"))

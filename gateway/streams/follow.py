@@ -23,7 +23,7 @@ from ..store import LogStore
 from ..store.records import TERMINAL_PHASES
 from ..tenancy import Tenant
 from . import sse
-from .hub import HUBS, Behind, frame
+from .hub import HUBS, Behind, as_archived, frame
 from .runner import Out
 
 POLL_SECONDS = 0.5  # how often an archive read looks for new lines
@@ -106,8 +106,8 @@ def _line(out: Out, where: Where, text: str, instance: str | None = None) -> Non
     if instance is None:
         out.send(frame(where.offset, text), id=where.offset)
     else:
-        out.send(sse.event({"offset": where.offset, "instance": instance, "line": text}, id=where.offset),
-                 id=where.offset)
+        out.send(sse.event({"offset": where.offset, "instance": instance, "line": as_archived(text)},
+                           id=where.offset), id=where.offset)
     where.offset += 1
 
 

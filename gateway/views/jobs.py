@@ -5,7 +5,7 @@ import orjson
 from flask import Blueprint, Response, current_app, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from .. import errors, joblist, jobs, logs
+from .. import errors, inflight, joblist, jobs, logs
 from ..auth import authenticate, authenticate_stream
 from ..names import is_dns1123_label, is_pod_name
 from ..respond import json_response
@@ -36,6 +36,7 @@ def _authenticate_and_scope():
                                        request.remote_addr or "", g.region)
     else:
         username = authenticate(request.headers, gateway.users, gateway.login_throttle, request.remote_addr or "")
+        inflight.admit(username, gateway.settings)  # streams have a cap of their own
     gateway.regions.require(g.region)
     g.tenant = Tenant.of(username, g.region, gateway.settings)
 
