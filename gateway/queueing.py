@@ -27,7 +27,12 @@ def ensure_local_queue(kube: Kube, namespace: str, cluster_queue: str) -> None:
     try:
         found = kube.get_local_queue(namespace, LOCAL_QUEUE)
     except errors.NotFound:
-        kube.create_local_queue(namespace, walls.local_queue(namespace, cluster_queue))
+        try:
+            kube.create_local_queue(namespace, walls.local_queue(namespace, cluster_queue))
+        except errors.NotFound:  # the namespace is there (just checked): the cluster has no LocalQueue API
+            log.error("GATEWAY_QUEUE=kueue, but the cluster has no Kueue LocalQueue API (kueue.x-k8s.io/v1beta2)")
+            raise errors.BadGateway("the cluster has no job queue (Kueue) although the gateway is set to use one; "
+                                    "the operator must install it or unset GATEWAY_QUEUE") from None
         return
     current = (found.get("spec") or {}).get("clusterQueue")
     if current != cluster_queue:
@@ -104,8 +109,9 @@ def queue_view(job: dict[str, Any], workloads: list[dict[str, Any]]) -> dict[str
 def _own_workload(job_uid: str, workloads: list[dict[str, Any]]) -> dict[str, Any] | None:
     for workload in workloads:
         metadata = workload.get("metadata") or {}
+        owners = metadata.get("ownerReferences") or []
         if (metadata.get("labels") or {}).get(JOB_UID_LABEL) == job_uid or any(
-                owner.get("uid") == job_uid and owner.get("controller") for owner in metadata.get("ownerReferences") or []):
+                owner.get("uid") == job_uid and owner.get("controller") for owner in owners):
             return workload
     return None
 

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator, Sequence, TextIO
 
 FORMATS = ("table", "wide", "json", "yaml", "name")
-STATUS_STYLES = {"succeeded": "green", "failed": "red", "running": "cyan", "pending": "yellow",
+STATUS_STYLES = {"succeeded": "green", "failed": "red", "running": "cyan", "pending": "yellow", "queued": "yellow",
                  "deleted": "magenta", "Succeeded": "green", "Failed": "red", "Running": "cyan",
                  "Pending": "yellow"}
 

@@ -1,5 +1,8 @@
-"""gateway/queueing.py's pure part: where a queued Job stands, from its namespace's Kueue Workloads."""
-from gateway import queueing
+"""gateway/queueing.py: where a queued Job stands, from its namespace's Kueue Workloads (pure), and the tenant's
+LocalQueue made on first use."""
+import pytest
+
+from gateway import errors, queueing
 from gateway.walls import local_queue
 
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
@@ -104,3 +107,34 @@ def test_the_local_queue_manifest():
         "metadata": {"name": "tenx-gateway", "namespace": "tenx-a",
                      "labels": {"app.kubernetes.io/managed-by": "tenx-gateway"}},
         "spec": {"clusterQueue": "tenx-gateway"}}
+
+
+class LocalQueues:
+    """The two calls ensure_local_queue makes; ``api``: whether the cluster serves Kueue's LocalQueues."""
+
+    def __init__(self, existing=None, api=True):
+        self.existing, self.api, self.created = existing, api, []
+
+    def get_local_queue(self, namespace, name):
+        if self.existing is None:
+            raise errors.NotFound("not found")
+        return self.existing
+
+    def create_local_queue(self, namespace, manifest):
+        if not self.api:
+            raise errors.NotFound("the server could not find the requested resource")
+        self.created.append(manifest)
+
+
+def test_the_local_queue_is_made_once():
+    kube = LocalQueues()
+    queueing.ensure_local_queue(kube, "tenx-a", "tenx-gateway")
+    assert kube.created == [local_queue("tenx-a", "tenx-gateway")]
+    there = LocalQueues(existing=local_queue("tenx-a", "elsewhere"))
+    queueing.ensure_local_queue(there, "tenx-a", "tenx-gateway")  # its ClusterQueue cannot change: left alone
+    assert there.created == []
+
+
+def test_a_cluster_without_kueue_is_the_operator_s_problem():
+    with pytest.raises(errors.BadGateway, match="no job queue"):
+        queueing.ensure_local_queue(LocalQueues(api=False), "tenx-a", "tenx-gateway")

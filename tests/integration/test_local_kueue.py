@@ -33,8 +33,8 @@ def test_up_again_leaves_the_running_manager_alone(kueue):
 
 def test_webhooks_are_urls_on_loopback_and_only_for_what_kueue_serves(kueue):
     hooks = []
-    for kind in ("mutatingwebhookconfiguration", "validatingwebhookconfiguration"):
-        found = json.loads(kubectl("get", kind, f"kueue-{kind.replace('webhookconfiguration', '')}-webhook-configuration",
+    for kind in ("mutating", "validating"):
+        found = json.loads(kubectl("get", f"{kind}webhookconfiguration", f"kueue-{kind}-webhook-configuration",
                                    "-o", "json").stdout)
         hooks += found["webhooks"]
     paths = set()

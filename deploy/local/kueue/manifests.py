@@ -71,7 +71,8 @@ def conversion_webhooks(source: Path) -> dict[str, str]:
     found = {}
     for patch in kustomization.get("patches") or []:
         document = yaml.safe_load((source / "config/components/crd" / patch["path"]).read_text())
-        found[document["metadata"]["name"]] = document["spec"]["conversion"]["webhook"]["clientConfig"]["service"]["path"]
+        client = document["spec"]["conversion"]["webhook"]["clientConfig"]
+        found[document["metadata"]["name"]] = client["service"]["path"]
     return found
 
 
