@@ -187,10 +187,24 @@ up() {
   pki
   metrics_certs
   write_config
-  python_ "$HERE/manifests.py" "$(source_dir)" "$WEBHOOK_PORT" "$PKI/ca.crt" "$MANIFESTS" \
-    || die "rewriting Kueue's manifests failed"
-  apply "$MANIFESTS/crds.yaml"
-  kubectl_ wait --for=condition=Established --timeout=60s -f "$MANIFESTS/crds.yaml" >/dev/null
+  # rewritten again only when what they are made from changes (parsing the CRDs takes seconds)
+  local recipe; recipe="$({ echo "$VERSION $WEBHOOK_PORT"; cat "$HERE/manifests.py" "$PKI/ca.crt"; } | sha256sum | cut -c1-16)"
+  if [[ $(cat "$MANIFESTS/.recipe" 2>/dev/null) != "$recipe" || ! -f $MANIFESTS/crds.yaml ]]; then
+    python_ "$HERE/manifests.py" "$(source_dir)" "$WEBHOOK_PORT" "$PKI/ca.crt" "$MANIFESTS" \
+      || die "rewriting Kueue's manifests failed"
+    echo "$recipe" >"$MANIFESTS/.recipe"
+  fi
+  # what was applied last time, if it is all still there (a purged cluster has none of it): nothing to apply
+  local applied; applied="$(cat "$MANIFESTS/crds.yaml" "$MANIFESTS/webhooks.yaml" "$QUEUES" | sha256sum | cut -c1-16)"
+  local current=0
+  [[ $(cat "$RUN/applied" 2>/dev/null) == "$applied" ]] && kubectl_ get crd/workloads.kueue.x-k8s.io \
+    mutatingwebhookconfiguration/kueue-mutating-webhook-configuration \
+    validatingwebhookconfiguration/kueue-validating-webhook-configuration clusterqueue/tenx-gateway \
+    -o name >/dev/null 2>&1 && current=1
+  if (( ! current )); then
+    apply "$MANIFESTS/crds.yaml"
+    kubectl_ wait --for=condition=Established --timeout=60s -f "$MANIFESTS/crds.yaml" >/dev/null
+  fi
   if running && [[ $(cat "$RUN/kueue.sig" 2>/dev/null) == "$(signature)" ]]; then
     until ready; do running || die "the Kueue manager exited (log $LOGS/kueue.log)"; sleep 0.5; done
   else
@@ -198,6 +212,7 @@ up() {
     stop
     start
   fi
+  (( current )) && return 0
   apply "$MANIFESTS/webhooks.yaml"
   # the queues go through the webhooks just applied, which the apiserver may take a moment to call
   local tries=0
@@ -205,6 +220,7 @@ up() {
     (( ++tries < 30 )) || { cat "$RUN/queues.err" >&2; die "applying $QUEUES failed"; }
     sleep 1
   done
+  echo "$applied" >"$RUN/applied"
 }
 
 down() {

@@ -21,6 +21,14 @@ from pathlib import Path
 
 import yaml
 
+# libyaml's parser where PyYAML has it: the CRDs are 2 MB of YAML
+Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+def load(text: str):
+    return yaml.load(text, Loader=Loader)
+
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 JOB_WEBHOOKS = {"/mutate-batch-v1-job", "/validate-batch-v1-job"}
 OWN_PREFIXES = ("/mutate-kueue-x-k8s-io-", "/validate-kueue-x-k8s-io-")
@@ -67,17 +75,17 @@ def rewrite_crd(crd: dict, conversion_paths: dict[str, str], port: int, ca_bundl
 
 def conversion_webhooks(source: Path) -> dict[str, str]:
     """CRD name -> conversion path, from the patches upstream's crd kustomization applies."""
-    kustomization = yaml.safe_load((source / "config/components/crd/kustomization.yaml").read_text())
+    kustomization = load((source / "config/components/crd/kustomization.yaml").read_text())
     found = {}
     for patch in kustomization.get("patches") or []:
-        document = yaml.safe_load((source / "config/components/crd" / patch["path"]).read_text())
+        document = load((source / "config/components/crd" / patch["path"]).read_text())
         client = document["spec"]["conversion"]["webhook"]["clientConfig"]
         found[document["metadata"]["name"]] = client["service"]["path"]
     return found
 
 
 def crd_files(source: Path) -> list[Path]:
-    kustomization = yaml.safe_load((source / "config/components/crd/kustomization.yaml").read_text())
+    kustomization = load((source / "config/components/crd/kustomization.yaml").read_text())
     return [source / "config/components/crd" / name for name in kustomization["resources"]]
 
 
@@ -85,12 +93,13 @@ def main(source_dir: str, port: str, ca_file: str, out_dir: str) -> None:
     source, out = Path(source_dir), Path(out_dir)
     ca_bundle = base64.b64encode(Path(ca_file).read_bytes()).decode()
     paths = conversion_webhooks(source)
-    crds = [rewrite_crd(yaml.safe_load(f.read_text()), paths, int(port), ca_bundle) for f in crd_files(source)]
-    webhooks = [d for d in yaml.safe_load_all((source / "config/components/webhook/manifests.yaml").read_text()) if d]
+    crds = [rewrite_crd(load(f.read_text()), paths, int(port), ca_bundle) for f in crd_files(source)]
+    webhook_manifests = (source / "config/components/webhook/manifests.yaml").read_text()
+    webhooks = [d for d in yaml.load_all(webhook_manifests, Loader=Loader) if d]
     out.mkdir(parents=True, exist_ok=True)
-    (out / "crds.yaml").write_text(yaml.safe_dump_all(crds, sort_keys=False))
-    (out / "webhooks.yaml").write_text(yaml.safe_dump_all(rewrite_webhooks(webhooks, int(port), ca_bundle),
-                                                          sort_keys=False))
+    (out / "crds.yaml").write_text(yaml.dump_all(crds, Dumper=Dumper, sort_keys=False))
+    (out / "webhooks.yaml").write_text(yaml.dump_all(rewrite_webhooks(webhooks, int(port), ca_bundle),
+                                                     Dumper=Dumper, sort_keys=False))
 
 
 if __name__ == "__main__":
