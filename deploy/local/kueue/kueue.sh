@@ -143,6 +143,10 @@ metrics_certs() {
 # What the running manager was started with: a different one is restarted
 signature() { { stat -c '%s %Y' "$BIN"; cat "$CONFIG" "$CERTS/tls.crt"; } | sha256sum | cut -c1-16; }
 
+# A checkout whose .local is a link to another's (a git worktree) shares that checkout's manager, as cluster.sh
+# shares its cluster: it may start one that is not running, never stop or restart one that is.
+borrowed() { [[ -z ${TENX_LOCAL_DIR:-} && -L $ROOT/.local ]]; }
+
 running() { [[ -f $PIDFILE ]] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
 ready() { curl -fsS -m 2 "http://127.0.0.1:$HEALTH_PORT/readyz" >/dev/null 2>&1; }
 
@@ -207,6 +211,9 @@ up() {
   fi
   if running && [[ $(cat "$RUN/kueue.sig" 2>/dev/null) == "$(signature)" ]]; then
     until ready; do running || die "the Kueue manager exited (log $LOGS/kueue.log)"; sleep 0.5; done
+  elif running && borrowed; then
+    log "WARNING: the running manager was started with another binary or configuration; it belongs to" \
+      "$(readlink -f "$ROOT/.local")'s checkout, which restarts it (this one's .local is a link to it)"
   else
     running && log "binary or configuration changed; restarting the manager"
     stop
@@ -224,6 +231,7 @@ up() {
 }
 
 down() {
+  borrowed && die "$ROOT/.local is a link to $(readlink -f "$ROOT/.local"): stop Kueue from the checkout it belongs to"
   exec 9>"$STATE.lock"
   flock -w 900 9 || die "another kueue.sh holds $STATE.lock"
   # the webhook configurations first: without the manager they would refuse every queued Job's create
