@@ -14,6 +14,9 @@ from .kube import Regions
 from .tenancy import TenantWalls
 from .throttle import FailureThrottle
 from .users import UserStore
+from .version import __version__
+
+__all__ = ["Gateway", "__version__", "create_app"]
 
 
 @dataclass

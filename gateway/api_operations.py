@@ -20,7 +20,7 @@ PUBLIC: list[dict[str, list[str]]] = []
 
 TAGS = [
     {"name": "jobs", "description": "The five calls of the original Jobs API."},
-    {"name": "operations", "description": "Health, readiness and regions; no credentials needed."},
+    {"name": "operations", "description": "Health, readiness, version and regions; no credentials needed."},
     {"name": "documentation", "description": "This document and its page."},
 ]
 
@@ -42,7 +42,22 @@ QUERY_PARAMETERS: dict[str, Callable[[Settings], tuple[str, dict[str, Any]]]] = 
     "from": lambda s: ("Index of the first line to return (0 = the first line).", {"default": 0}),
     "size": lambda s: (f"How many lines to return, at most {s.log_max_size}.",
                        {"default": s.log_default_size, "maximum": s.log_max_size}),
+    "since": lambda s: ("Start at the first line stamped at or after this moment: a duration back from now (`10m`, "
+                        "`1h30m`, `45s`) or an RFC 3339 time. `from` and `size` count lines as without it: the page "
+                        "starts at the later of `from` and that line, and the `X-Log-Offset` header says where (with "
+                        "`follow=true` the events' ids do).",
+                        {"type": "string", "example": "10m", "pattern": SINCE_PATTERN}),
+    "timestamps": lambda s: ("`true`: each line carries its RFC 3339 timestamp (UTC, nine fractional digits) and a "
+                             "space before its text (after the `[instance] ` prefix of the job's log); with "
+                             "`follow=true`, each event's data has it as `time` instead.",
+                             {"type": "string", "enum": ["true", "false", "1", "0", "TRUE", "FALSE", "True",
+                                                         "False"], "default": "false"}),
 }
+
+_DURATION = "([0-9]{1,9}h)?([0-9]{1,9}m)?([0-9]{1,9}s)?"
+_TIME = ("[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+         "(\\.[0-9]{1,9})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])")
+SINCE_PATTERN = f"^({_DURATION}|{_TIME})$"
 
 SEED_JOB = {
     "containers": [{
@@ -88,7 +103,7 @@ def error(code: int, description: str, *headers: str) -> dict[str, Any]:
 def _with_stream(ok: dict[str, Any], example: str) -> dict[str, Any]:
     """A logs call's 200: the JSON page, or with follow=true the event stream."""
     ok["content"][EVENT_STREAM] = {"schema": SSE_EVENT, "example": example}
-    return {**ok, "headers": {"X-Log-Truncated": "X-Log-Truncated"}}
+    return {**ok, "headers": {"X-Log-Truncated": "X-Log-Truncated", "X-Log-Offset": "X-Log-Offset"}}
 
 
 def _jobs_call(summary: str, description: str, ok: dict[str, Any], **responses: dict[str, Any]) -> dict[str, Any]:
@@ -236,7 +251,8 @@ def operations(settings: Settings) -> dict[str, dict[str, dict[str, Any]]]:
                 _with_stream(body("The log lines, without their line ends.", {"type": "array",
                                                                               "items": {"type": "string"}}),
                              'id: 0\ndata: {"offset": 0, "line": "test-cmd"}\n\n'),
-                **{"400": error(400, "`date`, `from` or `size` is invalid; `errors` says which."),
+                **{"400": error(400, "`date`, `from`, `size`, `since` or `timestamps` is invalid; `errors` says "
+                                "which."),
                    "404": error(404, "The region is unknown, or the job or the instance does not exist.")}),
             "parameters": [{"in": "query", "schema": logs_query}, FOLLOW_PARAMETER, *RESUME_PARAMETERS],
         }},
@@ -249,7 +265,8 @@ def operations(settings: Settings) -> dict[str, dict[str, dict[str, Any]]]:
                 _with_stream(body("The log lines.", {"type": "array", "items": {"type": "string"},
                                                      "example": ["[myjob-x1y2z] test-cmd"]}),
                              'id: 0\ndata: {"offset": 0, "instance": "myjob-x1y2z", "line": "test-cmd"}\n\n'),
-                **{"400": error(400, "`date`, `from` or `size` is invalid; `errors` says which."),
+                **{"400": error(400, "`date`, `from`, `size`, `since` or `timestamps` is invalid; `errors` says "
+                                "which."),
                    "404": error(404, "The region is unknown, or the user has no job of that name.")}),
             "parameters": [{"in": "query", "schema": logs_query}, FOLLOW_PARAMETER, *RESUME_PARAMETERS],
         }},
@@ -265,6 +282,10 @@ def operations(settings: Settings) -> dict[str, dict[str, dict[str, Any]]]:
         "health.readyz": {"get": _public(
             "operations", "Readiness", "Every region's apiserver answers `GET /version` in time.",
             **{"200": body("Ready.", "StatusOk"), "503": not_ready})},
+        "health.version": {"get": _public(
+            "operations", "The gateway's version", "Its version and, when known, the git commit it was built from "
+                                                   "(what `tenx version` shows beside its own).",
+            **{"200": body("The version.", "Version")})},
         "health.status": {"get": _public(
             "operations", "The original's status call", "`API is running` when every region is ready.",
             **{"200": body("Running.", {"type": "string", "example": "API is running"}, "text/plain"),

@@ -142,6 +142,13 @@ class StatusOkSchema(_Closed):
     status = fields.String(required=True, validate=OneOf(["ok"]))
 
 
+class VersionSchema(_Closed):
+    version = fields.String(required=True, metadata={"description": "the gateway's version (PEP 440)",
+                                                     "example": "0.2.0"})
+    commit = fields.String(metadata={"description": "the git commit it was built from, when known",
+                                     "example": "d691d79c0ffee5e1b1e2d26d2b0c8e7f5a1b2c3d"})
+
+
 class RegionSchema(_Closed):
     name = fields.String(required=True, metadata={"example": "us"})
     display_name = fields.String(required=True, metadata={"example": "North America"})

@@ -157,6 +157,23 @@ def test_read_job_interleaves_instances_in_time_order(store):
     assert store.containers("tenx-alice", "job-a-aaaaa") == ["job-a", "job-a-1"]
 
 
+def test_stamped_reads_carry_each_lines_timestamp(store):
+    """What timestamps=true and since read: the same lines as the plain reads, each with its own stamp."""
+    t = ts("2026-11-25T23:59:59.123456789Z")
+    a, b = KEY, ContainerKey("tenx-alice", "job-a", "job-a-bbbbb", "job-a")
+    store.append(a, [LogLine(t, "a0"), LogLine(t + 1, "a1"), LogLine(t + 2 * NS, "a2")])
+    store.append(b, [LogLine(t + 1, "b0")])
+    read = contextlib.closing(store.iter_read_stamped("tenx-alice", a.instance, "job-a", offset=1, size=5))
+    with read as rows:
+        assert list(rows) == [(t + 1, "a1"), (t + 2 * NS, "a2")]
+    with contextlib.closing(store.iter_read_stamped("tenx-alice", a.instance, "job-a", day=D + dt.timedelta(days=1),
+                                                    offset=0, size=5)) as rows:
+        assert list(rows) == [(t + 2 * NS, "a2")]
+    with contextlib.closing(store.iter_read_job_stamped("tenx-alice", "job-a", offset=1, size=2)) as rows:
+        assert list(rows) == [("job-a-x7k2p", t + 1, "a1"), ("job-a-bbbbb", t + 1, "b0")]
+    assert store.read_job("tenx-alice", "job-a", offset=1, size=2) == [("job-a-x7k2p", "a1"), ("job-a-bbbbb", "b0")]
+
+
 def test_instance_records(store):
     assert store.instances("tenx-alice", "job-a") == []
     assert not store.known_instance("tenx-alice", "job-a", "job-a-bbbbb")

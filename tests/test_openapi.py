@@ -77,10 +77,29 @@ def test_create_and_logs_list_their_own_statuses(document):
     logs = document["paths"]["/v1/regions/{region}/jobs/{job_name}/instances/{instance_name}/logs"]["get"]
     assert "400" in logs["responses"]
     query = {p["name"]: p for p in logs["parameters"] if p["in"] == "query"}
-    assert set(query) == {"date", "from", "size", "follow", "last_event_id"}
+    assert set(query) == {"date", "from", "size", "since", "timestamps", "follow", "last_event_id"}
     number, empty = query["size"]["schema"]["anyOf"]
     assert number["maximum"] == 10000 and number["default"] == 1000
     assert empty == {"type": "string", "maxLength": 0}  # `size=` is as if absent
+    assert "X-Log-Offset" in logs["responses"]["200"]["headers"]
+
+
+@pytest.mark.parametrize("text, valid", [("10m", True), ("1h30m", True), ("2026-11-28T09:00:00.5Z", True),
+                                         ("2026-11-28T17:00:00+08:00", True), ("10", False), ("10d", False),
+                                         ("2026-11-28", False), ("yesterday", False)])
+def test_the_documented_since_pattern_is_what_the_schema_takes(document, text, valid):
+    import re
+    from marshmallow import ValidationError
+    from gateway.schemas import LogsQuerySchema
+    logs = document["paths"]["/v1/regions/{region}/jobs/{job_name}/logs"]["get"]
+    since = next(p for p in logs["parameters"] if p["name"] == "since")["schema"]["anyOf"][0]
+    assert bool(re.fullmatch(since["pattern"], text)) is valid
+    try:
+        LogsQuerySchema(default_size=10, max_size=10).load({"since": text})
+    except ValidationError:
+        assert not valid
+    else:
+        assert valid
 
 
 def test_the_stream_switches_resume_points_and_stream_tokens_are_documented(document):

@@ -170,6 +170,11 @@ class LogStore(ABC):
         the rest. Close it (``contextlib.closing``) to give its connection back at once."""
 
     @abstractmethod
+    def iter_read_stamped(self, namespace: str, instance: str, container: str, *, day: dt.date | None = None,
+                          offset: int = 0, size: int = 1000) -> Iterator[tuple[int, str]]:
+        """``iter_read`` with each line's timestamp: (ts_ns, text), for ``timestamps=true`` and ``since``."""
+
+    @abstractmethod
     def explain_read(self, namespace: str, instance: str, container: str, *, day: dt.date | None = None,
                      offset: int = 0, size: int = 1000) -> str:
         """The database's plan for that ``read``, as text (for tests and the benchmark)."""
@@ -185,6 +190,11 @@ class LogStore(ABC):
     def iter_read_job(self, namespace: str, job: str, *, day: dt.date | None = None, offset: int = 0,
                       size: int = 1000) -> Iterator[tuple[str, str]]:
         """``read_job`` as a stream, walked along an index from a remembered keyset cursor (no sort)."""
+
+    @abstractmethod
+    def iter_read_job_stamped(self, namespace: str, job: str, *, day: dt.date | None = None, offset: int = 0,
+                              size: int = 1000) -> Iterator[tuple[str, int, str]]:
+        """``iter_read_job`` with each line's timestamp: (instance, ts_ns, text)."""
 
     @abstractmethod
     def containers(self, namespace: str, instance: str) -> list[str]:

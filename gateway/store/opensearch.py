@@ -434,8 +434,9 @@ class OpenSearchStore(LogStore):
         return indices, stream, field, low, high, doc["next_seq"]
 
     @staticmethod
-    def _range_body(stream: str, field: str, low: int, high: int, end: int) -> dict[str, Any]:
-        return {"size": high - low, "track_total_hits": False, "_source": ["text"], "sort": [{field: "asc"}],
+    def _range_body(stream: str, field: str, low: int, high: int, end: int,
+                    source: tuple[str, ...] = ("text",)) -> dict[str, Any]:
+        return {"size": high - low, "track_total_hits": False, "_source": list(source), "sort": [{field: "asc"}],
                 "query": {"bool": {"filter": [{"term": {"stream": stream}},
                                               {"range": {field: {"gte": low, "lt": high}}},
                                               {"range": {"seq": {"lt": end}}}]}}}
@@ -443,19 +444,27 @@ class OpenSearchStore(LogStore):
     def iter_read(self, namespace: str, instance: str, container: str, *, day: dt.date | None = None,
                   offset: int = 0, size: int = 1000) -> Iterator[str]:
         page = self._page_query(namespace, instance, container, day, offset, size)
-        return self._walk_range(page)
+        return (text for _, text in self._walk_range(page, stamped=False))
 
-    def _walk_range(self, page: tuple[str, str, str, int, int, int] | None) -> Iterator[str]:
+    def iter_read_stamped(self, namespace: str, instance: str, container: str, *, day: dt.date | None = None,
+                          offset: int = 0, size: int = 1000) -> Iterator[tuple[int, str]]:
+        page = self._page_query(namespace, instance, container, day, offset, size)
+        return self._walk_range(page, stamped=True)
+
+    def _walk_range(self, page: tuple[str, str, str, int, int, int] | None,
+                    stamped: bool) -> Iterator[tuple[int, str]]:
+        """(ts_ns, text) of the page's lines; ts_ns is 0 unless ``stamped`` (then fetched too)."""
         if page is None:
             return
         indices, stream, field, low, high, end = page
+        source = ("ts_ns", "text") if stamped else ("text",)
         for start in range(low, high, CHUNK):  # chunk by chunk: a reader that stops early stops the fetching
             found = self._search(index=indices, routing=stream, ignore_unavailable=True,
-                                        body=self._range_body(stream, field, start, min(start + CHUNK, high), end),
-                                        filter_path="hits.hits._source.text")
+                                 body=self._range_body(stream, field, start, min(start + CHUNK, high), end, source),
+                                 filter_path="hits.hits._source")
             hits = found.get("hits", {}).get("hits", [])
             for hit in hits:
-                yield hit["_source"]["text"]
+                yield hit["_source"].get("ts_ns", 0), hit["_source"]["text"]
 
     def explain_read(self, namespace: str, instance: str, container: str, *, day: dt.date | None = None,
                      offset: int = 0, size: int = 1000) -> str:
@@ -482,6 +491,11 @@ class OpenSearchStore(LogStore):
 
     def iter_read_job(self, namespace: str, job: str, *, day: dt.date | None = None, offset: int = 0,
                       size: int = 1000) -> Iterator[tuple[str, str]]:
+        return ((instance, text) for instance, _, text in self.iter_read_job_stamped(namespace, job, day=day,
+                                                                                   offset=offset, size=size))
+
+    def iter_read_job_stamped(self, namespace: str, job: str, *, day: dt.date | None = None, offset: int = 0,
+                              size: int = 1000) -> Iterator[tuple[str, int, str]]:
         check_page(offset, size)
         return self._walk_job(namespace, job, day, offset, size)
 
@@ -490,7 +504,7 @@ class OpenSearchStore(LogStore):
         body: dict[str, Any] = {"size": size, "track_total_hits": False, "query": query,
                                 "sort": [{"day": "asc"}, {"ts_ns": "asc"}, {"stream_no": "asc"}, {"stream": "asc"},
                                          {"seq": "asc"}],
-                                "_source": ["instance", "text"] if source else False}
+                                "_source": ["instance", "ts_ns", "text"] if source else False}
         if after is not None:
             body["search_after"] = after
         elif start:
@@ -500,7 +514,7 @@ class OpenSearchStore(LogStore):
         return found.get("hits", {}).get("hits", [])
 
     def _walk_job(self, namespace: str, job: str, day: dt.date | None, offset: int,
-                  size: int) -> Iterator[tuple[str, str]]:
+                  size: int) -> Iterator[tuple[str, int, str]]:
         index = f"{self.prefix}{day:%Y.%m.%d}" if day else self.lines_pattern
         query = {"bool": {"filter": [{"term": {"namespace": namespace}}, {"term": {"job": job}}]}}
         cursor_key = (namespace, job, day)
@@ -523,7 +537,7 @@ class OpenSearchStore(LogStore):
                 start = 0
                 for hit in hits:
                     after, position, left = hit["sort"], position + 1, left - 1
-                    yield hit["_source"]["instance"], hit["_source"]["text"]
+                    yield hit["_source"]["instance"], hit["_source"]["ts_ns"], hit["_source"]["text"]
                 if len(hits) < min(left + len(hits), CHUNK):
                     break
         finally:

@@ -26,9 +26,10 @@ KEYED = "FROM log_streams WHERE namespace = ? AND instance = ? AND container = ?
 STREAM = f"(SELECT id {KEYED})"
 # The whole log is numbered from its first line still kept (prune may have dropped earlier days).
 FIRST = f"(SELECT first_seq {KEYED})"
-READ_SEQ = (f"SELECT text FROM log_lines WHERE stream = {STREAM} AND seq >= {FIRST} + ?"
+# {columns}: ``text``, or ``ts_ns, text`` for a stamped read
+READ_SEQ = (f"SELECT {{columns}} FROM log_lines WHERE stream = {STREAM} AND seq >= {FIRST} + ?"
             f" AND seq < {FIRST} + ? ORDER BY seq")
-READ_DAY = (f"SELECT text FROM log_lines WHERE stream = {STREAM} AND day = ? AND day_seq >= ?"
+READ_DAY = (f"SELECT {{columns}} FROM log_lines WHERE stream = {STREAM} AND day = ? AND day_seq >= ?"
             " AND day_seq < ? ORDER BY day_seq")
 JOB_ID = "(SELECT id FROM log_jobs WHERE namespace = ? AND job = ?)"
 READ_JOB = ("SELECT l.day, l.ts_ns, l.stream, l.seq, s.instance, l.text FROM log_lines l"
@@ -258,20 +259,31 @@ class SqlStore(LogStore):
                              + (self._day_in(dt.date(2026, 1, 1)), 0, 0, 0, 100, 0))
 
     def _read_query(self, namespace: str, instance: str, container: str, day: dt.date | None, offset: int,
-                    size: int) -> tuple[str, tuple[Any, ...]]:
+                    size: int, columns: str = "text") -> tuple[str, tuple[Any, ...]]:
         check_page(offset, size)
         if day is None:
             key = (namespace, instance, container)
-            return self._sql(READ_SEQ), key + key + (offset,) + key + (offset + size,)
-        return self._sql(READ_DAY), (namespace, instance, container, self._day_in(day), offset, offset + size)
+            return self._sql(READ_SEQ.format(columns=columns)), key + key + (offset,) + key + (offset + size,)
+        return (self._sql(READ_DAY.format(columns=columns)),
+                (namespace, instance, container, self._day_in(day), offset, offset + size))
 
     def iter_read(self, namespace: str, instance: str, container: str, *, day: dt.date | None = None,
                   offset: int = 0, size: int = 1000) -> Iterator[str]:
         query, params = self._read_query(namespace, instance, container, day, offset, size)
         return (text for (text,) in self._iterate(query, params))
 
+    def iter_read_stamped(self, namespace: str, instance: str, container: str, *, day: dt.date | None = None,
+                          offset: int = 0, size: int = 1000) -> Iterator[tuple[int, str]]:
+        query, params = self._read_query(namespace, instance, container, day, offset, size, "ts_ns, text")
+        return ((ts_ns, text) for (ts_ns, text) in self._iterate(query, params))
+
     def iter_read_job(self, namespace: str, job: str, *, day: dt.date | None = None, offset: int = 0,
                       size: int = 1000) -> Iterator[tuple[str, str]]:
+        return ((instance, text) for instance, _, text in self.iter_read_job_stamped(namespace, job, day=day,
+                                                                                   offset=offset, size=size))
+
+    def iter_read_job_stamped(self, namespace: str, job: str, *, day: dt.date | None = None, offset: int = 0,
+                              size: int = 1000) -> Iterator[tuple[str, int, str]]:
         check_page(offset, size)
         base, after = self._cursors.before((namespace, job, day), offset)
         params: list[Any] = [namespace, job]
@@ -284,13 +296,13 @@ class SqlStore(LogStore):
         params += [size, offset - base]
         return self._walk_job((namespace, job, day), offset, self._iterate(self._sql(query), params))
 
-    def _walk_job(self, cursor_key: tuple, offset: int, rows: Iterator[tuple]) -> Iterator[tuple[str, str]]:
+    def _walk_job(self, cursor_key: tuple, offset: int, rows: Iterator[tuple]) -> Iterator[tuple[str, int, str]]:
         position, last = offset, None
         try:
             for day, ts_ns, stream, seq, instance, text in rows:
                 last = (day, ts_ns, stream, seq)
                 position += 1
-                yield instance, text
+                yield instance, ts_ns, text
         finally:
             if hasattr(rows, "close"):
                 rows.close()

@@ -235,56 +235,6 @@ def test_an_image_override_reaches_the_deployment(local_cluster, tmp_path):
                       "collector": "registry.example.com/tenx-gateway:1.2.3"}
 
 
-POSTGRES_PATCH = """
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: tenx-gateway, namespace: tenx-gateway}
-spec:
-  replicas: 2
-  strategy:
-    type: RollingUpdate
-    rollingUpdate: {maxUnavailable: 0, maxSurge: 1}
-  template:
-    spec:
-      containers:
-        - name: api
-          env:
-            - name: GATEWAY_ARCHIVE_URL
-              valueFrom: {secretKeyRef: {name: tenx-gateway-archive, key: url}}
-        - name: collector
-          env:
-            - name: GATEWAY_ARCHIVE_URL
-              valueFrom: {secretKeyRef: {name: tenx-gateway-archive, key: url}}
-      volumes:
-        - name: data
-          persistentVolumeClaim: null
-          emptyDir: {}
-"""
-DELETE_CLAIM = """
-$patch: delete
-apiVersion: v1
-kind: PersistentVolumeClaim
-metadata: {name: tenx-gateway-data}
-"""
-
-
-def test_the_readmes_postgres_overlay_scales_out(local_cluster, rbac_applied, tmp_path):
-    """deploy/README.md's overlay for several replicas sharing a PostgreSQL archive builds and passes a dry run."""
-    manifests = _overlay(tmp_path, {
-        "patches": [{"path": "postgres-patch.yaml"},
-                    {"target": {"kind": "PersistentVolumeClaim", "name": "tenx-gateway-data"},
-                     "patch": DELETE_CLAIM}]}, **{"postgres-patch.yaml": POSTGRES_PATCH})
-    assert not [m for m in manifests if m["kind"] == "PersistentVolumeClaim"]
-    deployment = one(manifests, "Deployment")
-    assert deployment["spec"]["replicas"] == 2 and deployment["spec"]["strategy"]["type"] == "RollingUpdate"
-    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
-    assert volumes["data"] == {"name": "data", "emptyDir": {}}
-    for container in _containers(deployment).values():
-        assert any(e["name"] == "GATEWAY_ARCHIVE_URL" for e in container["env"])
-    result = kubectl("apply", "--dry-run=server", "-k", str(tmp_path), check=False)
-    assert result.returncode == 0, result.stderr
-
-
 def _overlay(path: Path, kustomization: dict, **files: str) -> list[dict]:
     """An operator's overlay of deploy/ in ``path``, built by kubectl's kustomize."""
     for name, text in files.items():
@@ -320,50 +270,6 @@ def test_the_network_policy_component_admits_only_what_the_pod_serves(local_clus
     result = kubectl("apply", "--dry-run=server", "-k", str(tmp_path), check=False)
     assert result.returncode == 0, result.stderr
     assert "networkpolicy.networking.k8s.io/tenx-gateway " in result.stdout
-
-
-INGRESS = """
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  name: tenx-gateway
-  namespace: tenx-gateway
-spec:
-  ingressClassName: nginx
-  tls:
-    - hosts: [jobs.example.com]
-      secretName: jobs-example-com-tls
-  rules:
-    - host: jobs.example.com
-      http:
-        paths:
-          - path: /v1
-            pathType: Prefix
-            backend:
-              service: {name: tenx-gateway, port: {name: http}}
-"""
-
-
-def test_the_readmes_ingress_overlay_trusts_one_proxy(local_cluster, rbac_applied, tmp_path):
-    """deploy/README.md's Ingress example: the API Service only, and GATEWAY_TRUSTED_PROXY_HOPS=1 merged into the
-    settings (which still parse)."""
-    readme = (DEPLOY / "README.md").read_text()
-    assert INGRESS.strip() in readme and "GATEWAY_TRUSTED_PROXY_HOPS=1" in readme
-    built = _overlay(tmp_path, {
-        "resources": [os.path.relpath(DEPLOY, tmp_path), "ingress.yaml"],
-        "configMapGenerator": [{"name": "tenx-gateway", "namespace": NAMESPACE, "behavior": "merge",
-                                "literals": ["GATEWAY_TRUSTED_PROXY_HOPS=1"]}]}, **{"ingress.yaml": INGRESS})
-    settings = one(built, "ConfigMap")
-    assert settings["data"]["GATEWAY_TRUSTED_PROXY_HOPS"] == "1"
-    assert settings["data"]["GATEWAY_BIND"] == "0.0.0.0:8080"  # merged, not replaced
-    from gateway import config
-    assert config.from_env({**settings["data"], "GATEWAY_NAMESPACE": NAMESPACE}).trusted_proxy_hops == 1
-    deployment = one(built, "Deployment", "tenx-gateway")
-    assert settings["metadata"]["name"] in json.dumps(deployment)  # the pods roll onto the new settings
-    backend = one(built, "Ingress")["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
-    assert backend == {"name": "tenx-gateway", "port": {"name": "http"}}
-    result = kubectl("apply", "--dry-run=server", "-k", str(tmp_path), check=False)
-    assert result.returncode == 0, result.stderr
 
 
 def test_the_node_collector_component_runs_one_reader_per_node_with_only_what_it_needs(local_cluster, rbac_applied,
