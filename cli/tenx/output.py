@@ -14,8 +14,8 @@ from typing import Any, Iterator, Sequence, TextIO
 from .escape import escape
 
 FORMATS = ("table", "wide", "json", "yaml", "name")
-STATUS_STYLES = {"succeeded": "green", "failed": "red", "running": "cyan", "pending": "yellow", "queued": "yellow",
-                 "deleted": "magenta", "Succeeded": "green", "Failed": "red", "Running": "cyan",
+STATUS_STYLES = {"succeeded": "green", "failed": "red", "running": "cyan", "pending": "yellow",
+                 "queued": "yellow", "deleted": "magenta", "Succeeded": "green", "Failed": "red", "Running": "cyan",
                  "Pending": "yellow"}
 
 
