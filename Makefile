@@ -9,7 +9,7 @@ GATEWAY_BIND ?= 127.0.0.1:8080
 export GATEWAY_BIND
 
 .PHONY: help venv lock promtool promtool-path test-deps run test unit go-test integration cluster cluster-down \
-	opensearch bench soak clean image image-push
+	kueue opensearch bench soak clean image image-push
 
 help:
 	@echo "make run           serve the API on $(GATEWAY_BIND) (brings up the local cluster unless KUBECONFIG is set)"
@@ -61,8 +61,14 @@ cluster:
 	$(CLUSTER) up
 
 cluster-down:
+	deploy/local/kueue/kueue.sh down
 	$(CLUSTER) down
 	deploy/local/opensearch/opensearch.sh down
+
+# Kueue (job queueing; GATEWAY_QUEUE=kueue): its manager as a host process beside the local control plane, built
+# from its Go module at the pinned version (deploy/local/kueue/kueue.sh; deploy/local/README.md).
+kueue: venv cluster
+	deploy/local/kueue/kueue.sh up
 
 # The local single-node OpenSearch of the log archive's OpenSearch lane (assembled from Maven Central on first use).
 opensearch:
@@ -77,8 +83,8 @@ opensearch:
 # Their listeners are on loopback (GATEWAY_COLLECTOR_HOST's default), as the API and its metrics are.
 run: venv
 	@if [ -z "$$KUBECONFIG" ]; then \
-	  $(CLUSTER) up && \
-	  export KUBECONFIG=$(LOCAL_KUBECONFIG) && \
+	  $(CLUSTER) up && deploy/local/kueue/kueue.sh up && \
+	  export KUBECONFIG=$(LOCAL_KUBECONFIG) GATEWAY_QUEUE=$${GATEWAY_QUEUE-kueue} && \
 	  export GATEWAY_HOST_VOLUME_ROOT=$${GATEWAY_HOST_VOLUME_ROOT:-$(CURDIR)/.local/app_data} && \
 	  export GATEWAY_DATA_DIR=$${GATEWAY_DATA_DIR:-$(CURDIR)/.local/data} && \
 	  export GATEWAY_POD_NODE_SELECTOR=$${GATEWAY_POD_NODE_SELECTOR-tenx.io/runtime=containerd} && \
@@ -138,23 +144,24 @@ go-test:
 TEST_WORKERS ?= 3
 PYTEST_PARALLEL = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
-integration: venv test-deps promtool cluster opensearch image
+integration: venv test-deps promtool cluster kueue opensearch image
 	$(BIN)/pytest -q $(PYTEST_PARALLEL) -m integration tests
 
 # The cluster comes up and the image is built before pytest so their progress shows; the fixtures then reuse them.
-test: venv test-deps go-test promtool cluster opensearch image
+test: venv test-deps go-test promtool cluster kueue opensearch image
 	$(BIN)/pytest -q $(PYTEST_PARALLEL) tests
 
 # The gateway (gunicorn, shipped gunicorn.conf.py) against direct apiserver calls on the local cluster; writes
 # bench/results/latest.json. QUICK=1: a reduced set (under five minutes). PROFILE=1: py-spy the gateway per case.
-# Then the archive store, the collector at scale, the streams, and a log flood on the real node with each kind of
-# collector (bench/flood.py: bench/results/flood.json).
-bench: venv cluster opensearch
+# Then the archive store, the collector at scale, the streams, a log flood on the real node with each kind of
+# collector (bench/flood.py: bench/results/flood.json), and queued jobs' admission (bench/queue.py).
+bench: venv cluster kueue opensearch
 	KUBECONFIG=$(LOCAL_KUBECONFIG) $(BIN)/python -m bench.run $(if $(QUICK),--quick) $(if $(PROFILE),--profile)
 	$(BIN)/python -m bench.archive $(if $(QUICK),--lines 10000 --repeat 50 --node-lines 100000)
 	KUBECONFIG=$(LOCAL_KUBECONFIG) $(BIN)/python -m bench.collector $(if $(QUICK),--containers 100 --seconds 90 --ha 0)
 	KUBECONFIG=$(LOCAL_KUBECONFIG) $(BIN)/python -m bench.streams $(if $(QUICK),--quick)
 	KUBECONFIG=$(LOCAL_KUBECONFIG) $(BIN)/python -m bench.flood $(if $(QUICK),--quick)
+	KUBECONFIG=$(LOCAL_KUBECONFIG) $(BIN)/python -m bench.queue $(if $(QUICK),--quick)
 
 # Mixed load from several users while the gateway's own second apiserver is hung and killed in turn; writes
 # .local/reliability/soak.json. SOAK_SECONDS (600) shortens it. See RELIABILITY.md.

@@ -219,7 +219,9 @@ def operations(settings: Settings) -> dict[str, dict[str, dict[str, Any]]]:
             "parameters": [WATCH_PARAMETER],
         }},
         "jobs.get_job": {"get": _jobs_call(
-            "Get a job", "The Job, plus the names of its pods (`instance_names`).",
+            "Get a job", "The Job, plus the names of its pods (`instance_names`) and, for a job that waits or "
+                         "waited in a queue (`GATEWAY_QUEUE=kueue`), where it stands there (`queue`: its place "
+                         "among the user's waiting jobs and why it waits, or when it was admitted).",
             {**body("The job and its instances.", "JobWithInstances"), "links": links(InstanceLogs=(
                 "jobs_instance_logs", {**_SAME_REGION, "job_name": "$request.path.job_name",
                                        "instance_name": "$response.body#/instance_names/0"}))},

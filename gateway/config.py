@@ -66,6 +66,10 @@ class Settings:
     tenant_default_memory: str = field(default="512Mi", metadata={"quantity": True})
     tenant_default_cpu_request: str = field(default="10m", metadata={"quantity": True})
     tenant_default_memory_request: str = field(default="32Mi", metadata={"quantity": True})
+    # job queueing: "" = none (a job's pods start at once, the quota holds back what is over it); "kueue" = each
+    # user namespace gets a LocalQueue on this ClusterQueue and jobs wait in it, suspended, until Kueue admits them
+    queue: str = ""
+    queue_cluster_queue: str = "tenx-gateway"
     # egress the tenants' NetworkPolicy blocks: CIDRs, and "@apiserver" for the Kubernetes API's addresses
     tenant_egress_deny: str = "169.254.169.254/32,fd00:ec2::254/128,@apiserver"
     log_timezone: str = "UTC"

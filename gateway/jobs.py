@@ -9,7 +9,7 @@ from typing import Any, Iterator
 
 import orjson
 
-from . import errors, joblist, logs, timefmt
+from . import errors, joblist, logs, queueing, timefmt
 from .cache import RegionCache, cache_of
 from .cache.entries import PodEntry, get_body, list_chunks
 from .store import ContainerKey, LogStore
@@ -19,7 +19,7 @@ from .store.records import instance_record
 from .config import Settings
 from .kube import Kube, LogNotAvailable
 from .manifest import build_job
-from .names import POD_JOB_NAME_LABELS
+from .names import LOCAL_QUEUE, POD_JOB_NAME_LABELS
 from .schemas import LOG_MAX_OFFSET
 from .scheduling import pod_scheduling
 from .tenancy import Tenant, TenantWalls, held_back
@@ -64,11 +64,17 @@ def get_job(kube: Kube, tenant: Tenant, name: str) -> Any:
     if cache is None or job is None:
         return _get_job_direct(kube, tenant, name)
     pods = cache.pods_of(job)
-    if sum(pod.live for pod in pods) >= job.wanted:
+    if not job.queue and sum(pod.live for pod in pods) >= job.wanted:
         return orjson.Fragment(get_body(job, pods))
     parsed = orjson.loads(job.body)
     _show_held_back(parsed, held_back(kube, parsed, _phases(pods)))
-    return {"instance_names": [pod.name for pod in pods], **parsed}
+    return _with_queue(kube, {"instance_names": [pod.name for pod in pods], **parsed})
+
+
+def _with_queue(kube: Kube, body: dict[str, Any]) -> dict[str, Any]:
+    """A Job that went through a queue says where it stands there, as ``queue`` beside it (see queueing.py)."""
+    queue = queueing.describe(kube, body)
+    return body if queue is None else {**body, "queue": queue}
 
 
 def _phases(pods: list[PodEntry]) -> list[dict[str, Any]]:
@@ -84,7 +90,7 @@ def _get_job_direct(kube: Kube, tenant: Tenant, name: str) -> dict[str, Any]:
     job = kube.get_job(tenant.namespace, name)
     pods = _selected(job, labelled.result().get("items") or [])
     _show_held_back(job, held_back(kube, job, pods))
-    return {"instance_names": [pod["metadata"]["name"] for pod in pods], **_with_self_link(job)}
+    return _with_queue(kube, {"instance_names": [pod["metadata"]["name"] for pod in pods], **_with_self_link(job)})
 
 
 HELD_BACK_CONDITION = "PodsHeldBack"
@@ -125,7 +131,8 @@ def create_job(kube: Kube, walls: TenantWalls, tenant: Tenant, name: str, spec: 
                settings: Settings) -> dict[str, Any]:
     """Create the Job in the tenant's namespace, which is made theirs and walled first (see ``tenancy``)."""
     manifest = build_job(spec, name=name, namespace=tenant.namespace, username=tenant.username,
-                         host_volume_root=settings.host_volume_root, scheduling=pod_scheduling(settings))
+                         host_volume_root=settings.host_volume_root, scheduling=pod_scheduling(settings),
+                         queue=LOCAL_QUEUE if settings.queue else None)
     try:
         walls.ensure(kube, tenant)
         try:

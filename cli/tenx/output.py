@@ -15,7 +15,7 @@ from .escape import escape
 
 FORMATS = ("table", "wide", "json", "yaml", "name")
 STATUS_STYLES = {"succeeded": "green", "failed": "red", "running": "cyan", "pending": "yellow",
-                 "deleted": "magenta", "Succeeded": "green", "Failed": "red", "Running": "cyan",
+                 "queued": "yellow", "deleted": "magenta", "Succeeded": "green", "Failed": "red", "Running": "cyan",
                  "Pending": "yellow"}
 
 

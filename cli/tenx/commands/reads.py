@@ -216,6 +216,8 @@ def get(state: State, name: str, fmt: str) -> int:
         fields.append(("Failed", st.failure_reason(job)))
     if st.held_back(job):
         fields.append(("Held back", st.held_back(job)))
+    if st.queue_place(job):
+        fields.append(("Queue", st.queue_place(job)))
     for label, value in fields:
         click.echo(f"{label + ':':<15}{value if label == 'Status' else escape(str(value))}")
     records = client.instances(name)
