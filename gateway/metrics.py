@@ -20,6 +20,11 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from .version import __version__, commit
 
+# A metric without labels writes its multiprocess file as soon as it is defined: the directory must be there even
+# in a process gunicorn.conf.py did not prepare (the CLI, the collector, with the variable inherited).
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
 UNMATCHED = "<unmatched>"  # 404 and 405 answers: no rule, and the raw path is not a label value
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 OTHER_METHOD = "other"  # any other method, made up or not: one label value, however many are sent
