@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.store import ContainerKey, LogLine, ResumePoint, open_store
-from gateway.store.base import NS, DayClock, StreamState, number_lines
+from gateway.store.base import NS, StreamState, number_lines
+from gateway.timefmt import DayClock
 
 pytest_plugins = ["tests.archive_pg", "tests.archive_opensearch"]
 
@@ -554,3 +555,18 @@ def test_opensearch_reads_daily_indices_of_the_earlier_mapping_with_the_new(open
 
 def _where(key: ContainerKey) -> tuple[str, str, str]:
     return key.namespace, key.instance, key.container
+
+
+def test_the_log_end_counts_what_a_read_reaches_with_the_point_of_the_same_moment(store):
+    key = ContainerKey("tenx-a", "job", "pod", "job")
+    assert store.log_end(key) == (ResumePoint(None, 0), 0)
+    day1 = dt.datetime(2026, 1, 1, 23, 59, 59, tzinfo=dt.timezone.utc).timestamp()
+    store.append(key, [LogLine(int(day1 * NS) + i, f"a{i}") for i in range(3)], expect_next=0)
+    store.append(key, [LogLine(int((day1 + 2) * NS) + i, f"b{i}") for i in range(2)], expect_next=3)
+    point, count = store.log_end(key)
+    assert count == 5 and point == store.resume_point(key)
+    assert store.log_end(key, dt.date(2026, 1, 1))[1] == 3
+    assert store.log_end(key, dt.date(2026, 1, 2))[1] == 2
+    assert store.log_end(key, dt.date(2026, 1, 3))[1] == 0
+    store.catch_up()
+    assert store.read("tenx-a", "pod", "job", offset=0, size=10) == ["a0", "a1", "a2", "b0", "b1"]

@@ -149,7 +149,7 @@ def test_a_restart_while_the_stream_was_down_reads_the_previous_attempt(store, m
     """Attempt 0 printed 3 lines, the collector archived 1, then was away while the container printed 2 more,
     failed and restarted. The next collector reads the rest of attempt 0 with previous=true, then attempt 1."""
     from gateway.store.base import LogLine
-    from gateway.store.lines import stamp_ns
+    from gateway.timefmt import stamp_ns
     kube = FakeKube()
     key = ContainerKey("tenx-alice", "job", "job-a", "job")
     kube.write("tenx-alice", "job-a", "job", [(stamp(n), f"attempt 0 line {n}") for n in range(3)])

@@ -1,4 +1,5 @@
-"""Log slicing: lines from byte chunks, one day's lines, and paging, on edge cases."""
+"""gateway/logs/text.py and stamps.py, and timefmt's days: lines from byte chunks, one day's lines, and paging, on
+edge cases."""
 import datetime as dt
 
 import orjson
@@ -6,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway import logs
+from gateway.logs import stamps, text as logs
+from gateway.timefmt import day_bounds
 
 UTC = dt.timezone.utc
 
@@ -57,35 +59,35 @@ def test_page_stops_reading_once_complete():
 
 
 def test_day_bounds_utc():
-    assert logs.day_bounds(dt.date(2015, 12, 29), "UTC") == (
+    assert day_bounds(dt.date(2015, 12, 29), "UTC") == (
         dt.datetime(2015, 12, 29, tzinfo=UTC), dt.datetime(2015, 12, 30, tzinfo=UTC))
 
 
 def test_day_bounds_in_another_zone():
-    start, end = logs.day_bounds(dt.date(2015, 12, 29), "Asia/Shanghai")
+    start, end = day_bounds(dt.date(2015, 12, 29), "Asia/Shanghai")
     assert start == dt.datetime(2015, 12, 28, 16, tzinfo=UTC) and end - start == dt.timedelta(hours=24)
 
 
 @pytest.mark.parametrize("day, zone", [(dt.date(9999, 12, 31), "UTC"), (dt.date(9999, 12, 31), "America/New_York"),
                                        (dt.date(1, 1, 1), "Asia/Shanghai"), (dt.date(1, 1, 1), "UTC")])
 def test_day_bounds_at_the_ends_of_the_calendar_clamp_instead_of_overflowing(day, zone):
-    start, end = logs.day_bounds(day, zone)
+    start, end = day_bounds(day, zone)
     assert start < end
-    assert list(logs.within(["2026-11-25T00:00:00Z today"], start, end)) == []
+    assert list(stamps.within(["2026-11-25T00:00:00Z today"], start, end)) == []
 
 
 def test_within_compares_four_digit_years():
-    start, end = logs.day_bounds(dt.date(1, 1, 1), "UTC")
-    assert list(logs.within(["0001-01-01T10:00:00Z ancient", "2026-01-01T00:00:00Z later"], start, end)) == [
+    start, end = day_bounds(dt.date(1, 1, 1), "UTC")
+    assert list(stamps.within(["0001-01-01T10:00:00Z ancient", "2026-01-01T00:00:00Z later"], start, end)) == [
         "ancient"]
 
 
 def test_day_bounds_on_a_dst_change():
-    start, end = logs.day_bounds(dt.date(2026, 3, 8), "America/New_York")
+    start, end = day_bounds(dt.date(2026, 3, 8), "America/New_York")
     assert end - start == dt.timedelta(hours=23)
 
 
-DAY = logs.day_bounds(dt.date(2026, 11, 25), "UTC")
+DAY = day_bounds(dt.date(2026, 11, 25), "UTC")
 
 
 def test_within_keeps_the_day_and_strips_stamps():
@@ -96,7 +98,7 @@ def test_within_keeps_the_day_and_strips_stamps():
         "2026-11-25T23:59:59.9Z last",
         "2026-11-26T00:00:00Z after",
     ]
-    assert list(logs.within(stamped, *DAY)) == ["first", "middle with  spaces", "last"]
+    assert list(stamps.within(stamped, *DAY)) == ["first", "middle with  spaces", "last"]
 
 
 def test_within_stops_at_the_first_line_of_the_next_day():
@@ -105,27 +107,27 @@ def test_within_stops_at_the_first_line_of_the_next_day():
         yield "2026-11-26T00:00:01Z out"
         raise AssertionError("read past the end of the day")
 
-    assert list(logs.within(source(), *DAY)) == ["in"]
+    assert list(stamps.within(source(), *DAY)) == ["in"]
 
 
 def test_within_converts_offset_stamps():
     stamped = ["2026-11-25T07:59:59+08:00 before", "2026-11-25T08:00:00.1+08:00 in"]
-    assert list(logs.within(stamped, *DAY)) == ["in"]
+    assert list(stamps.within(stamped, *DAY)) == ["in"]
 
 
 def test_within_keeps_an_unstamped_line_with_its_predecessor():
     stamped = ["garbage early", "2026-11-25T01:00:00Z a", "garbage", "2026-11-25T01:00:01Z b"]
-    assert list(logs.within(stamped, *DAY)) == ["a", "garbage", "b"]
+    assert list(stamps.within(stamped, *DAY)) == ["a", "garbage", "b"]
 
 
 def test_empty_message_lines_survive():
-    assert list(logs.within(["2026-11-25T01:00:00Z ", "2026-11-25T01:00:00Z"], *DAY)) == ["", ""]
+    assert list(stamps.within(["2026-11-25T01:00:00Z ", "2026-11-25T01:00:00Z"], *DAY)) == ["", ""]
 
 
 @pytest.mark.parametrize("offset, size, expected", [(0, 2, ["l0", "l1"]), (3, 10, ["l3", "l4"]), (5, 1, [])])
 def test_day_then_page(offset, size, expected):
     chunks = [f"2026-11-25T00:00:0{i}.{i}Z l{i}\n".encode() for i in range(5)]
-    assert logs.page(logs.within(logs.iter_lines(chunks), *DAY), offset, size) == expected
+    assert logs.page(stamps.within(logs.iter_lines(chunks), *DAY), offset, size) == expected
 
 
 def test_lines_longer_than_the_cap_are_cut_and_the_rest_skipped():
@@ -247,8 +249,8 @@ def test_stamped_page_puts_the_stamp_after_a_prefix_and_keeps_the_byte_cap():
 
 
 def test_stamped_within_keeps_the_days_rows_and_stops_after_it():
-    start, end = logs.day_bounds(dt.date(2026, 11, 28), "UTC")
+    start, end = day_bounds(dt.date(2026, 11, 28), "UTC")
     day = int(start.timestamp()) * S
     stamped = [(day - 1, "", "before"), (day, "", "first"), (day + 86_399 * S, "", "last"),
                (day + 86_400 * S, "", "next day"), (day, "", "never read")]
-    assert [text for _, _, text in logs.stamped_within(stamped, start, end)] == ["first", "last"]
+    assert [text for _, _, text in stamps.stamped_within(stamped, start, end)] == ["first", "last"]

@@ -12,7 +12,8 @@ import pytest
 from gateway import errors
 from gateway.streams import runner, slots, sse
 from gateway.streams import token as stream_token
-from gateway.streams.follow import instance_ends, job_state, pod_end, record_end
+from gateway.logs.instance import pod_end, record_end
+from gateway.streams.follow import instance_ends, job_state
 from gateway.streams.watch import summary
 
 KEY = stream_token.signing_key("ab" * 32)

@@ -7,10 +7,11 @@ import orjson
 import pytest
 
 from gateway.streams import follow
-from gateway.streams.follow import Pod, Where
+from gateway.logs.instance import Instance
+from gateway.streams.follow import Where
 from gateway.timefmt import NS
 
-from .test_jobs_stamped import NS_OF, T0, TENANT, TEXTS, Archive, Kube
+from .support.fake_logs import NS_OF, T0, TENANT, TEXTS, Archive, Kube
 
 
 class Out:
@@ -48,7 +49,7 @@ def where(offset=0, **given):
 
 def test_an_ended_pods_lines_from_since_with_their_time():
     out = Out()
-    pod = Pod("job-abcde", "uid", "job", "Succeeded", {"instance": "job-abcde", "exit_code": 0})
+    pod = Instance("job-abcde", "uid", "job", "Succeeded", {"instance": "job-abcde", "exit_code": 0})
     follow.follow_instance(Kube(), RecordedArchive(), TENANT, "job", "job-abcde",
                            where(since=T0 + NS, timestamps=True), out, pod)
     assert out.lines() == [(str(i), {"offset": i, "line": TEXTS[i], "time": stamp})

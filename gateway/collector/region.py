@@ -23,11 +23,11 @@ from typing import Any, Callable
 
 from .. import errors, timefmt
 from ..kube import Kube, LogNotAvailable
-from ..logs import iter_lines
+from ..logs.text import iter_lines
 from ..names import MANAGED_BY, MANAGED_BY_LABEL
 from ..reflector import Backoff, Reflector, key_of
 from ..store import ContainerKey, Deposed, LogStore, StreamMoved
-from ..store.lines import parse_stamped, since_time, unseen
+from ..logs.stamps import parse_stamped, since_time, unseen
 from ..store.records import TERMINAL_PHASES, job_of
 from . import metrics
 from .followers import AGAIN, Batch, Pool

@@ -13,9 +13,8 @@ import itertools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator, Sequence
-from zoneinfo import ZoneInfo
 
-from ..timefmt import NS, parse_rfc3339  # NS: the stores take it from here
+from ..timefmt import NS, DayClock  # the stores take them from here
 
 
 @dataclass(frozen=True)
@@ -95,38 +94,6 @@ class Numbered:
             yield from zip(seqs, itertools.repeat(day), day_seqs, stamps, texts)
 
 
-class DayClock:
-    """Calendar days of nanosecond timestamps in one timezone; remembers the last day's bounds, since consecutive
-    lines almost always share a day."""
-
-    def __init__(self, timezone: str) -> None:
-        self.zone = ZoneInfo(timezone)
-        self._low = self._high = 0
-        self._day = dt.date.min
-
-    def day(self, ts_ns: int) -> dt.date:
-        if self._low <= ts_ns < self._high:
-            return self._day
-        day = dt.datetime.fromtimestamp(ts_ns // NS, self.zone).date()
-        self._low, self._high = (self.day_start_ns(day), self.day_start_ns(day + dt.timedelta(days=1)))
-        self._day = day
-        return day
-
-    def day_of_all(self, low_ns: int, high_ns: int) -> dt.date | None:
-        """The day of every stamp from ``low_ns`` to ``high_ns``; None if they are not all of one day."""
-        day = self.day(low_ns)
-        return day if self._low <= high_ns < self._high else None
-
-    def day_start_ns(self, day: dt.date) -> int:
-        start = dt.datetime.combine(day, dt.time(0), self.zone)
-        return int(start.timestamp()) * NS
-
-    def stamp_day(self, stamp: str | None) -> dt.date | None:
-        """The day of an RFC 3339 stamp such as a record's ``finished``; None if absent or unreadable."""
-        moment = parse_rfc3339(stamp)
-        return moment.astimezone(self.zone).date() if moment else None
-
-
 def number_lines(lines: Sequence[LogLine], state: StreamState, clock: DayClock,
                  next_day_seq: Callable[[dt.date], int]) -> tuple[Numbered, StreamState]:
     """``lines`` numbered on from ``state``, and the state after them.
@@ -196,6 +163,16 @@ class LogStore(ABC):
     @abstractmethod
     def resume_point(self, key: ContainerKey) -> ResumePoint:
         """Where the collector resumes this container's stream; (None, 0) if nothing is stored."""
+
+    @abstractmethod
+    def log_end(self, key: ContainerKey, day: dt.date | None = None) -> tuple[ResumePoint, int]:
+        """Where the stored log ends now, at one moment: its resume point, and how many lines it holds that a
+        read can reach (of ``day``'s with ``day``): a page of a running container reads those, then the pod's
+        lines after the resume point."""
+
+    def catch_up(self) -> None:
+        """Make every committed line visible to reads now: a store whose searches see a commit only after a
+        refresh (OpenSearch) does one; where reads see every commit at once, nothing."""
 
     def read(self, namespace: str, instance: str, container: str, *, day: dt.date | None = None,
              offset: int = 0, size: int = 1000) -> list[str]:

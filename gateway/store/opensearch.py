@@ -45,8 +45,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 
-from .base import (ContainerKey, DayClock, Deposed, LogLine, LogStore, Numbered, ResumePoint, StreamMoved,
-                   StreamState, check_page, number_lines)
+from ..timefmt import DayClock
+from .base import (ContainerKey, Deposed, LogLine, LogStore, Numbered, ResumePoint, StreamMoved, StreamState,
+                   check_page, number_lines)
 from .cursors import PageCursors
 
 log = logging.getLogger(__name__)
@@ -427,6 +428,22 @@ class OpenSearchStore(LogStore):
             return ResumePoint(None, 0, position=doc.get("position"))
         return ResumePoint(doc["last_ts_ns"], doc["lines_at_last_ts"], doc.get("attempt"), doc["next_seq"],
                            doc.get("position"))
+
+    def log_end(self, key: ContainerKey, day: dt.date | None = None) -> tuple[ResumePoint, int]:
+        doc, _ = self._state(_stream_id(key.namespace, key.instance, key.container))  # by id: real time
+        if doc is None:
+            return ResumePoint(None, 0), 0
+        if doc.get("last_ts_ns") is None:
+            point = ResumePoint(None, 0, position=doc.get("position"))
+        else:
+            point = ResumePoint(doc["last_ts_ns"], doc["lines_at_last_ts"], doc.get("attempt"), doc["next_seq"],
+                                doc.get("position"))
+        if day is None:
+            return point, doc["next_seq"] - doc.get("first_seq", 0)
+        return point, doc.get("days", {}).get(day.isoformat(), {}).get("n", 0)
+
+    def catch_up(self) -> None:
+        self._client.indices.refresh(index=self.lines_pattern, ignore_unavailable=True, allow_no_indices=True)
 
     def _page_query(self, namespace: str, instance: str, container: str, day: dt.date | None, offset: int,
                     size: int) -> tuple[str, str, str, int, int, int] | None:

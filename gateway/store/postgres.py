@@ -15,7 +15,8 @@ import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from .base import DayClock, Numbered
+from ..timefmt import DayClock
+from .base import Numbered
 from .sql import BACKFILL, SqlStore
 
 SCHEMA_LOCK = 0x7465_6E78  # "tenx": any constant shared by every replica

@@ -19,8 +19,8 @@ from typing import Any, Iterator, Sequence
 
 import orjson
 
-from .base import (ContainerKey, DayClock, Deposed, LogLine, LogStore, Numbered, ResumePoint, StreamMoved,
-                   StreamState,
+from ..timefmt import DayClock
+from .base import (ContainerKey, Deposed, LogLine, LogStore, Numbered, ResumePoint, StreamMoved, StreamState,
                    check_page, number_lines)
 from .cursors import PageCursors
 
@@ -252,6 +252,24 @@ class SqlStore(LogStore):
             return ResumePoint(None, 0)
         *numbering, position = row
         return ResumePoint(*numbering, position=orjson.loads(position) if position else None)
+
+    def log_end(self, key: ContainerKey, day: dt.date | None = None) -> tuple[ResumePoint, int]:
+        with self._read() as conn:
+            row = self._execute(conn, "SELECT last_ts_ns, lines_at_last_ts, attempt, next_seq, position, first_seq,"
+                                f" day, next_day_seq, id {KEYED}", (key.namespace, key.instance, key.container)
+                                ).fetchone()
+            if not row:
+                return ResumePoint(None, 0), 0
+            last_ts, at_last, attempt, next_seq, position, first_seq, current_day, next_day_seq, stream = row
+            point = ResumePoint(last_ts, at_last, attempt, next_seq,
+                                position=orjson.loads(position) if position else None)
+            if day is None:
+                return point, next_seq - first_seq
+            if self._day_out(current_day) == day:
+                return point, next_day_seq
+            top = self._execute(conn, "SELECT max(day_seq) FROM log_lines WHERE stream = ? AND day = ?",
+                                (stream, self._day_in(day))).fetchone()[0]
+            return point, 0 if top is None else top + 1
 
     def explain_read(self, namespace: str, instance: str, container: str, *, day: dt.date | None = None,
                      offset: int = 0, size: int = 1000) -> str:

@@ -12,7 +12,7 @@ import sqlite3
 import threading
 from typing import Any, Iterator, Sequence
 
-from .base import DayClock
+from ..timefmt import DayClock
 from .sql import BACKFILL, SqlStore
 
 TABLES = (

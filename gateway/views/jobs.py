@@ -149,7 +149,7 @@ def instance_logs(job_name: str, instance_name: str):
     if not is_dns1123_label(job_name) or not is_pod_name(instance_name):
         # before any apiserver call: urllib3 resolves dot segments, so ".." would have asked for the namespace
         raise errors.NotFound(f"instance {instance_name!r} of job {job_name!r} not found")
-    return _log_response(jobs.instance_log(_kube(), _archive(), g.tenant, job_name, instance_name, query,
+    return _log_response(logs.instance_page(_kube(), _archive(), g.tenant, job_name, instance_name, query,
                                            settings), query)
 
 
@@ -160,7 +160,7 @@ def job_logs(job_name: str):
         return streams.follow_job_response(job_name)
     settings = current_app.extensions["tenx"].settings
     query = _logs_query(settings)
-    return _log_response(jobs.job_log(_kube(), _archive(), g.tenant, _existing_job_name(job_name), query,
+    return _log_response(logs.job_page(_kube(), _archive(), g.tenant, _existing_job_name(job_name), query,
                                       settings.log_max_bytes), query)
 
 

@@ -18,7 +18,8 @@ from ..respond import json_response
 from ..schemas import LOG_MAX_OFFSET, LogsQuerySchema
 from ..streams import runner, slots, sse
 from ..streams import token as stream_token
-from ..streams.follow import Where, follow_instance, follow_job, parsed, pod_of
+from ..logs.instance import require_instance, require_job
+from ..streams.follow import Where, follow_instance, follow_job, parsed
 from ..streams.watch import watch_job, watch_jobs
 from ..tenancy import Tenant
 
@@ -124,30 +125,18 @@ def follow_instance_response(job_name: str, instance: str) -> Response:
     if not is_dns1123_label(job_name) or not is_pod_name(instance):
         raise not_found
     kube, archive, tenant = gateway.regions.get(g.region), gateway.archive.get(), g.tenant
-    pod = pod_of(kube, tenant, job_name, instance)
-    if pod is None and not archive.known_instance(tenant.archive, job_name, instance):
-        raise not_found
-    return _stream(lambda out: follow_instance(kube, archive, tenant, job_name, instance, where, out, pod))
+    live = require_instance(kube, archive, tenant, job_name, instance)
+    return _stream(lambda out: follow_instance(kube, archive, tenant, job_name, instance, where, out, live))
 
 
 def follow_job_response(job_name: str) -> Response:
     gateway = _gateway()
     where = _start_of_stream()
     kube, archive, tenant = gateway.regions.get(g.region), gateway.archive.get(), g.tenant
-    _job_somewhere(kube, archive, tenant, job_name)
-    return _stream(lambda out: follow_job(kube, archive, tenant, job_name, where, out, jobs.get_job, jobs.instances))
-
-
-def _job_somewhere(kube, archive, tenant, job_name: str) -> None:
-    not_found = errors.NotFound(f"job {job_name!r} not found")
     if not is_dns1123_label(job_name):
-        raise not_found
-    if archive.instances(tenant.archive, job_name):
-        return
-    try:
-        kube.get_job(tenant.namespace, job_name)
-    except errors.NotFound:
-        raise not_found from None
+        raise errors.NotFound(f"job {job_name!r} not found")
+    require_job(kube, archive, tenant, job_name)
+    return _stream(lambda out: follow_job(kube, archive, tenant, job_name, where, out, jobs.get_job, jobs.instances))
 
 
 @bp.get("/jobs/<job_name>/watch", strict_slashes=False)

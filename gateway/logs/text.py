@@ -1,22 +1,17 @@
-"""Log slicing, pure: bytes chunks -> lines -> one day's lines -> ``[from, from+size)``.
+"""Log text, pure: bytes chunks -> lines -> ``[from, from+size)`` -> a page of at most so many bytes of JSON.
 
 Everything here is lazy, so the caller's stream is read only until the slice is complete; a page near the start
 of a huge log costs little.
 """
 from __future__ import annotations
 
-import datetime as dt
 from itertools import chain, islice
 from typing import Iterable, Iterator, NamedTuple, TypeVar
-from zoneinfo import ZoneInfo
 
 import orjson
 
-from . import timefmt
+from .. import timefmt
 
-UTC = dt.timezone.utc
-_SECONDS = len("2006-01-02T15:04:05")
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 T = TypeVar("T", bound=tuple)
 
 
@@ -56,71 +51,6 @@ def _extend(pending: bytearray, chunk: bytes, start: int, end: int, cap: int | N
         pending += chunk[start:end]
 
 
-_FIRST = dt.datetime.min.replace(tzinfo=UTC)
-_LAST = dt.datetime.max.replace(tzinfo=UTC)
-
-
-def day_bounds(day: dt.date, timezone: str) -> tuple[dt.datetime, dt.datetime]:
-    """[start, end) of a calendar day in ``timezone``, as UTC datetimes (a DST day is 23 or 25 hours long).
-
-    At the ends of the calendar (0001.01.01 east of UTC, 9999.12.31) a bound that Python cannot represent is
-    clamped to its first or last moment: such a day simply holds no line, rather than overflowing."""
-    zone = ZoneInfo(timezone)
-    return _utc_midnight(day, zone, _FIRST), (
-        _LAST if day == dt.date.max else _utc_midnight(day + dt.timedelta(days=1), zone, _LAST))
-
-
-def _utc_midnight(day: dt.date, zone: ZoneInfo, clamp: dt.datetime) -> dt.datetime:
-    try:
-        return dt.datetime.combine(day, dt.time(0), zone).astimezone(UTC)
-    except OverflowError:
-        return clamp
-
-
-def _utc_key(stamp: str) -> str | None:
-    """A sortable 'YYYY-MM-DDTHH:MM:SS' in UTC for an RFC 3339 timestamp; None if it is not one.
-
-    Day bounds fall on whole seconds, so fractions never matter. UTC stamps ('Z', what kubelets write) are
-    compared as text, without parsing; others are converted.
-    """
-    if stamp.endswith("Z") and len(stamp) >= _SECONDS + 1 and stamp[10:11] == "T":
-        return stamp[:_SECONDS]
-    try:
-        parsed = dt.datetime.fromisoformat(stamp)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        return None
-    return _seconds(parsed.astimezone(UTC))
-
-
-def within(stamped_lines: Iterable[str], start: dt.datetime, end: dt.datetime) -> Iterator[str]:
-    """The messages of ``"<RFC3339 timestamp> <message>"`` lines stamped in [start, end).
-
-    A container's log is in time order, so the first line at or past ``end`` ends the read. A line without a
-    readable stamp (none is expected) goes with the line before it.
-    """
-    low, high = _seconds(start), _seconds(end)
-    inside = False
-    for line in stamped_lines:
-        stamp, _, message = line.partition(" ")
-        key = _utc_key(stamp)
-        if key is None:
-            if inside:
-                yield line
-            continue
-        if key >= high:
-            return
-        inside = key >= low
-        if inside:
-            yield message
-
-
-def _seconds(moment: dt.datetime) -> str:
-    """'YYYY-MM-DDTHH:MM:SS' with four year digits even before year 1000 (strftime's %Y writes '1' for year 1)."""
-    return moment.isoformat(timespec="seconds")[:_SECONDS]
-
-
 def page(lines: Iterable[str], offset: int, size: int) -> list[str]:
     """Lines ``[offset, offset+size)``; stops pulling from ``lines`` once it has them."""
     return list(islice(lines, offset, offset + size))
@@ -148,17 +78,6 @@ def since_seek(stamped: Iterable[T], since_ns: int | None) -> tuple[int, Iterato
     return skipped, iter(())
 
 
-def stamped_within(lines: Iterable[T], start: dt.datetime, end: dt.datetime) -> Iterator[T]:
-    """``within`` for stamped lines ((ts_ns, text) first fields): those stamped in [start, end); the first at or
-    past ``end`` ends the read."""
-    low, high = _ns(start), _ns(end)
-    for line in lines:
-        if line[0] >= high:
-            return
-        if line[0] >= low:
-            yield line
-
-
 def stamped_page(rows: Iterable[tuple[int, str, str]], offset: int, size: int, since_ns: int | None,
                  timestamps: bool, max_bytes: int) -> Page:
     """A page of (ts_ns, prefix, text) rows read from ``offset``: moved on past the rows stamped before ``since_ns``,
@@ -169,10 +88,6 @@ def stamped_page(rows: Iterable[tuple[int, str, str]], offset: int, size: int, s
              for ts, prefix, text in islice(rest, size))
     page = capped(lines, max_bytes)
     return page if since_ns is None else page._replace(first=offset + skipped)
-
-
-def _ns(moment: dt.datetime) -> int:
-    return (moment - _EPOCH) // dt.timedelta(microseconds=1) * 1000
 
 
 def json_size(line: str) -> int:

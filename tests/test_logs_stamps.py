@@ -1,5 +1,6 @@
 """Parsing the apiserver's timestamped lines, and resuming without loss or duplicates."""
-from gateway.store.lines import parse_stamped, since_time, stamp_ns, unseen
+from gateway.logs.stamps import parse_stamped, since_time, unseen
+from gateway.timefmt import stamp_ns
 from gateway.store.base import LogLine, ResumePoint
 
 BASE = 1_795_719_953 * 10**9  # 2026-11-26T19:05:53Z
