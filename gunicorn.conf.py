@@ -7,7 +7,8 @@ import os
 # gevent must patch the standard library before anything imports ssl, threading or socket: the master imports the
 # gateway's settings check (and with it the Kubernetes client, urllib3 and ssl) below, and a worker inherits those
 # modules, so patching only in the worker (gunicorn's default) left ssl half-patched (RecursionError on the first
-# TLS connection). The master runs patched too: its loop, signals and metrics listener are gevent-aware.
+# TLS connection). The master runs patched too: its loop, signals and metrics listener are gevent-aware. (The one
+# setting read before the settings are built: building them imports what the patch must come before.)
 if (os.environ.get("GATEWAY_WORKER_CLASS") or "gevent") == "gevent":
     from gevent import monkey
 
@@ -15,7 +16,6 @@ if (os.environ.get("GATEWAY_WORKER_CLASS") or "gevent") == "gevent":
 
 import atexit  # noqa: E402
 import glob  # noqa: E402
-import multiprocessing  # noqa: E402
 import shutil  # noqa: E402
 import tempfile  # noqa: E402
 
@@ -25,7 +25,7 @@ def _remove_metrics_dir(path, master_pid):
         shutil.rmtree(path, ignore_errors=True)
 
 
-# Metrics from every worker go to files here, summed by the master's metrics listener (gateway/metrics.py,
+# Metrics from every worker go to files here, summed by the master's metrics listener (gateway/api/metrics.py,
 # GATEWAY_METRICS_BIND; the API port has no /metrics). Set before anything imports
 # prometheus_client, which picks its multiprocess mode on import; without the variable, a fresh temp dir that goes
 # when the master exits.
@@ -40,23 +40,23 @@ if not os.environ.get("TENX_GATEWAY_STREAM_SLOTS_DIR"):
     os.environ["TENX_GATEWAY_STREAM_SLOTS_DIR"] = tempfile.mkdtemp(prefix="tenx-gateway-streams-")
     atexit.register(_remove_metrics_dir, os.environ["TENX_GATEWAY_STREAM_SLOTS_DIR"], os.getpid())
 
-# A bad setting (GATEWAY_*, the region contexts, gunicorn's own variables below) stops gunicorn here, in the master,
-# before any worker starts: one line on stderr naming it, exit status 2 (gateway/settings_check.py).
-from gateway.settings_check import exit_if_invalid  # noqa: E402
+# The settings, built and checked once, here in the master, before any worker starts: a bad one (GATEWAY_*, the
+# region contexts, gunicorn's own below) stops gunicorn with one line on stderr naming it, exit status 2.
+from gateway.settings import exit_if_invalid  # noqa: E402
 
-exit_if_invalid(gunicorn=True)
+settings = exit_if_invalid()
 
-bind = os.environ.get("GATEWAY_BIND", "127.0.0.1:8080")
-workers = int(os.environ.get("GATEWAY_WORKERS", min(4, multiprocessing.cpu_count())))
-# gunicorn's own workers with a send timeout (GATEWAY_SEND_TIMEOUT_SECONDS, gateway/workers.py): a client that
+bind = settings.bind
+workers = settings.workers
+# gunicorn's own workers with a send timeout (GATEWAY_SEND_TIMEOUT_SECONDS, gateway/api/workers.py): a client that
 # never reads is dropped instead of holding its answer in the worker's memory
-worker_class = {"gevent": "gateway.workers.GeventWorker",
-                "gthread": "gateway.workers.ThreadWorker"}[os.environ.get("GATEWAY_WORKER_CLASS") or "gevent"]
-worker_connections = int(os.environ.get("GATEWAY_WORKER_CONNECTIONS") or 1000)
-threads = int(os.environ.get("GATEWAY_THREADS", 8))  # gthread only
+worker_class = {"gevent": "gateway.api.workers.GeventWorker",
+                "gthread": "gateway.api.workers.ThreadWorker"}[settings.worker_class]
+worker_connections = settings.worker_connections
+threads = settings.threads  # gthread only
 # Above the apiserver read timeout (GATEWAY_KUBE_READ_TIMEOUT, 20 s), so a slow cluster gives a 503, not a killed worker.
-timeout = int(os.environ.get("GATEWAY_WORKER_TIMEOUT", 60))
-graceful_timeout = int(os.environ.get("GATEWAY_GRACEFUL_TIMEOUT", 25))
+timeout = settings.worker_timeout
+graceful_timeout = settings.graceful_timeout
 keepalive = 5
 # Limits on the request line and headers: the API needs none larger.
 limit_request_line = 4094
@@ -64,13 +64,13 @@ limit_request_fields = 50
 limit_request_field_size = 8190
 accesslog = "-"
 errorlog = "-"
-loglevel = os.environ.get("GATEWAY_LOG_LEVEL", "info")
+loglevel = settings.log_level
 # JSON lines for the access, error and app logs; no request headers: the Authorization header carries the token.
 logger_class = "gateway.jsonlog.GunicornLogger"
 
 
-# The API's largest request body (gateway/config.py reads the same variable; keep the default in step).
-_MAX_BODY_BYTES = int(os.environ.get("GATEWAY_MAX_BODY_BYTES") or 64 * 1024)
+# The API's largest request body, as the app's own limit (GATEWAY_MAX_BODY_BYTES).
+_MAX_BODY_BYTES = settings.max_body_bytes
 
 
 def pre_request(worker, req):
@@ -99,8 +99,8 @@ def when_ready(server):
     every worker is busy. A taken port is logged and the API serves on without metrics (an operator sees the
     scrape target down), rather than refusing to start."""
     global _metrics_server
-    from gateway import config, metrics
-    bind = config.from_env().metrics_bind
+    from gateway.api import metrics
+    bind = settings.metrics_bind
     try:
         _metrics_server = metrics.serve(bind)
     except (OSError, ValueError) as exc:  # taken, or not a host:port (unix sockets are not served)

@@ -21,8 +21,8 @@ def gateway_manifest(spec: dict[str, Any], *, name: str, namespace: str, usernam
                      volume_root: str) -> dict[str, Any]:
     """The Job the gateway makes of ``spec``: built by the gateway's own code, so the direct POST sends the
     same object."""
-    from gateway.manifest import build_job
-    from gateway.schemas import JobSpecSchema
+    from gateway.jobs.manifest import build_job
+    from gateway.api.schemas import JobSpecSchema
     return build_job(JobSpecSchema().load(spec), name=name, namespace=namespace, username=username,
                      host_volume_root=volume_root)
 

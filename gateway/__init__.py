@@ -7,13 +7,15 @@ from typing import Any, Mapping
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import config, errors, http11, inflight, jsonlog, metrics
-from .cache import WatchCaches
+from . import errors, jsonlog
+from .settings import Settings, from_env
+from .api import http11, inflight, metrics
+from .kube.cache import WatchCaches
 from .store import LazyStore
-from .kube import Regions
-from .tenancy import TenantWalls
-from .throttle import FailureThrottle
-from .users import UserStore
+from .kube.client import Regions
+from .jobs.tenancy import TenantWalls
+from .api.throttle import FailureThrottle
+from .accounts.users import UserStore
 from .version import __version__
 
 __all__ = ["Gateway", "__version__", "create_app"]
@@ -23,13 +25,13 @@ __all__ = ["Gateway", "__version__", "create_app"]
 class Gateway:
     """What every request needs, built once per process: settings, the regions' clients, the user table."""
 
-    settings: config.Settings
+    settings: Settings
     regions: Regions
     users: UserStore
     login_throttle: FailureThrottle
     archive: LazyStore
     walls: TenantWalls
-    # each region's watch cache of Jobs and pods (gateway/cache/); reads use it through the region's Kube
+    # each region's watch cache of Jobs and pods (gateway/kube/cache/); reads use it through the region's Kube
     caches: WatchCaches | None = None
 
 
@@ -37,9 +39,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     # "/jobs//x" is not a path of the API: a 404 in the JSON error shape, not werkzeug's HTML redirect to "/jobs/x"
     app.url_map.merge_slashes = False
-    settings = config.from_env(overrides=test_config)
+    settings = from_env(overrides=test_config)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    # each answer gives its user's place back (gateway/inflight.py) when the server closes it, however it ended
+    # each answer gives its user's place back (gateway/api/inflight.py) when the server closes it, however it ended
     app.wsgi_app = inflight.releasing(app.wsgi_app)  # type: ignore[method-assign]
     if settings.trusted_proxy_hops:
         # the client is the address the outermost trusted proxy saw (X-Forwarded-For), for the login throttle and
@@ -57,7 +59,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     jsonlog.init_app(app)
 
     # no /metrics here: it has its own listener (gunicorn.conf.py)
-    from .views import console, docs, health, jobs, streams
+    from .api.views import console, docs, health, jobs, streams
     app.register_blueprint(jobs.bp)
     app.register_blueprint(streams.bp)  # follow and watch (SSE), stream tokens
     app.register_blueprint(health.bp)

@@ -5,19 +5,20 @@ import argparse
 import os
 import sys
 
-from . import config, errors, settings_check
-from .kube import Regions
-from .users import UserStore
+from . import errors
+from .settings import InvalidSetting, Settings, from_env, startup
+from .kube.client import Regions
+from .accounts.users import UserStore
 
 
 def _store() -> UserStore:
-    settings = config.from_env()
+    settings = from_env()
     return UserStore.from_settings(settings, Regions(settings), cache_seconds=0)
 
 
 def _users_add(args: argparse.Namespace) -> None:
-    from .accounts import check_new_user
-    settings = config.from_env()
+    from .accounts.admin import check_new_user
+    settings = from_env()
     regions = Regions(settings)
     check_new_user(args.name, settings, regions, adopt=args.adopt)
     token = UserStore.from_settings(settings, regions, cache_seconds=0).add(args.name)
@@ -30,7 +31,7 @@ def _users_list(args: argparse.Namespace) -> None:
 
 
 def _users_remove(args: argparse.Namespace) -> None:
-    settings = config.from_env()
+    settings = from_env()
     regions = Regions(settings)
     try:
         UserStore.from_settings(settings, regions, cache_seconds=0).remove(args.name)
@@ -40,7 +41,7 @@ def _users_remove(args: argparse.Namespace) -> None:
             raise
         print(f"no user {args.name!r} in the table; purging what is left of them", file=sys.stderr)
     if args.purge:
-        from .accounts import purge
+        from .accounts.admin import purge
         report = purge(args.name, settings, regions, _archive_opener(settings))
         for line in report.lines(args.name, settings):
             print(line, file=sys.stderr)
@@ -48,7 +49,7 @@ def _users_remove(args: argparse.Namespace) -> None:
             raise errors.Unavailable("the purge is incomplete (see above)")
 
 
-def _archive_opener(settings: config.Settings):
+def _archive_opener(settings: Settings):
     """How to open the log archive from this machine, or None: a SQLite archive is a file on the gateway's
     host or volume, and opening a path where there is none would only create an empty one."""
     url = settings.archive_store_url
@@ -96,9 +97,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        settings_check.startup()  # a bad setting stops every command at once, in one line
+        startup()  # a bad setting stops every command at once, in one line
         args.run(args)
-    except config.InvalidSetting as exc:
+    except InvalidSetting as exc:
         print(f"tenx-gateway: {exc}", file=sys.stderr)
         return 2
     except errors.GatewayError as exc:

@@ -69,3 +69,10 @@ def container_names(job_name: str, count: int) -> list[str]:
                 names.append(candidate)
                 break
     return names
+
+
+# a Kubernetes quantity (resource.Quantity): what job.json's limits and the tenants' quota settings may say
+QUANTITY = re.compile(r"(\d+(\.\d*)?|\.\d+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?\d+)?")
+
+# the volume a job.json's ``sync_timezone`` adds (the original's name): no volume of the job's own may take it
+TIMEZONE_VOLUME = "tenxcloud-time-zone"

@@ -2,7 +2,7 @@
 import pytest
 
 from gateway import create_app
-from gateway.users import token_digest
+from gateway.accounts.users import token_digest
 
 
 class TableUsers:

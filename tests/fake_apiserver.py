@@ -9,7 +9,7 @@ import threading
 from typing import Any, Iterator
 
 from gateway import errors
-from gateway.kube import Kube, LogNotAvailable
+from gateway.kube.client import Kube, LogNotAvailable
 
 EPOCH = dt.datetime(2026, 11, 25, 10, 0, tzinfo=dt.timezone.utc)
 

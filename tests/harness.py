@@ -274,7 +274,7 @@ class GatewayServer:
         """A new user, once every worker is sure to know it (each learns it through its watch on the users Secret,
         within ``NEW_USER_VISIBLE_SECONDS``). Polling instead would count failed logins, which are throttled.
         ``check``: also make sure a GET /jobs is a 200."""
-        from gateway.users import NEW_USER_VISIBLE_SECONDS
+        from gateway.accounts.users import NEW_USER_VISIBLE_SECONDS
         name = f"{prefix}{secrets.token_hex(3)}"
         token = GatewayServer.cli(self, "users", "add", name).stdout.strip()  # the base cli, not an override
         time.sleep(NEW_USER_VISIBLE_SECONDS)

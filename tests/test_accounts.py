@@ -2,9 +2,9 @@
 import pytest
 
 from gateway import errors
-from gateway.accounts import check_new_user, purge
-from gateway.config import Settings
-from gateway.manifest import namespace_manifest
+from gateway.accounts.admin import check_new_user, purge
+from gateway.settings import Settings
+from gateway.jobs.manifest import namespace_manifest
 
 
 class FakeKube:

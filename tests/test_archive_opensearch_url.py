@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.settings_check import _archive_url
+from gateway.settings.check import _archive_url
 from gateway.store.opensearch import parse_url
 
 

@@ -479,7 +479,7 @@ def test_an_archive_page_streams_from_the_cursor(store):
 
 
 def test_the_write_mark_rises_by_region_and_keeps_its_doubt(store):
-    """The API replicas' read-your-writes mark (gateway/cache/write_mark.py) in every store."""
+    """The API replicas' read-your-writes mark (gateway/kube/cache/write_mark.py) in every store."""
     assert store.write_mark("us") == (0, 0.0, 0.0)
     before = time.time()
     store.raise_write_mark("us", 41)

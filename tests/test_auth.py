@@ -5,9 +5,9 @@ import time
 import pytest
 
 from gateway import errors
-from gateway.auth import authenticate, authenticate_stream, client_key
+from gateway.api.auth import authenticate, authenticate_stream, client_key
 from gateway.streams import token as stream_token
-from gateway.throttle import FailureThrottle
+from gateway.api.throttle import FailureThrottle
 
 from .conftest import TableUsers
 from .test_throttle import Clock

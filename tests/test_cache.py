@@ -8,11 +8,11 @@ import time
 import orjson
 import pytest
 
-from gateway.cache.entries import get_body, job_entry, list_chunks, pod_entry
-from gateway.cache import write_mark
-from gateway.cache.write_mark import ArchiveMark, WriteMark
+from gateway.kube.cache.entries import get_body, job_entry, list_chunks, pod_entry
+from gateway.kube.cache import write_mark
+from gateway.kube.cache.write_mark import ArchiveMark, WriteMark
 from gateway.store import open_store
-from gateway.cache.region import RegionCache
+from gateway.kube.cache.region import RegionCache
 from tests.fake_apiserver import FakeKube, pod
 from tests.harness import wait_until
 
@@ -243,7 +243,7 @@ def test_subscribers_wake_on_a_change_in_their_namespace(fake, cache):
 
 
 def test_an_object_the_reflector_no_longer_accepts_leaves_its_copy():
-    from gateway.reflector import Reflector
+    from gateway.kube.reflector import Reflector
     fake = FakeKube()
     events = []
     reflector = Reflector(fake, "/api/v1/pods", accept=lambda obj: obj["metadata"]["labels"].get("keep") == "yes",

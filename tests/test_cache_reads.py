@@ -7,7 +7,7 @@ import orjson
 import pytest
 
 from gateway import create_app
-from gateway.cache.region import RegionCache
+from gateway.kube.cache.region import RegionCache
 from tests.harness import wait_until
 
 from .test_cache import TwoKinds, job, job_pod
@@ -78,7 +78,7 @@ def test_a_stale_cache_sends_reads_to_the_apiserver(client, alice, kube):
 
 
 def test_readyz_waits_for_every_regions_first_sync(tmp_path):
-    from gateway.cache import WatchCaches
+    from gateway.kube.cache import WatchCaches
 
     from .test_health import FakeKube as VersionOnly
     from .test_health import FakeRegions as VersionRegions
@@ -116,8 +116,8 @@ class QuotaRace:
 
 def test_a_quota_race_is_retried_not_called_an_existing_job():
     from gateway import errors
-    from gateway.jobs import _create
-    from gateway.tenancy import Tenant
+    from gateway.jobs.calls import _create
+    from gateway.jobs.tenancy import Tenant
     tenant = Tenant("alice", "tenx-alice")
     assert _create(QuotaRace(2), tenant, {})["metadata"]["name"] == "j"
     with pytest.raises(errors.Unavailable):

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway import settings_check
-from gateway.config import InvalidSetting, Settings, from_env, parse_regions
+from gateway.settings import check as settings_check
+from gateway.settings import InvalidSetting, Settings, from_env, parse_regions
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -119,8 +119,9 @@ def test_the_metrics_listener_takes_host_port_or_off(value, ok):
                                              ("GATEWAY_THREADS", "many"), ("GATEWAY_LOG_LEVEL", "loud"),
                                              ("GATEWAY_WORKER_TIMEOUT", "-1")])
 def test_gunicorns_own_variables(variable, value):
+    """gunicorn's settings are the gateway's, checked with the rest (gunicorn.conf.py reads them from Settings)."""
     with pytest.raises(InvalidSetting, match=variable):
-        settings_check.check_gunicorn({variable: value})
+        from_env({variable: value})
 
 
 KUBECONFIG = """\
@@ -204,8 +205,8 @@ def test_create_app_refuses_a_bad_setting():
 
 def test_the_check_script_itself_is_quiet_when_all_is_well(tmp_path):
     code = textwrap.dedent("""
-        from gateway.settings_check import exit_if_invalid
-        exit_if_invalid(gunicorn=True)
+        from gateway.settings import exit_if_invalid
+        exit_if_invalid()
         print("fine")
     """)
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(tmp_path), capture_output=True,
@@ -214,7 +215,7 @@ def test_the_check_script_itself_is_quiet_when_all_is_well(tmp_path):
 
 
 def test_a_boolean_setting_is_read_as_one():
-    from gateway.config import _coerce
+    from gateway.settings.parse import _coerce
     assert _coerce("x", bool, "false") is False and _coerce("x", bool, "On") is True
     with pytest.raises(InvalidSetting, match="GATEWAY_X='maybe' is not valid; it accepts true or false"):
         _coerce("x", bool, "maybe")

@@ -3,7 +3,7 @@ import re
 from dataclasses import fields
 from pathlib import Path
 
-from gateway.config import Settings
+from gateway.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 from prometheus_client import REGISTRY
 
-from gateway import metrics  # noqa: F401  registers the API's metrics
+from gateway.api import metrics
 from gateway.collector import metrics as collector_metrics
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,7 +5,7 @@ import time
 import pytest
 
 from gateway import errors
-from gateway.health import Readiness
+from gateway.api.readiness import Readiness
 
 
 class FakeKube:
@@ -126,7 +126,7 @@ def test_regions_list_without_credentials(app, client):
 
 
 def test_readiness_timeout_is_a_setting():
-    from gateway.config import from_env
+    from gateway.settings import from_env
     assert from_env({}).readiness_timeout == 2.0
     assert from_env({"GATEWAY_READINESS_TIMEOUT": "0.5"}).readiness_timeout == 0.5
     names = from_env({"GATEWAY_REGION_DISPLAY_NAMES": "us=US West, eu=Europe"}).region_display_names

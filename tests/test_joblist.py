@@ -4,7 +4,7 @@ import random
 import orjson
 import pytest
 
-from gateway.joblist import Incomplete, job_list_body
+from gateway.jobs.joblist import Incomplete, job_list_body
 
 
 def job(name, namespace="tenx-alice", **extra_metadata):

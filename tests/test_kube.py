@@ -11,8 +11,8 @@ import pytest
 from kubernetes import client as k8s_client
 
 from gateway import errors
-from gateway.config import Settings
-from gateway.kube import Kube
+from gateway.settings import Settings
+from gateway.kube.client import Kube
 
 STATUS = {"kind": "Status", "apiVersion": "v1", "status": "Failure"}
 QUOTA = ('jobs.batch "j" is forbidden: exceeded quota: tenx-quota, requested: count/jobs.batch=1, '

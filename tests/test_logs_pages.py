@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 from gateway import logs
-from gateway.config import Settings
+from gateway.settings import Settings
 from gateway.timefmt import NS
 
 from .support.fake_logs import NS_OF, T0, TENANT, Archive, Kube, query

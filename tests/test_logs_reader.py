@@ -10,7 +10,7 @@ from itertools import islice
 from gateway.logs.instance import Instance
 from gateway.logs.reader import InstanceLog, Start
 from gateway.store import ResumePoint
-from gateway.tenancy import Tenant
+from gateway.jobs.tenancy import Tenant
 from gateway.timefmt import NS, from_ns
 
 TENANT = Tenant("alice", "tenx-alice", "us")

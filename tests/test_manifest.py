@@ -3,9 +3,9 @@ import copy
 
 import pytest
 
-from gateway.manifest import build_job, namespace_manifest
-from gateway.scheduling import PodScheduling
-from gateway.schemas import JobSpecSchema
+from gateway.jobs.manifest import build_job, namespace_manifest
+from gateway.jobs.scheduling import PodScheduling
+from gateway.api.schemas import JobSpecSchema
 
 from .seed import SEED_JOB
 

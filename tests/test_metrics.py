@@ -10,7 +10,8 @@ import requests
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway import metrics
+from gateway.api import metrics
+from gateway.kube import metrics as kube_metrics
 
 from .harness import free_port as _free_port
 
@@ -36,7 +37,7 @@ def requests_for(route, status, method="GET"):
     ("/version", "version"),
 ])
 def test_resource_of_apiserver_paths(path, resource):
-    assert metrics.resource_of(path) == resource
+    assert kube_metrics.resource_of(path) == resource
 
 
 def test_requests_are_counted_by_url_rule_not_path(client, alice):
@@ -128,9 +129,9 @@ def test_kube_calls_are_timed_and_failures_counted():
     unreachable = REGISTRY.get_sample_value("tenx_gateway_kube_errors_total", {**labels, "code": "unreachable"}) or 0
     path = "/api/v1/namespaces/tenx-bob/pods/job-abc/log"
     started = time.perf_counter()
-    metrics.observe_kube_call("GET", path, 200, started)
-    metrics.observe_kube_call("GET", path, 404, started)
-    metrics.observe_kube_call("GET", path, None, started)
+    kube_metrics.observe_kube_call("GET", path, 200, started)
+    kube_metrics.observe_kube_call("GET", path, 404, started)
+    kube_metrics.observe_kube_call("GET", path, None, started)
     assert REGISTRY.get_sample_value("tenx_gateway_kube_request_duration_seconds_count", labels) == count + 3
     assert REGISTRY.get_sample_value("tenx_gateway_kube_errors_total", {**labels, "code": "404"}) == errors_404 + 1
     assert REGISTRY.get_sample_value("tenx_gateway_kube_errors_total",
@@ -144,7 +145,7 @@ client = app.test_client()
 for _ in range(__N__):
     client.get("/healthz")
 if __SCRAPE__:
-    from gateway import metrics
+    from gateway.api import metrics
     print(metrics.exposition().decode())
 """
 
@@ -167,7 +168,8 @@ def test_multiprocess_mode_sums_every_process(tmp_path):
 
 _MADE_UP = """
 import os
-from gateway import create_app, metrics
+from gateway import create_app
+from gateway.api import metrics
 app = create_app({"regions": {"us": "no-such-context"}})
 client = app.test_client()
 for i in range(__N__):

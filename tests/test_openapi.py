@@ -2,7 +2,7 @@
 import pytest
 from openapi_spec_validator import validate
 
-from gateway.openapi import build_spec, documented_routes, openapi_path, undocumented
+from gateway.api.openapi import build_spec, documented_routes, openapi_path, undocumented
 
 from .openapi_check import OpenApiDocument
 
@@ -90,7 +90,7 @@ def test_create_and_logs_list_their_own_statuses(document):
 def test_the_documented_since_pattern_is_what_the_schema_takes(document, text, valid):
     import re
     from marshmallow import ValidationError
-    from gateway.schemas import LogsQuerySchema
+    from gateway.api.schemas import LogsQuerySchema
     logs = document["paths"]["/v1/regions/{region}/jobs/{job_name}/logs"]["get"]
     since = next(p for p in logs["parameters"] if p["name"] == "since")["schema"]["anyOf"][0]
     assert bool(re.fullmatch(since["pattern"], text)) is valid

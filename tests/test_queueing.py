@@ -1,9 +1,10 @@
-"""gateway/queueing.py: where a queued Job stands, from its namespace's Kueue Workloads (pure), and the tenant's
+"""gateway/jobs/queueing.py: where a queued Job stands, from its namespace's Kueue Workloads (pure), and the tenant's
 LocalQueue made on first use."""
 import pytest
 
-from gateway import errors, queueing
-from gateway.walls import local_queue
+from gateway import errors
+from gateway.jobs import queueing
+from gateway.jobs.walls import local_queue
 
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 WHY = ("couldn't assign flavors to pod set main: insufficient unused quota for pods in flavor tenx-gateway, "

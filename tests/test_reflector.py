@@ -5,7 +5,7 @@ import threading
 import time
 
 from gateway import errors
-from gateway.reflector import Backoff, Reflector
+from gateway.kube.reflector import Backoff, Reflector
 
 from .fake_apiserver import FakeKube, pod
 from .harness import wait_until

@@ -1,9 +1,9 @@
 """gateway.scheduling: the operator's node selector and tolerations, parsed; bad values named at startup."""
 import pytest
 
-from gateway import config
-from gateway.config import InvalidSetting
-from gateway.scheduling import PodScheduling, apply, parse_node_selector, parse_tolerations, pod_scheduling
+from gateway import settings as config
+from gateway.settings import InvalidSetting
+from gateway.jobs.scheduling import PodScheduling, apply, parse_node_selector, parse_tolerations, pod_scheduling
 
 
 def test_node_selector_pairs():

@@ -5,7 +5,7 @@ import time
 import pytest
 from marshmallow import ValidationError
 
-from gateway.schemas import JobLimits, JobSpecSchema, LogsQuerySchema, job_name_errors
+from gateway.api.schemas import JobLimits, JobSpecSchema, LogsQuerySchema, job_name_errors
 from gateway.timefmt import NS
 
 

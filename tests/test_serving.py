@@ -1,5 +1,5 @@
-"""Serving rules below the API: the send timeout of the workers (gateway/workers.py), each user's places for calls
-in progress (gateway/inflight.py) and the Host header HTTP/1.1 requires (gateway/http11.py)."""
+"""Serving rules below the API: the send timeout of the workers (gateway/api/workers.py), each user's places for calls
+in progress (gateway/api/inflight.py) and the Host header HTTP/1.1 requires (gateway/api/http11.py)."""
 from __future__ import annotations
 
 import socket
@@ -9,7 +9,7 @@ import time
 import pytest
 
 from gateway import create_app
-from gateway.workers import PIECE_BYTES, ClientTooSlow, TimedSends
+from gateway.api.workers import PIECE_BYTES, ClientTooSlow, TimedSends
 
 from .conftest import TableUsers
 

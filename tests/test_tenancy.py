@@ -4,8 +4,8 @@ The Kubernetes side is a small recording fake here; tests/integration/test_tenan
 import pytest
 
 from gateway import errors
-from gateway.config import Settings
-from gateway.tenancy import Tenant, TenantWalls, archive_namespace, held_back, owner_problem
+from gateway.settings import Settings
+from gateway.jobs.tenancy import Tenant, TenantWalls, archive_namespace, held_back, owner_problem
 
 MANAGED = {"app.kubernetes.io/managed-by": "tenx-gateway"}
 

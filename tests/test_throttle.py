@@ -1,4 +1,4 @@
-from gateway.throttle import FailureThrottle
+from gateway.api.throttle import FailureThrottle
 
 
 class Clock:

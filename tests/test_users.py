@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from gateway import errors
-from gateway.users import UserStore, token_digest
+from gateway.accounts.users import UserStore, token_digest
 
 from .harness import wait_until
 
@@ -105,7 +105,7 @@ def test_a_table_that_cannot_be_read_is_503(store_on, monkeypatch):
         def get_secret(self, namespace, name):
             raise errors.Unavailable("down")
 
-    monkeypatch.setattr("gateway.users._FIRST_LOAD_SECONDS", 30)
+    monkeypatch.setattr("gateway.accounts.users._FIRST_LOAD_SECONDS", 30)
     store = store_on(Down(None))
     started = time.monotonic()
     for _ in range(5):

@@ -9,7 +9,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import gateway
 import tenx
-from gateway import metrics, version
+from gateway.api import metrics
+from gateway import version
 from gateway.version import COMMIT_VARIABLE
 
 from .harness import ROOT

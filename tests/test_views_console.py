@@ -9,7 +9,7 @@ import re
 import pytest
 
 from gateway import create_app
-from gateway.views import console
+from gateway.api.views import console
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
 """The walls of a user namespace: golden manifests."""
 import pytest
 
-from gateway.config import Settings
-from gateway.walls import egress_denied, limit_range, network_policy, resource_quota, tenant_walls
+from gateway.settings import Settings
+from gateway.jobs.walls import egress_denied, limit_range, network_policy, resource_quota, tenant_walls
 
 LABELS = {"app.kubernetes.io/managed-by": "tenx-gateway"}
 

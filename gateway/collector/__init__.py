@@ -19,19 +19,20 @@ import signal
 import threading
 import time
 
-from .. import config, errors, jsonlog
-from ..kube import Regions
-from ..reflector import Backoff
+from .. import errors, jsonlog
+from ..settings import Settings, from_env
+from ..kube.client import Regions
+from ..kube.reflector import Backoff
 
 log = logging.getLogger(__name__)
 LEASE = "tenx-gateway-collector"
 START_ATTEMPTS = 8
 
 
-def run(settings: config.Settings | None = None) -> int:
+def run(settings: Settings | None = None) -> int:
     """Run until SIGTERM or SIGINT (0) or until something that must never stop has (1)."""
-    from ..tenancy import archive_namespace
-    from ..manifest import namespace_manifest
+    from ..jobs.tenancy import archive_namespace
+    from ..jobs.manifest import namespace_manifest
     from ..store import open_store
     from . import health
     from .lease import LeaderElector
@@ -41,7 +42,7 @@ def run(settings: config.Settings | None = None) -> int:
     # Followed streams outnumber the apiserver connection pool by design; each one's connection is dropped when
     # it ends, which urllib3 would report once per stream.
     logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
-    settings = settings or config.from_env()
+    settings = settings or from_env()
     regions = Regions(settings)
     try:
         store = open_store(settings.archive_store_url, settings.log_timezone)
@@ -108,15 +109,15 @@ def run(settings: config.Settings | None = None) -> int:
     return code
 
 
-def run_node(node: str, region: str | None = None, settings: config.Settings | None = None) -> int:
+def run_node(node: str, region: str | None = None, settings: Settings | None = None) -> int:
     """The node collector of ``node`` until SIGTERM or SIGINT (0) or until a thread that must not end has (1)."""
     from ..store import open_store
-    from ..tenancy import archive_namespace
+    from ..jobs.tenancy import archive_namespace
     from . import health
     from .node import NodeCollector, NodeOptions
 
     jsonlog.configure()
-    settings = settings or config.from_env()
+    settings = settings or from_env()
     region = region or settings.default_region
     regions = Regions(settings)
     regions.require(region)

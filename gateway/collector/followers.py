@@ -2,7 +2,7 @@
 
 Why threads with a cap and a queue, not asyncio: a followed log is a chunked HTTP response that is mostly idle;
 the gateway's apiserver access (TLS, auth, timeouts, error translation) is the synchronous urllib3 pool in
-gateway/kube.py, and the store is synchronous too. A thread blocked on a socket costs a stack (mostly untouched
+gateway/kube/client.py, and the store is synchronous too. A thread blocked on a socket costs a stack (mostly untouched
 virtual memory) and no CPU, so a few thousand are affordable, while asyncio would need a second HTTP client and a
 second error path for the same apiserver. The cap (``collector_max_streams``) bounds them; past it, containers
 wait in a FIFO queue, and while anyone waits a follower hands its slot on after ``slice_seconds`` (its next turn

@@ -21,7 +21,7 @@ import time
 from typing import Any, Callable
 
 from .. import errors, timefmt
-from ..kube import Kube
+from ..kube.client import Kube
 
 log = logging.getLogger(__name__)
 

@@ -1,11 +1,11 @@
-"""The collector's own metrics, in a registry of its own (the API's live in gateway/metrics.py): served by the
+"""The collector's own metrics, in a registry of its own (the API's live in gateway/api/metrics.py): served by the
 collector's health listener at ``/metrics``, with the process's apiserver calls (a node collector makes no
 ``pods/log`` call: they show it)."""
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from ..metrics import KUBE_ERRORS, KUBE_LATENCY
+from ..kube.metrics import KUBE_ERRORS, KUBE_LATENCY
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 REGISTRY.register(KUBE_LATENCY)

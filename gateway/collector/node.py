@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 from .. import errors, timefmt
 from ..names import MANAGED_BY, MANAGED_BY_LABEL
-from ..reflector import Backoff, Reflector, key_of
+from ..kube.reflector import Backoff, Reflector, key_of
 from ..store import ContainerKey, LogStore, StreamMoved
 from ..store.records import TERMINAL_PHASES, job_of
 from ..timefmt import NS, parse_rfc3339

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from .. import timefmt
-from ..reflector import key_of
+from ..kube.reflector import key_of
 from ..store import LogStore
 from ..store.records import instance_record, job_of
 

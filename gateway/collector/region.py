@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .. import errors, timefmt
-from ..kube import Kube, LogNotAvailable
+from ..kube.client import Kube, LogNotAvailable
 from ..logs.text import iter_lines
 from ..names import MANAGED_BY, MANAGED_BY_LABEL
-from ..reflector import Backoff, Reflector, key_of
+from ..kube.reflector import Backoff, Reflector, key_of
 from ..store import ContainerKey, Deposed, LogStore, StreamMoved
 from ..logs.stamps import parse_stamped, since_time, unseen
 from ..store.records import TERMINAL_PHASES, job_of

@@ -9,11 +9,11 @@ from typing import Any
 import orjson
 
 from .. import errors
-from ..cache import cache_of
-from ..kube import Kube
+from ..kube.cache import cache_of
+from ..kube.client import Kube
 from ..names import POD_JOB_NAME_LABELS
 from ..store import LogStore
-from ..tenancy import Tenant
+from ..jobs.tenancy import Tenant
 
 
 def container_of(job_name: str) -> str:

@@ -8,14 +8,13 @@ import contextlib
 from itertools import islice
 from typing import Any
 
-from ..config import Settings
-from ..kube import Kube, LogNotAvailable
-from ..schemas import LOG_MAX_OFFSET
+from ..settings import Settings
+from ..kube.client import Kube, LogNotAvailable
 from ..store import LogStore
-from ..tenancy import Tenant
+from ..jobs.tenancy import Tenant
 from .instance import require_instance, require_job
 from .reader import InstanceLog, Start
-from .text import Page, capped, stamped_page
+from .text import LOG_MAX_OFFSET, Page, capped, stamped_page
 
 
 def _stamped(query: dict[str, Any]) -> bool:

@@ -17,9 +17,9 @@ from itertools import islice
 from typing import Iterator
 
 from .. import errors
-from ..kube import Kube, LogNotAvailable
+from ..kube.client import Kube, LogNotAvailable
 from ..store import ContainerKey, LogStore, ResumePoint
-from ..tenancy import Tenant
+from ..jobs.tenancy import Tenant
 from ..timefmt import day_bounds, ns_of, rfc3339
 from .instance import Instance, container_of
 from .stamps import parse_stamped, since_time, stamped_within, unseen

@@ -13,6 +13,8 @@ import orjson
 from .. import timefmt
 
 T = TypeVar("T", bound=tuple)
+# The largest ``from``: beyond it no log reaches, and the stores' 64-bit integers (and islice) would overflow.
+LOG_MAX_OFFSET = 2**53 - 1
 
 
 def iter_lines(chunks: Iterable[bytes], max_line_bytes: int | None = None) -> Iterator[str]:

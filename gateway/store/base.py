@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator, Sequence
 
-from ..timefmt import NS, DayClock  # the stores take them from here
+from ..timefmt import NS, DayClock
 
 
 @dataclass(frozen=True)
@@ -252,7 +252,7 @@ class LogStore(ABC):
     def heartbeats(self) -> dict[str, tuple[float, float]]:
         """Region -> (seconds since its collector's last heartbeat, the lag it reported then)."""
 
-    # -- the API replicas' read-your-writes mark (gateway/cache/write_mark.py): kept here, the one store they share
+    # -- the API replicas' read-your-writes mark (gateway/kube/cache/write_mark.py): kept here, the one store they share
 
     @abstractmethod
     def raise_write_mark(self, region: str, version: int) -> None:

@@ -46,8 +46,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import orjson
 
 from ..timefmt import DayClock
-from .base import (ContainerKey, Deposed, LogLine, LogStore, Numbered, ResumePoint, StreamMoved, StreamState,
-                   check_page, number_lines)
+from .base import ContainerKey, Deposed, LogLine, LogStore, Numbered, ResumePoint, StreamMoved, StreamState, check_page, number_lines
 from .cursors import PageCursors
 
 log = logging.getLogger(__name__)

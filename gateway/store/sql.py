@@ -20,8 +20,7 @@ from typing import Any, Iterator, Sequence
 import orjson
 
 from ..timefmt import DayClock
-from .base import (ContainerKey, Deposed, LogLine, LogStore, Numbered, ResumePoint, StreamMoved, StreamState,
-                   check_page, number_lines)
+from .base import ContainerKey, Deposed, LogLine, LogStore, Numbered, ResumePoint, StreamMoved, StreamState, check_page, number_lines
 from .cursors import PageCursors
 
 KEYED = "FROM log_streams WHERE namespace = ? AND instance = ? AND container = ?"

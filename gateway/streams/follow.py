@@ -18,12 +18,12 @@ from typing import Any
 import orjson
 
 from .. import errors, timefmt
-from ..kube import Kube, LogNotAvailable
+from ..kube.client import Kube, LogNotAvailable
 from ..logs.instance import Instance, archived_record, live_instance, record_end
 from ..logs.reader import InstanceLog, Start
 from ..store import LogStore
 from ..store.records import TERMINAL_PHASES
-from ..tenancy import Tenant
+from ..jobs.tenancy import Tenant
 from . import sse
 from .hub import HUBS, Behind, as_archived, frame
 from .runner import Out

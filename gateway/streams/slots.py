@@ -1,5 +1,5 @@
 """Per-user caps shared by every gunicorn worker of the host: concurrent streams, and requests in progress
-(gateway/inflight.py).
+(gateway/api/inflight.py).
 
 Each user has ``limit`` slot files per kind in one directory (gunicorn.conf.py makes it and hands it to the workers
 in ``TENX_GATEWAY_STREAM_SLOTS_DIR``); a stream or a request holds an exclusive ``flock`` on one of them while it

@@ -23,8 +23,8 @@ from typing import Iterator
 
 import yaml
 
-from gateway.manifest import build_job, namespace_manifest
-from gateway.schemas import JobSpecSchema
+from gateway.jobs.manifest import build_job, namespace_manifest
+from gateway.api.schemas import JobSpecSchema
 
 from ..harness import ADMIN_KUBECONFIG, KUBECTL, ROOT, kubectl
 from ..seed import SEED_JOB

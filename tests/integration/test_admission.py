@@ -1,7 +1,7 @@
 """deploy/admission.yaml against the real local apiserver, with the gateway's ServiceAccount's own token: the
 cluster, not the gateway's code, refuses what the gateway must never write (a Job outside a user namespace, a pod
 that can escalate or carries a token, a host folder outside the owner's, a namespace without the managed-by label),
-each with the policy's message, and accepts exactly what the gateway builds (gateway/manifest.py, gateway/walls.py).
+each with the policy's message, and accepts exactly what the gateway builds (gateway/jobs/manifest.py, gateway/jobs/walls.py).
 
 Creates are server-side dry runs where nothing needs to exist afterwards: admission runs on them all the same.
 """
@@ -14,10 +14,10 @@ import secrets
 import pytest
 import yaml
 
-from gateway import walls
-from gateway.config import Settings
-from gateway.manifest import build_job, namespace_manifest
-from gateway.schemas import JobSpecSchema
+from gateway.jobs import walls
+from gateway.settings import Settings
+from gateway.jobs.manifest import build_job, namespace_manifest
+from gateway.api.schemas import JobSpecSchema
 from ..harness import kubectl
 from ..seed import SEED_JOB
 
@@ -162,7 +162,7 @@ def test_the_gateway_s_own_job_is_accepted(local_cluster, admission, job, host_v
 
 
 def test_a_user_namespace_and_its_walls_are_accepted(local_cluster, admission, tenant):
-    """gateway/walls.py's quota, limits and network policy, server-side applied as the gateway does (field manager
+    """gateway/jobs/walls.py's quota, limits and network policy, server-side applied as the gateway does (field manager
     tenx-gateway): RBAC lets the apply create them by name, and the policy lets them into a user namespace."""
     namespace, _ = tenant
     result = _apply(admission, walls.tenant_walls(namespace, Settings(), ["10.0.0.1/32"]))
@@ -172,7 +172,7 @@ def test_a_user_namespace_and_its_walls_are_accepted(local_cluster, admission, t
 
 def test_a_queued_job_and_the_tenant_s_local_queue_are_accepted(local_cluster, admission, tenant, host_volume_root):
     """With GATEWAY_QUEUE=kueue: the Job labelled for the LocalQueue and suspended, and the LocalQueue itself
-    (gateway/walls.py), created by the ServiceAccount as the gateway creates it (RBAC: localqueues create)."""
+    (gateway/jobs/walls.py), created by the ServiceAccount as the gateway creates it (RBAC: localqueues create)."""
     namespace, owner = tenant
     spec = JobSpecSchema().load(copy.deepcopy(SEED_JOB))
     queued = build_job(spec, name=f"adm-{secrets.token_hex(3)}", namespace=namespace, username=owner,

@@ -10,7 +10,7 @@ import time
 import requests
 
 from gateway.names import MANAGED_BY, MANAGED_BY_LABEL, USERNAME_ANNOTATION, namespace_for
-from gateway.users import NEW_USER_VISIBLE_SECONDS
+from gateway.accounts.users import NEW_USER_VISIBLE_SECONDS
 
 from ..harness import VENV_BIN, ApiClient
 from .helpers import condition

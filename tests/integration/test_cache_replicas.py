@@ -1,7 +1,7 @@
 """Read-your-writes across replicas: two gunicorns of one gateway (one users Secret, one namespace prefix, one
 archive, each its own watch caches) on the real cluster. A write through one and a read through the other right
 after it: never a 404 for a job just created, a 200 for one just deleted, or a list without it. Before the write
-mark went to the shared archive (gateway/cache/write_mark.py), a GET on one right after a DELETE on the other
+mark went to the shared archive (gateway/kube/cache/write_mark.py), a GET on one right after a DELETE on the other
 answered 200 in 5 of 400 rounds."""
 from __future__ import annotations
 

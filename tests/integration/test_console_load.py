@@ -1,7 +1,7 @@
 """The console's jobs page with 1,000 jobs, measured in the browser: time to first render (first contentful paint
 of the page) and to the full list (all 1,000 jobs read and the table drawn), while only the rows in view are in
 the DOM. The jobs are made fast, straight through the apiserver (admin kubeconfig), as the gateway makes them
-(gateway/manifest.py: its labels) and suspended, so no pod runs; the user's quota is raised for it on a gateway of
+(gateway/jobs/manifest.py: its labels) and suspended, so no pod runs; the user's quota is raised for it on a gateway of
 this module's own. Figures: printed and written to .local/screenshots/console/jobs-load.json."""
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from gateway.manifest import build_job
-from gateway.schemas import JobSpecSchema
+from gateway.jobs.manifest import build_job
+from gateway.api.schemas import JobSpecSchema
 
 from ..harness import start_gateway, wait_until
 from .test_console import SHOTS, Tab, browser, token_of  # noqa: F401 - browser is a fixture

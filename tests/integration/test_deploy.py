@@ -24,12 +24,12 @@ USERS_SECRET = "tenx-gateway-users"
 LEASE = "tenx-gateway-collector"
 LEASES = "leases.coordination.k8s.io"
 USER_NAMESPACE = "tenx-someone"  # stands for any user's namespace, created by the gateway on first use
-QUOTA, LIMITS, TENANT_POLICY = "tenx-gateway-quota", "tenx-gateway-limits", "tenx-gateway-tenant"  # gateway/walls.py
+QUOTA, LIMITS, TENANT_POLICY = "tenx-gateway-quota", "tenx-gateway-limits", "tenx-gateway-tenant"  # gateway/jobs/walls.py
 NETWORK_POLICIES = "networkpolicies.networking.k8s.io"
 LOCAL_QUEUES, WORKLOADS = "localqueues.kueue.x-k8s.io", "workloads.kueue.x-k8s.io"
 LOCAL_QUEUE = "tenx-gateway"  # gateway/names.py
 
-# Every call of gateway/kube.py's Kube and the `kubectl auth can-i` arguments the gateway's ServiceAccount needs
+# Every call of gateway/kube/client.py's Kube and the `kubectl auth can-i` arguments the gateway's ServiceAccount needs
 # for it (the API server's and the collector's); None: neither makes the call (only the operator's CLI does, with
 # the operator's credentials).
 # A new call in kube.py fails test_every_kube_call_is_accounted_for until it is added here and to rbac.yaml.
@@ -297,7 +297,7 @@ def test_the_node_collector_component_runs_one_reader_per_node_with_only_what_it
     for shared in ("GATEWAY_REGIONS", "GATEWAY_NAMESPACE_PREFIX", "GATEWAY_LOG_TIMEZONE",
                    "GATEWAY_ARCHIVE_RETENTION_DAYS"):
         assert settings[shared] == gateway_settings[shared], shared
-    from gateway import config
+    from gateway import settings as config
     parsed = config.from_env({**settings, "GATEWAY_NAMESPACE": NAMESPACE})
     assert parsed.collector_pod_logs_dir == "/var/log/pods"
     assert set(_containers(one(built, "Deployment", "tenx-gateway"))) == {"api"}
@@ -329,7 +329,7 @@ def test_the_kueue_component_queues_every_job_on_its_cluster_queue(local_cluster
     assert {f["name"] for g in queue["resourceGroups"] for f in g["flavors"]} == {
         one(built, "ResourceFlavor")["metadata"]["name"]}
     assert "namespace" not in one(built, "ClusterQueue")["metadata"]
-    from gateway import config
+    from gateway import settings as config
     settings = config.from_env({**one(built, "ConfigMap")["data"], "GATEWAY_NAMESPACE": NAMESPACE})
     assert (settings.queue, settings.queue_cluster_queue) == ("kueue", "tenx-gateway")
     assert one(built, "ClusterRole", "tenx-gateway") == one(manifests, "ClusterRole", "tenx-gateway")
@@ -341,9 +341,9 @@ def test_the_kueue_component_queues_every_job_on_its_cluster_queue(local_cluster
     assert result.returncode == 0, result.stderr
     assert "clusterqueue.kueue.x-k8s.io/tenx-gateway" in result.stdout
 
-    from gateway import walls
-    from gateway.manifest import build_job, namespace_manifest
-    from gateway.schemas import JobSpecSchema
+    from gateway.jobs import walls
+    from gateway.jobs.manifest import build_job, namespace_manifest
+    from gateway.api.schemas import JobSpecSchema
     with deployed_service_account(tmp_path / "identity", "1h", components=("kueue",)) as identity:
         user_namespace = f"{identity.namespace}-user"
         kubectl("apply", "-f", "-", stdin=json.dumps(namespace_manifest(user_namespace, "kueueuser")))
@@ -422,7 +422,7 @@ def test_the_pod_is_locked_down_and_configured(manifests):
     assert data["GATEWAY_REGIONS"] == "us=@in-cluster"
 
     # The settings parse, and name the Secret and the Lease the Role grants, in the namespace the Role is in.
-    from gateway import config
+    from gateway import settings as config
     settings = config.from_env({**data, "GATEWAY_NAMESPACE": deployment["metadata"]["namespace"]})
     assert settings.regions == {"us": config.IN_CLUSTER}
     role = one(manifests, "Role", "tenx-gateway")
@@ -510,10 +510,10 @@ def test_rbac_is_exactly_the_gateway_calls_without_wildcards(manifests):
 
 
 def test_every_kube_call_is_accounted_for():
-    from gateway.kube import Kube
+    from gateway.kube.client import Kube
     calls = {name for name, _ in inspect.getmembers(Kube, inspect.isfunction) if not name.startswith("_")}
     assert calls == set(KUBE_CALLS), (
-        "gateway/kube.py's calls changed: give each new one its rule in deploy/rbac.yaml (and its comment there) "
+        "gateway/kube/client.py's calls changed: give each new one its rule in deploy/rbac.yaml (and its comment there) "
         f"and an entry in KUBE_CALLS; new: {sorted(calls - set(KUBE_CALLS))}, gone: {sorted(set(KUBE_CALLS) - calls)}")
 
 

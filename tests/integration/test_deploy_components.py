@@ -79,7 +79,7 @@ def test_ingress_publishes_v1_only_and_trusts_one_proxy(rbac_applied, tmp_path):
     settings = one(built, "ConfigMap")
     assert settings["data"]["GATEWAY_TRUSTED_PROXY_HOPS"] == "1" and settings["data"]["GATEWAY_BIND"] == "0.0.0.0:8080"
     assert settings["metadata"]["name"] in json.dumps(one(built, "Deployment"))  # the pods roll onto it
-    from gateway import config
+    from gateway import settings as config
     assert config.from_env({**settings["data"], "GATEWAY_NAMESPACE": NAMESPACE}).trusted_proxy_hops == 1
     assert "ingress.networking.k8s.io/tenx-gateway" in dry_run(tmp_path).stdout
 
@@ -96,7 +96,7 @@ def test_multi_region_mounts_the_kubeconfig_secret_into_both_containers(rbac_app
                   if v["name"] == "regions-kubeconfig")
     assert volume["secret"] == {"secretName": "regions-kubeconfig", "items": [{"key": "kubeconfig",
                                                                                "path": "kubeconfig"}]}
-    from gateway import config
+    from gateway import settings as config
     settings = config.from_env({**one(built, "ConfigMap")["data"], "GATEWAY_NAMESPACE": NAMESPACE})
     assert list(settings.regions) == ["us", "eu"]
     dry_run(tmp_path)

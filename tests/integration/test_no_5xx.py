@@ -17,7 +17,7 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from gateway.users import NEW_USER_VISIBLE_SECONDS
+from gateway.accounts.users import NEW_USER_VISIBLE_SECONDS
 
 from ..harness import VENV_BIN, ApiClient, GatewayServer
 from .helpers import condition

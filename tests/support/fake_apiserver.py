@@ -21,8 +21,8 @@ from urllib.parse import parse_qs, unquote
 import urllib3
 from kubernetes import client as k8s_client
 
-from gateway.kube import Kube, Regions
-from gateway.manifest import namespace_manifest
+from gateway.kube.client import Kube, Regions
+from gateway.jobs.manifest import namespace_manifest
 
 DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")

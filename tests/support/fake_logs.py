@@ -7,7 +7,7 @@ import datetime as dt
 
 from gateway import errors
 from gateway.store import ResumePoint
-from gateway.tenancy import Tenant
+from gateway.jobs.tenancy import Tenant
 from gateway.timefmt import NS
 
 TENANT = Tenant("alice", "tenx-alice", "us")

@@ -1,9 +1,9 @@
-"""The commands, each module registering its own on ``tenx.main.cli``; then every command also takes the group's
+"""The commands, each module registering its own on ``tenx.app.cli``; then every command also takes the group's
 ``--profile`` and ``--region``, so they may come after the command name too (``tenx login --profile work``)."""
 import click
 
 from . import account, jobs, reads, version  # noqa: F401
-from ..main import cli
+from ..app import cli
 
 
 def _setter(attribute: str):

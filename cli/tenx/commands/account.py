@@ -8,7 +8,7 @@ import click
 
 from .. import config
 from ..errors import NotFound, UsageError
-from ..main import State, cli
+from ..app import State, cli
 from ..output import print_table
 
 # A name no job can have (not a DNS-1123 label): the gateway checks the credentials, then answers 404 without

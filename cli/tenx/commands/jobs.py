@@ -14,7 +14,7 @@ from .. import status as st
 from ..errors import INTERRUPTED, JOB_FAILED, NotFound, TenxError, TimedOut, UsageError
 from ..escape import escape
 from ..lines import LinePrinter
-from ..main import State, cli, complete_job_names
+from ..app import State, cli, complete_job_names
 from ..output import emit_document, is_tty, spinner, styled
 
 if TYPE_CHECKING:

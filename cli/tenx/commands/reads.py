@@ -16,7 +16,7 @@ from .. import status as st
 from ..errors import INTERRUPTED, UsageError
 from ..escape import escape
 from ..lines import LinePrinter
-from ..main import State, cli, complete_job_names
+from ..app import State, cli, complete_job_names
 from ..output import FORMATS, colour_on, emit_document, print_table, styled
 
 _OUTPUT = click.option("--output", "-o", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,

@@ -7,7 +7,7 @@ import click
 
 from .. import __version__, config
 from ..errors import AUTH, TenxError
-from ..main import State, cli
+from ..app import State, cli
 from ..output import emit_document
 
 

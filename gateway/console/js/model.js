@@ -61,7 +61,7 @@ export function mergeSummary(row, summary) {
   return merged;
 }
 
-// A queued job's place, as GET /jobs/{name} says it in `queue` (gateway/queueing.py): one line for a person.
+// A queued job's place, as GET /jobs/{name} says it in `queue` (gateway/jobs/queueing.py): one line for a person.
 export function queueText(queue) {
   if (!queue) return "";
   if (queue.state === "admitted") {
@@ -79,7 +79,7 @@ const EXTENSIONS = {
 const DEFAULTS = { parallelism: 1, completions: 1, backoffLimit: 6 };
 const TIMEZONE_VOLUME = "tenxcloud-time-zone";
 
-// The Job the gateway made -> the job.json that makes it (the reverse of gateway/manifest.py): the gateway keeps no
+// The Job the gateway made -> the job.json that makes it (the reverse of gateway/jobs/manifest.py): the gateway keeps no
 // copy of the request, and this is what a user would send to get the same Job again.
 export function jobJsonOf(job) {
   const spec = job.spec || {};
