@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import parser as gateway_cli
+from gateway.version import __version__
 from ..harness import ROOT, kubectl
 from .helpers import until
 
@@ -161,13 +162,13 @@ def test_the_image_is_labelled_with_its_version_and_commit(image):
     cfg = configparser.ConfigParser()
     cfg.read(ROOT / "setup.cfg")
     labels = image.config()["config"]["Labels"]
-    assert labels["org.opencontainers.image.version"] == cfg["metadata"]["version"]
+    assert labels["org.opencontainers.image.version"] == __version__
     assert labels["org.opencontainers.image.revision"] in (head, f"{head}-dirty")
     assert labels["org.opencontainers.image.licenses"] == cfg["metadata"]["license"]
     assert labels["org.opencontainers.image.created"] == image.config()["created"]
     assert labels["org.opencontainers.image.source"]
     assert image.manifest()["annotations"] == labels
-    assert image.tag.startswith(f"{cfg['metadata']['version']}-{head[:12]}")
+    assert image.tag.startswith(f"{__version__}-{head[:12]}")
 
 
 def test_the_image_config_is_the_dockerfiles(image):
@@ -189,9 +190,7 @@ def test_the_image_holds_exactly_the_wheels_pip_built(image):
     built = {re.sub(r"-", "_", w.name.split("-")[0]).lower() + "-" + w.name.split("-")[1]
              for w in wheels.glob("*.whl") if not w.name.startswith("pip-")}
     in_image = {name.split("-")[0].lower() + "-" + name.split("-", 1)[1] for name in installed(image)}
-    cfg = configparser.ConfigParser()
-    cfg.read(ROOT / "setup.cfg")
-    assert in_image == built | {f"tenx_gateway-{cfg['metadata']['version']}"}
+    assert in_image == built | {f"tenx_gateway-{__version__}"}
 
 
 def test_the_debian_packages_are_the_listed_ones(image):
