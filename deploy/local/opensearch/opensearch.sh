@@ -132,7 +132,9 @@ up() {
     local started=$SECONDS
     log "starting OpenSearch $VERSION on 127.0.0.1:$HTTP_PORT as $user (heap $HEAP)"
     # The options the distribution's jvm.options would give, for this heap and Java 17.
-    ( exec 9>&-  # the lock stays with this script, not with the server
+    # The lock stays with this script, not with the server; the output goes to the log by exec, so that the
+    # subshell keeps no copy of the caller's stdout (a caller that captures it would wait for the server to end)
+    ( exec 9>&- >"$LOGS/stdout.log" 2>&1 </dev/null
     as_owner setsid java -Xms"$HEAP" -Xmx"$HEAP" -XX:+UseG1GC -Xss1m \
       -Djava.awt.headless=true -Dfile.encoding=UTF-8 -Djna.nosys=true -XX:-OmitStackTraceInFastThrow \
       -Dio.netty.noUnsafe=true -Dio.netty.noKeySetOptimization=true -Dio.netty.recycler.maxCapacityPerThread=0 \
@@ -140,8 +142,7 @@ up() {
       -Djava.security.manager=allow -Djava.io.tmpdir="$DATA" \
       -Dopensearch.path.home="$HOME_DIR" -Dopensearch.path.conf="$CONF" \
       -Dopensearch.distribution.type=tar -Dopensearch.bundled_jdk=false \
-      -cp "$HOME_DIR/lib/*" org.opensearch.bootstrap.OpenSearch -p "$PIDFILE" \
-      >"$LOGS/stdout.log" 2>&1 </dev/null ) &
+      -cp "$HOME_DIR/lib/*" org.opensearch.bootstrap.OpenSearch -p "$PIDFILE" ) &
     local launcher=$!
     until answers; do
       if ! kill -0 "$launcher" 2>/dev/null; then
