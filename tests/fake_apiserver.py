@@ -147,9 +147,10 @@ class FakeKube:
             return self.pods[(namespace, name)]
 
     @contextlib.contextmanager
-    def container_log(self, namespace: str, name: str, *, container: str, since_time: str | None,
-                      previous: bool = False, follow: bool = False,
-                      idle_timeout: float | None = None) -> Iterator[Iterator[bytes]]:
+    def pod_log(self, namespace: str, name: str, *, container: str, timestamps: bool = False,
+                since_time: str | None = None, follow: bool = False, previous: bool = False,
+                idle_timeout: float | None = None, limit_bytes: int | None = None) -> Iterator[Iterator[bytes]]:
+        assert timestamps, "the collector reads stamped lines"
         self.log_calls.append({"pod": name, "container": container, "previous": previous, "follow": follow,
                                "since": since_time})
         key = (namespace, name, container)

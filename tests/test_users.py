@@ -1,6 +1,7 @@
 """The user table in memory: a login never calls the apiserver, whatever the name; a background thread keeps the
 table current from a watch on the Secret."""
 import base64
+import contextlib
 import queue
 import threading
 import time
@@ -16,13 +17,13 @@ from .harness import wait_until
 
 def secret_of(users: dict[str, str], version: str) -> dict:
     table = {name: {"token_sha256": token_digest(token)} for name, token in users.items()}
-    return {"metadata": {"name": "users", "resourceVersion": version},
+    return {"metadata": {"name": "users", "namespace": "gw", "resourceVersion": version},
             "data": {"users.json": base64.b64encode(orjson.dumps(table)).decode()}}
 
 
 class CountingKube:
-    """The two calls the refresher makes, each counted with the thread that made it; watch events come from a
-    queue the test fills."""
+    """The two calls the user table's reflector makes (a LIST of the one Secret, a WATCH), each counted with the
+    thread that made it; watch events come from a queue the test fills."""
 
     def __init__(self, secret):
         self.secret = secret
@@ -35,8 +36,20 @@ class CountingKube:
             raise errors.NotFound("no secret")
         return self.secret
 
-    def watch_secret(self, namespace, name, resource_version, timeout_seconds):
-        self.calls.append(("watch_secret", threading.get_ident()))
+    def list_page(self, path, *, label_selector=None, limit=None, continue_token=None, field_selector=None):
+        assert (path, field_selector) == ("/api/v1/namespaces/gw/secrets", "metadata.name=users")
+        try:
+            secret = self.get_secret("gw", "users")
+        except errors.NotFound:
+            return {"items": [], "metadata": {"resourceVersion": "1"}}
+        return {"items": [secret], "metadata": {"resourceVersion": secret["metadata"]["resourceVersion"]}}
+
+    @contextlib.contextmanager
+    def watch(self, path, *, resource_version, label_selector=None, field_selector=None, timeout_seconds):
+        self.calls.append(("watch", threading.get_ident()))
+        yield self._events(timeout_seconds)
+
+    def _events(self, timeout_seconds):
         deadline = time.monotonic() + timeout_seconds
         while time.monotonic() < deadline:
             try:
@@ -73,7 +86,7 @@ def test_verify_never_calls_the_apiserver(store_on):
     results = [store.verify(name, "alice-token") for name in names]
     assert results == [name == "alice" for name in names]
     assert kube.calls_from(threading.get_ident()) == []  # known or unknown: memory only
-    assert kube.calls_from(None) == [] and {name for name, _ in kube.calls} <= {"get_secret", "watch_secret"}
+    assert kube.calls_from(None) == [] and {name for name, _ in kube.calls} <= {"get_secret", "watch"}
 
 
 def test_a_change_arrives_through_the_watch(store_on):

@@ -1,9 +1,10 @@
 """Users and their API tokens, kept in one Secret in the gateway's namespace.
 
 Only a SHA-256 of each token is stored: tokens are 256 random bits, so a fast hash is as safe as a slow one and
-keeps every request cheap. Each gateway process keeps the table in memory, kept current by a background thread that
-watches the Secret (a change arrives within milliseconds) and re-reads it every ``auth_cache_seconds``; a login only
-reads memory, so a known and an unknown user name cost the same time and no request waits on the apiserver.
+keeps every request cheap. Each gateway process keeps the table in memory, kept current by a reflector of the Secret
+(``kube.reflector``: a LIST every ``auth_cache_seconds``, a WATCH in between, so a change arrives within
+milliseconds); a login only reads memory, so a
+known and an unknown user name cost the same time and no request waits on the apiserver.
 """
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ import math
 import os
 import secrets
 import threading
-import time
 from typing import Any, Callable
 
 import orjson
@@ -23,6 +23,7 @@ import orjson
 from .. import errors, timefmt
 from ..settings import Settings
 from ..kube.client import Kube, Regions
+from ..kube.reflector import Reflector
 from ..jobs.manifest import namespace_manifest
 from ..names import MANAGED_BY, MANAGED_BY_LABEL, is_username, namespace_for
 
@@ -60,12 +61,8 @@ class UserStore:
         self._cache_seconds = cache_seconds
         self._namespace_prefix = namespace_prefix
         self._users: dict[str, Any] = {}
-        self._loaded = threading.Event()
-        # set once the first read has either succeeded or failed: logins wait for that, never for a retry
-        self._settled = threading.Event()
-        self._closed = threading.Event()
-        self._refresher: threading.Thread | None = None
-        self._refresher_pid: int | None = None  # the process whose thread keeps the table; a fork starts its own
+        self._reflector: Reflector | None = None
+        self._reflector_pid: int | None = None  # the process whose reflector keeps the table; a fork starts its own
         self._lock = threading.Lock()
 
     @classmethod
@@ -97,71 +94,34 @@ class UserStore:
         return entry["token_sha256"] if entry else None
 
     def _current(self) -> dict[str, Any]:
-        """The table in memory; the first call of a process starts the refresher and waits for its first read."""
-        if self._refresher_pid != os.getpid():
+        """The table in memory; the first call of a process starts the reflector and waits for its first LIST."""
+        if self._reflector_pid != os.getpid():
             with self._lock:
-                if self._refresher_pid != os.getpid():
-                    self._loaded.clear()
-                    self._settled.clear()
-                    self._refresher = threading.Thread(target=self._refresh_forever, name="users-refresher",
-                                                       daemon=True)
-                    self._refresher.start()
-                    self._refresher_pid = os.getpid()
-        # An unreachable cluster answers at once (503), not after _FIRST_LOAD_SECONDS per login: the refresher
-        # keeps retrying, and the first login after a successful read goes through.
-        if not self._settled.wait(_FIRST_LOAD_SECONDS) or not self._loaded.is_set():
+                if self._reflector_pid != os.getpid():
+                    self._reflector = Reflector(
+                        self._kube(), f"/api/v1/namespaces/{self._namespace}/secrets",
+                        field_selector=f"metadata.name={self._secret_name}", on_event=self._on_event,
+                        name="users", watch_seconds=max(1, math.ceil(self._cache_seconds)),
+                        relist_seconds=self._cache_seconds).start()
+                    self._reflector_pid = os.getpid()
+        reflector = self._reflector
+        assert reflector is not None
+        # An unreachable cluster answers at once (503), not after _FIRST_LOAD_SECONDS per login: the reflector
+        # keeps retrying, and the first login after a successful LIST goes through.
+        if not reflector.settled.wait(_FIRST_LOAD_SECONDS) or not reflector.synced.is_set():
             raise errors.Unavailable("the user table could not be read from the cluster yet; try again shortly",
                                      headers={"Retry-After": "5"})
         return self._users
 
-    def _refresh_forever(self) -> None:
-        """Read the Secret, then watch it until the watch ends (after ``cache_seconds``), and again; on errors
-        retry with a capped backoff, keeping the last table (a cluster that cannot be reached fails the job calls
-        anyway, with 503)."""
-        period = max(1, math.ceil(self._cache_seconds))
-        backoff = 0.2
-        while not self._closed.is_set():
-            try:
-                self._watch_once(period)
-                backoff = 0.2
-            except Exception as exc:  # noqa: BLE001 - the thread must outlive any failure
-                # the first failure of a run as a warning; the retries (every `period` at most) at debug level
-                log.log(logging.WARNING if backoff == 0.2 else logging.DEBUG,
-                        "reading the user table failed (%s); retrying in %.1f s", exc, backoff)
-                self._settled.set()
-                self._closed.wait(backoff)
-                backoff = min(backoff * 2, period)
+    def _on_event(self, kind: str, secret: dict[str, Any]) -> None:
+        self._users = {} if kind == "DELETED" else _table(secret)  # replaced whole: readers need no lock
 
     def close(self, wait: float | None = None) -> bool:
-        """Stop the refresher (at the end of its current watch, within ``auth_cache_seconds``); with ``wait``, wait
-        that long for it. True once it has stopped."""
-        self._closed.set()
-        if self._refresher is not None and wait is not None:
-            self._refresher.join(wait)
-        return self._refresher is None or not self._refresher.is_alive()
-
-    def _watch_once(self, period: int) -> None:
-        secret = self._secret()
-        self._publish(_table(secret))
-        version = (secret or {}).get("metadata", {}).get("resourceVersion")
-        started = time.monotonic()
-        for event in self._kube().watch_secret(self._namespace, self._secret_name, version, period):
-            kind = event.get("type")
-            if kind in ("ADDED", "MODIFIED"):
-                self._publish(_table(event.get("object")))
-            elif kind == "DELETED":
-                self._publish({})
-            elif kind == "ERROR":  # e.g. 410 Gone: the version is too old; read afresh
-                return
-            if self._closed.is_set():
-                return
-        if time.monotonic() - started < 0.5:  # a watch the apiserver ends at once: do not spin on it
-            self._closed.wait(0.5)
-
-    def _publish(self, table: dict[str, Any]) -> None:
-        self._users = table  # replaced whole, never changed in place: readers need no lock
-        self._loaded.set()
-        self._settled.set()
+        """Stop the reflector; with ``wait``, wait that long for it. True once it has stopped."""
+        reflector = self._reflector
+        if reflector is not None:
+            reflector.stop(wait)
+        return reflector is None or not reflector.alive
 
     def list(self) -> list[dict[str, str]]:
         table = _table(self._secret())

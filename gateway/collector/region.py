@@ -296,9 +296,9 @@ class RegionCollector:
         with self._batches_lock:
             self._batches[stream] = batch
         try:
-            with self._kube.container_log(stream.namespace, stream.key.instance, container=stream.key.container,
-                                          since_time=since_time(point), previous=previous, follow=follow,
-                                          idle_timeout=self._options.idle_timeout) as chunks:
+            with self._kube.pod_log(stream.namespace, stream.key.instance, container=stream.key.container,
+                                    timestamps=True, since_time=since_time(point), previous=previous, follow=follow,
+                                    idle_timeout=self._options.idle_timeout) as chunks:
                 skips = SkipDetector()
                 for line in unseen(parse_stamped(iter_lines(chunks, self._options.max_line_bytes)), point):
                     marker = skips.check(line, time.time())

@@ -72,9 +72,12 @@ class Kube:
 
     def _send(self, method: str, path: str, *, query: dict[str, Any] | None = None, body: Any = None,
               stream: bool = False, timeout: urllib3.Timeout | None = None,
-              content_type: str = "application/json", own: bool = False) -> urllib3.BaseHTTPResponse:
-        """``own``: the call is the gateway's own bookkeeping (its users Secret, Leases, readiness), so even a
-        policy's 403 is the gateway's problem (502), never the caller's."""
+              content_type: str = "application/json", own: bool = False,
+              gone_expires: bool = False) -> urllib3.BaseHTTPResponse:
+        """The one way a request goes out, is counted and has its refusal translated. ``own``: the call is the
+        gateway's own bookkeeping (its users Secret, Leases, readiness), so even a policy's 403 is the gateway's
+        problem (502), never the caller's. ``gone_expires``: a 410 is ``Kube.Expired`` (a list or watch asked for
+        a resourceVersion no longer kept), not a generic refusal."""
         data = _encode(body) if body is not None else None
         started = time.perf_counter()
         try:
@@ -88,6 +91,9 @@ class Kube:
             raise errors.Unavailable("the cluster is not reachable; try again shortly",
                                      headers={"Retry-After": self._retry_after}) from None
         metrics.observe_kube_call(method, path, response.status, started)
+        if response.status == 410 and gone_expires:
+            _read_capped(response)
+            raise Kube.Expired("410 Gone")
         if response.status >= 400:
             body_bytes = response.data if not stream else _read_capped(response)
             raise self._translate(response.status, body_bytes, own=own)
@@ -211,19 +217,6 @@ class Kube:
         return self._json("PUT", f"/api/v1/namespaces/{_q(namespace)}/secrets/{_q(name)}", body=manifest,
                           own=True)
 
-    def watch_secret(self, namespace: str, name: str, resource_version: str | None,
-                     timeout_seconds: int) -> Iterator[dict[str, Any]]:
-        """The changes to one Secret after ``resource_version`` (``{"type": "ADDED"|"MODIFIED"|"DELETED"|"ERROR",
-        "object": ...}``), until the apiserver ends the watch after ``timeout_seconds``. The name goes in a field
-        selector, so RBAC limited to that resourceName allows it."""
-        query = {"fieldSelector": f"metadata.name={name}", "watch": "true", "timeoutSeconds": timeout_seconds}
-        if resource_version:
-            query["resourceVersion"] = resource_version
-        timeout = urllib3.Timeout(connect=self._timeout.connect_timeout, read=timeout_seconds + 10)
-        response = self._send("GET", f"/api/v1/namespaces/{_q(namespace)}/secrets", query=query, stream=True,
-                              timeout=timeout)
-        return _watch_events(response)
-
     def version(self) -> dict[str, Any]:
         return self._json("GET", "/version", own=True)
 
@@ -271,12 +264,13 @@ class Kube:
 
     @contextlib.contextmanager
     def pod_log(self, namespace: str, name: str, *, container: str, timestamps: bool = False,
-                since_time: str | None = None, follow: bool = False,
+                since_time: str | None = None, follow: bool = False, previous: bool = False,
                 idle_timeout: float | None = None, limit_bytes: int | None = None) -> Iterator[Iterator[bytes]]:
-        """A container's log as a stream of byte chunks. Leaving the block early reads at most 64 KiB more (so a
-        nearly finished answer keeps its connection), then closes the connection: the rest of a long log is never
-        read. ``follow`` keeps the stream open while the container runs; ``idle_timeout`` then bounds how long a
-        silent stream is waited on; ``limit_bytes`` makes the apiserver end the answer there."""
+        """A container's log as a stream of byte chunks: the current attempt's, or with ``previous`` the one
+        before its last restart. Leaving the block early reads at most 64 KiB more (so a nearly finished answer
+        keeps its connection), then closes the connection: the rest of a long log is never read. ``follow`` keeps
+        the stream open while the container runs; ``idle_timeout`` then bounds how long a silent stream is waited
+        on; ``limit_bytes`` makes the apiserver end the answer there."""
         query: dict[str, Any] = {"container": container}
         if timestamps:
             query["timestamps"] = "true"
@@ -284,6 +278,8 @@ class Kube:
             query["sinceTime"] = since_time  # not in the client's generated API, hence raw HTTP
         if follow:
             query["follow"] = "true"
+        if previous:
+            query["previous"] = "true"
         if limit_bytes:
             query["limitBytes"] = limit_bytes  # the answer then ends there: the connection stays reusable
         timeout = None
@@ -292,7 +288,7 @@ class Kube:
         try:
             response = self._send("GET", f"/api/v1/namespaces/{_q(namespace)}/pods/{_q(name)}/log",
                                   query=query, stream=True, timeout=timeout)
-        except errors.BadRequest as exc:  # "container ... is waiting to start" and the like
+        except errors.BadRequest as exc:  # "container ... is waiting to start", "previous terminated ... not found"
             raise LogNotAvailable(exc.description) from None
         try:
             yield _chunks(response, self._retry_after)
@@ -317,7 +313,7 @@ class Kube:
             query["fieldSelector"] = field_selector
         if continue_token:
             query["continue"] = continue_token
-        response = self._watch_request(path, query, self._timeout)
+        response = self._send("GET", path, query=query, gone_expires=True)
         try:
             return orjson.loads(response.data)
         finally:
@@ -337,68 +333,9 @@ class Kube:
             query["fieldSelector"] = field_selector
         # silence longer than the server's own timeout plus a margin means the connection is dead
         timeout = urllib3.Timeout(connect=self._timeout.connect_timeout, read=timeout_seconds + 30)
-        response = self._watch_request(path, query, timeout, stream=True)
+        response = self._send("GET", path, query=query, stream=True, timeout=timeout, gone_expires=True)
         try:
-            yield self._watch_events(response)
-        finally:
-            _release(response)
-
-    def _watch_events(self, response: urllib3.BaseHTTPResponse) -> Iterator[dict[str, Any]]:
-        pending = b""
-        for chunk in _chunks(response):
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            for line in lines:
-                if not line.strip():
-                    continue
-                event = orjson.loads(line)
-                if event.get("type") == "ERROR":
-                    status = event.get("object") or {}
-                    if status.get("code") == 410:
-                        raise Kube.Expired(status.get("message", "too old resource version"))
-                    raise errors.Unavailable(f"the watch ended with an error: {status.get('message', '')}")
-                yield event
-
-    def _watch_request(self, path: str, query: dict[str, Any], timeout: urllib3.Timeout,
-                       stream: bool = False) -> urllib3.BaseHTTPResponse:
-        """GET, with 410 told apart from the other refusals (``_send`` folds it into a generic error)."""
-        started = time.perf_counter()
-        try:
-            response = self._pool.request("GET", self._url(path, query), headers=self._headers(),
-                                          timeout=timeout, preload_content=not stream)
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            metrics.observe_kube_call("GET", path, None, started)
-            raise errors.Unavailable(f"the cluster is not reachable ({type(exc).__name__})") from None
-        metrics.observe_kube_call("GET", path, response.status, started)
-        if response.status == 410:
-            _read_capped(response)
-            raise Kube.Expired("410 Gone")
-        if response.status >= 400:
-            raise self._translate(response.status, response.data if not stream else _read_capped(response))
-        return response
-
-    @contextlib.contextmanager
-    def container_log(self, namespace: str, name: str, *, container: str, since_time: str | None,
-                      previous: bool = False, follow: bool = False,
-                      idle_timeout: float | None = None) -> Iterator[Iterator[bytes]]:
-        """A container attempt's timestamped log, for the collector: the current attempt, or with ``previous``
-        the one before the last restart (what a stream that was down while the container restarted missed)."""
-        query: dict[str, Any] = {"container": container, "timestamps": "true"}
-        if since_time:
-            query["sinceTime"] = since_time
-        if previous:
-            query["previous"] = "true"
-        if follow:
-            query["follow"] = "true"
-        timeout = urllib3.Timeout(connect=self._timeout.connect_timeout,
-                                  read=idle_timeout if idle_timeout is not None else self._timeout.read_timeout)
-        try:
-            response = self._send("GET", f"/api/v1/namespaces/{_q(namespace)}/pods/{_q(name)}/log",
-                                  query=query, stream=True, timeout=timeout)
-        except errors.BadRequest as exc:  # "container ... is waiting to start", "previous terminated ... not found"
-            raise LogNotAvailable(exc.description) from None
-        try:
-            yield _chunks(response)
+            yield _watch_events(response)
         finally:
             _release(response)
 
@@ -442,17 +379,22 @@ def _encode(body: Any) -> bytes:
 
 
 def _watch_events(response: urllib3.BaseHTTPResponse) -> Iterator[dict[str, Any]]:
-    """A watch answer is one JSON event per line."""
+    """A watch answer, one JSON event per line; an ERROR event ends it: 410 as ``Kube.Expired``, any other as
+    ``Unavailable``."""
     pending = b""
-    try:
-        for chunk in _chunks(response):
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            for line in lines:
-                if line.strip():
-                    yield orjson.loads(line)
-    finally:
-        _release(response)
+    for chunk in _chunks(response):
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            if not line.strip():
+                continue
+            event = orjson.loads(line)
+            if event.get("type") == "ERROR":
+                status = event.get("object") or {}
+                if status.get("code") == 410:
+                    raise Kube.Expired(status.get("message", "too old resource version"))
+                raise errors.Unavailable(f"the watch ended with an error: {status.get('message', '')}")
+            yield event
 
 
 def _release(response: urllib3.BaseHTTPResponse) -> None:

@@ -64,7 +64,7 @@ class Reflector:
                  field_selector: str | None = None, on_event: Handler | None = None, accept: Callable[[dict[str, Any]], bool] = lambda obj: True,
                  name: str = "reflector", page_size: int = 500, watch_seconds: int = 300,
                  backoff: Backoff | None = None, transform: Callable[[dict[str, Any]], Any] | None = None,
-                 on_progress: Callable[[str], None] | None = None):
+                 on_progress: Callable[[str], None] | None = None, relist_seconds: float | None = None):
         self._kube = kube
         self.path = path
         self.label_selector = label_selector
@@ -77,12 +77,17 @@ class Reflector:
         self._backoff = backoff or Backoff()
         self._transform = transform
         self._on_progress = on_progress
+        # LIST afresh once a watch ends this long after the last LIST: a small object kept whole (the user table)
+        # is then right within that time even if an event were ever lost
+        self._relist_seconds = relist_seconds
+        self._listed_at = 0.0
         self._items: dict[Key, Any] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.resource_version = ""
         self.synced = threading.Event()  # set once the first LIST is in
+        self.settled = threading.Event()  # set once the first LIST is in or has failed: a reader waits no longer
         self.lists = self.watches = self.errors = 0
         self.broken_since: float | None = None
         self.last_alive = 0.0
@@ -127,6 +132,10 @@ class Reflector:
                     self._backoff.reset()
                 while not self._stop.is_set():
                     self._watch()  # returns when the apiserver ends the watch: go on from resource_version
+                    if self._relist_seconds is not None and \
+                            time.monotonic() - self._listed_at >= self._relist_seconds:
+                        listed = False
+                        break
             except Kube.Expired:
                 log.info("%s: resourceVersion %s expired, relisting", self.name, self.resource_version)
                 listed = False  # relist at once: the data is old, not the apiserver unhealthy
@@ -145,6 +154,7 @@ class Reflector:
                 self._stop.wait(delay)
 
     def _broken(self) -> None:
+        self.settled.set()
         if self.broken_since is None:
             self.broken_since = time.monotonic()
 
@@ -171,6 +181,7 @@ class Reflector:
         if not metadata.get("resourceVersion"):
             raise ValueError("the list has no resourceVersion")  # not an apiserver's list: nothing to watch from
         self.lists += 1
+        self._listed_at = time.monotonic()
         self._alive()
         with self._lock:
             before, self._items = self._items, items
@@ -186,6 +197,7 @@ class Reflector:
                 self._emit("DELETED", old)
         self._progress()
         self.synced.set()
+        self.settled.set()
 
     def _watch(self) -> None:
         self.watches += 1

@@ -51,14 +51,14 @@ KUBE_CALLS: dict[str, list[tuple[str, ...]] | None] = {
     "delete_job": [("delete", "jobs.batch", "-n", USER_NAMESPACE)],
     "list_pods": [("list", "pods", "-n", USER_NAMESPACE)],
     "list_pods_all_namespaces": [("list", "pods", "--all-namespaces")],
-    # the collector's pod reflector and the API's watch cache (pods and Jobs): LIST, then WATCH
-    "list_page": [("list", "pods", "--all-namespaces"), ("list", "jobs.batch", "--all-namespaces")],
-    "watch": [("watch", "pods", "--all-namespaces"), ("watch", "jobs.batch", "--all-namespaces")],
-    "container_log": [("get", "pods", "--subresource=log", "-n", USER_NAMESPACE)],
+    # the collector's pod reflector, the API's watch cache (pods and Jobs) and its user table: LIST, then WATCH
+    "list_page": [("list", "pods", "--all-namespaces"), ("list", "jobs.batch", "--all-namespaces"),
+                  ("list", f"secrets/{USERS_SECRET}", "-n", NAMESPACE)],
+    "watch": [("watch", "pods", "--all-namespaces"), ("watch", "jobs.batch", "--all-namespaces"),
+              ("watch", f"secrets/{USERS_SECRET}", "-n", NAMESPACE)],
     "get_pod": [("get", "pods", "-n", USER_NAMESPACE)],
     "pod_log": [("get", "pods", "--subresource=log", "-n", USER_NAMESPACE)],
     "get_secret": [("get", f"secrets/{USERS_SECRET}", "-n", NAMESPACE)],
-    "watch_secret": [("watch", f"secrets/{USERS_SECRET}", "-n", NAMESPACE)],
     "get_lease": [("get", f"{LEASES}/{LEASE}", "-n", NAMESPACE)],
     "create_lease": [("create", LEASES, "-n", NAMESPACE)],
     "replace_lease": [("update", f"{LEASES}/{LEASE}", "-n", NAMESPACE)],
@@ -108,7 +108,6 @@ DENIED: list[tuple[str, ...]] = [
     ("watch", "secrets", "-n", NAMESPACE),
     ("get", "secrets/some-other-secret", "-n", NAMESPACE),
     ("watch", "secrets/some-other-secret", "-n", NAMESPACE),
-    ("list", f"secrets/{USERS_SECRET}", "-n", NAMESPACE),
     ("create", "secrets", "-n", NAMESPACE),
     ("update", f"secrets/{USERS_SECRET}", "-n", NAMESPACE),
     ("patch", f"secrets/{USERS_SECRET}", "-n", NAMESPACE),
@@ -500,7 +499,7 @@ def test_rbac_is_exactly_the_gateway_calls_without_wildcards(manifests):
     role = one(manifests, "Role", "tenx-gateway")
     assert role["metadata"]["namespace"] == NAMESPACE
     assert role["rules"] == [
-        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [USERS_SECRET], "verbs": ["get", "watch"]},
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [USERS_SECRET], "verbs": ["get", "list", "watch"]},
         {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": [LEASE],
          "verbs": ["get", "update"]},
         {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
