@@ -730,7 +730,8 @@ usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
 # A second checkout of the repository (a git worktree) whose .local is a link to the first one's shares that
 # checkout's cluster: its processes run that checkout's binaries and scripts, which this copy would not recognise
 # as its own (and would start again beside them). So it only looks: `up` checks the cluster is up, and what would
-# build, start or stop something is refused; run those in the checkout that owns the cluster.
+# build, start or stop something is refused; run those in the checkout that owns the cluster. What looks into the
+# running processes (status, real-ctr, real-push) is the owner's cluster.sh's to do: it is handed over.
 borrowed() {
   [ -z "${TENX_LOCAL_DIR:-}" ] && [ -L "$ROOT/.local" ]
 }
@@ -752,6 +753,8 @@ main() {
       up) cmd_up_borrowed; return ;;
       build|down|clean|restart-agent|restart-real)
         die "$ROOT/.local is a link to $(readlink -f "$ROOT/.local"): $cmd that cluster from the checkout it belongs to" ;;
+      status|real-ctr|real-push)
+        exec "$(dirname "$(readlink -f "$ROOT/.local")")/deploy/local/cluster.sh" "$cmd" "$@" ;;
     esac
   fi
   case "$cmd" in
