@@ -548,9 +548,11 @@ real_cleanup() {
   rmdir /var/lib/cni 2>/dev/null || true
 }
 
-# Ready can be left over from before a restart: the kubelet's port must be open too
+# Ready can be left over from before a restart: the kubelet must answer on its port too (any HTTP status: it
+# refuses anonymous requests; the listener on the host's side is network.sh's forwarder, which accepts before the
+# kubelet behind it is up, so an open port alone says nothing)
 real_node_ready() {
-  (exec 3<>"/dev/tcp/$(node_ip)/$KUBELET_PORT") 2>/dev/null \
+  [ "$(curl -sk -m 3 -o /dev/null -w '%{http_code}' "https://$(node_ip):$KUBELET_PORT/healthz" 2>/dev/null)" != 000 ] \
     && [ "$(kubectl_ get node "$REAL_NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = "True" ]
 }
 

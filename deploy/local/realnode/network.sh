@@ -7,19 +7,21 @@
 # - ports.list's `host` ports: the host's 127.0.0.1:PORT, reached from the node's namespace on PORT (its loopback,
 #   and 10.88.0.1, the bridge the pods route through): a socat in the node's namespace forwards each connection to
 #   a Unix socket, which a socat on the host's side serves by connecting to 127.0.0.1:PORT. kube-proxy reaches the
-#   apiserver this way (127.0.0.1:6443), and so do pods (the `kubernetes` Service's endpoint is 10.88.0.1:6443,
-#   written by cluster.sh).
+#   apiserver this way (127.0.0.1:6443), so do the kubelet and the pods (the `kubernetes` Service's endpoint is
+#   10.88.0.1:6443, written by cluster.sh).
+# - the kubelet's port for the apiserver (logs, exec, port-forward): the host's NODE_IP:KUBELET_PORT, forwarded to
+#   the kubelet, which listens on the same address inside the node's namespace (TLS end to end).
 # - ports.list's `node` ports: NodePorts of the node, published on the host's 127.0.0.1:PORT, the other way round.
 #
 # No interface, route or firewall rule is added on the host: the only things on the host's side are the Unix
-# sockets under SOCKETS and the listeners on 127.0.0.1 for the `node` ports.
+# sockets under SOCKETS and the listeners on NODE_IP:KUBELET_PORT and on 127.0.0.1 for the `node` ports.
 #
-# Args: CONF_DIR LOG_DIR SOCKETS_DIR BIN_DIR PKI_DIR NETNS
+# Args: CONF_DIR LOG_DIR SOCKETS_DIR BIN_DIR PKI_DIR NETNS NODE_IP KUBELET_PORT
 # It can be run by hand beside a running node (entering its mount namespace, where NETNS lives):
 #   nsenter -t <node PID 1> -m -- bash network.sh ...
 set -euo pipefail
 
-CONF="$1" LOGS="$2" SOCKETS="$3" BIN="$4" PKI="$5" NETNS="$6"
+CONF="$1" LOGS="$2" SOCKETS="$3" BIN="$4" PKI="$5" NETNS="$6" NODE_IP="$7" KUBELET_PORT="$8"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 NODE_NAME=tenx-real
 POD_CIDR=10.88.0.0/16   # node.sh's CNI range
@@ -59,6 +61,13 @@ probe="$SOCKETS/node-65535.sock"
 innet sysctl -qw net.ipv4.ip_forward=1
 
 port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# the apiserver -> the kubelet
+start kubelet-node "$LOGS/ports.log" nsenter --net="$NETNS" \
+  socat "UNIX-LISTEN:$SOCKETS/kubelet.sock,fork,unlink-early,mode=600" "TCP:$NODE_IP:$KUBELET_PORT"
+start kubelet-host "$LOGS/ports.log" \
+  socat "TCP-LISTEN:$KUBELET_PORT,bind=$NODE_IP,fork,reuseaddr,backlog=512" "UNIX-CONNECT:$SOCKETS/kubelet.sock"
+log "the kubelet's port: the host's $NODE_IP:$KUBELET_PORT"
 
 while read -r direction port _; do
   case "$direction" in ''|\#*) continue ;; esac
@@ -109,7 +118,7 @@ conntrack:
   tcpCloseWaitTimeout: 0s
 EOF
 start kube-proxy "$LOGS/kube-proxy.log" nsenter --net="$NETNS" "$BIN/kube-proxy" --config="$CONF/kube-proxy.yaml" --v=1
-log "started kube-proxy (log $LOGS/kube-proxy.log) and ${#pids[@]} forwarders and proxies in all"
+log "started kube-proxy (log $LOGS/kube-proxy.log) and $((${#pids[@]} - 1)) forwarders (log $LOGS/ports.log)"
 
 # one part gone: the node's network is broken; stop (node.sh then stops the node, and cluster.sh up starts it again)
 while :; do
