@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # tenx-gateway image, for operators with Docker:
 #   docker build --build-arg SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) \
+#     --build-arg VERSION=$(sed -n 's/^__version__ = "\(.*\)"/\1/p' gateway/version.py) \
 #     --build-arg REVISION=$(git rev-parse HEAD) -t tenx-gateway:latest .
 # Without Docker, `make image` (deploy/image/build.sh) builds the same image from Debian's packages with mmdebstrap
 # and umoci. Both run deploy/image/install.sh with deploy/image/packages, and build.sh takes the final stage's
@@ -16,11 +17,11 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends python3.11 python3-pip \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-# Only what the package build reads (README.md is setup.cfg's long_description), and the lock (constraints.txt)
-# when there is one: a glob that matches nothing copies nothing.
-COPY pyproject.toml setup.cfg README.md* constraints.tx[t] ./
+# Only what the package build reads (README.md is setup.cfg's long_description, LICENSE goes into the wheel), and
+# the lock: constraints.txt, the exact versions of requirements/gateway.txt (make lock writes both); a glob that
+# matches nothing copies nothing.
+COPY pyproject.toml setup.cfg LICENSE README.md* constraints.tx[t] ./
 COPY gateway ./gateway
-COPY tenx ./tenx
 ARG SOURCE_DATE_EPOCH
 # All dependencies publish wheels for CPython 3.11 on linux amd64 and arm64, so no compiler is needed even here.
 RUN pip wheel --wheel-dir /wheels $(test -f constraints.txt && echo --constraint constraints.txt) . pip
@@ -39,7 +40,7 @@ RUN --mount=type=bind,from=builder,source=/wheels,target=/tmp/wheels \
     sh /tmp/image/install.sh python /tmp/wheels all
 WORKDIR /app
 COPY gunicorn.conf.py wsgi.py ./
-ARG VERSION=0.1.0
+ARG VERSION=unknown
 ARG REVISION=unknown
 ARG CREATED=unknown
 ARG SOURCE=unknown

@@ -48,7 +48,10 @@ exit_if_invalid(gunicorn=True)
 
 bind = os.environ.get("GATEWAY_BIND", "127.0.0.1:8080")
 workers = int(os.environ.get("GATEWAY_WORKERS", min(4, multiprocessing.cpu_count())))
-worker_class = os.environ.get("GATEWAY_WORKER_CLASS") or "gevent"
+# gunicorn's own workers with a send timeout (GATEWAY_SEND_TIMEOUT_SECONDS, gateway/workers.py): a client that
+# never reads is dropped instead of holding its answer in the worker's memory
+worker_class = {"gevent": "gateway.workers.GeventWorker",
+                "gthread": "gateway.workers.ThreadWorker"}[os.environ.get("GATEWAY_WORKER_CLASS") or "gevent"]
 worker_connections = int(os.environ.get("GATEWAY_WORKER_CONNECTIONS") or 1000)
 threads = int(os.environ.get("GATEWAY_THREADS", 8))  # gthread only
 # Above the apiserver read timeout (GATEWAY_KUBE_READ_TIMEOUT, 20 s), so a slow cluster gives a 503, not a killed worker.

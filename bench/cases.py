@@ -7,8 +7,9 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from gateway.store import ContainerKey
 from tests.harness import wait_until
 
 from . import cluster, ops
@@ -190,20 +191,40 @@ def running_spec(lines: int) -> dict:
     return {"containers": [{"image": "busybox", "command": ["sh", "-c", f"seq 1 {lines}; sleep 7200"]}]}
 
 
+def wait_running_archived(r: Runner, open_archive: Callable[[], Any]) -> dict:
+    """Wait for the running job's pod and for the collector to hold its whole log in the archive (asked directly:
+    the gateway would answer a page the archive lacks from the running pod).
+
+    The job is created with the run's first jobs, before the list cases seed 10,000 Jobs and the cache's figure
+    10,000 Pending pods: created after them, its Job waited behind the Job controller's backlog of seeded Jobs
+    (it settles them at its client's 20 requests/s) and its pod behind the scheduler's queue, more than the 300 s
+    the bench allowed. Awaited before the timed cases: archiving the million lines takes the collector a core."""
+    t, lines = r.t, r.plan.running_log_lines
+    session = t.gateway_session()
+    started = time.monotonic()
+    pod = wait_until(lambda: (session.get(f"{t.base}/jobs/{RUNNING_JOB}", timeout=60).json().get("instance_names")
+                              or [None])[0], 300, interval=1, what="the running job's pod")
+    pod_seconds = time.monotonic() - started
+    key = ContainerKey(t.namespace, RUNNING_JOB, pod, RUNNING_JOB)
+    archive = open_archive()
+    try:
+        wait_until(lambda: archive.resume_point(key).next_seq >= lines, 1200, interval=2,
+                   what="the collector to archive the running job's log")
+    finally:
+        archive.close()
+    figures = {"pod_seconds": round(pod_seconds, 1), "archived_seconds": round(time.monotonic() - started, 1)}
+    print(f"  the running job's pod in {figures['pod_seconds']} s; the collector held its {lines:,} lines "
+          f"{figures['archived_seconds']} s after its creation", flush=True)
+    return figures
+
+
 def running_log_cases(r: Runner) -> None:
-    """Pages of a running job's log once the collector has archived all of it: the gateway reads the archive up to
-    the collector's watermark and only what follows from the pod (nothing here). Direct: the whole log."""
+    """Pages of a running job's log, archived whole (``wait_running_archived``): the gateway reads the archive up
+    to the collector's watermark and only what follows from the pod (nothing here). Direct: the whole log."""
     t, plan = r.t, r.plan
     lines = plan.running_log_lines
     session = t.gateway_session()
-    pod = wait_until(lambda: (session.get(f"{t.base}/jobs/{RUNNING_JOB}", timeout=60).json().get("instance_names")
-                              or [None])[0], 300, interval=1, what="the running job's pod")
-    job_log = f"{t.base}/jobs/{RUNNING_JOB}/logs"
-    started = time.monotonic()
-    wait_until(lambda: session.get(job_log, params={"from": lines - 1, "size": 1}, timeout=60).json(), 1200,
-               interval=2, what="the collector to archive the running job's log")
-    print(f"  the collector held the running job's {lines:,} lines {time.monotonic() - started:.0f} s after the "
-          f"other cases", flush=True)
+    pod = session.get(f"{t.base}/jobs/{RUNNING_JOB}", timeout=60).json()["instance_names"][0]
     scale = f"{lines:,}-line log, running, archived"
     for label, offset in (("from 0", 0), ("from mid", lines // 2), ("last 100", lines - 100)):
         sides = ops.log_sides(t, RUNNING_JOB, pod, RUNNING_JOB, offset, 100)

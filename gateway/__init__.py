@@ -7,13 +7,16 @@ from typing import Any, Mapping
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import config, errors, jsonlog, metrics
+from . import config, errors, http11, inflight, jsonlog, metrics
 from .cache import WatchCaches
 from .store import LazyStore
 from .kube import Regions
 from .tenancy import TenantWalls
 from .throttle import FailureThrottle
 from .users import UserStore
+from .version import __version__
+
+__all__ = ["Gateway", "__version__", "create_app"]
 
 
 @dataclass
@@ -36,6 +39,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.url_map.merge_slashes = False
     settings = config.from_env(overrides=test_config)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    # each answer gives its user's place back (gateway/inflight.py) when the server closes it, however it ended
+    app.wsgi_app = inflight.releasing(app.wsgi_app)  # type: ignore[method-assign]
     if settings.trusted_proxy_hops:
         # the client is the address the outermost trusted proxy saw (X-Forwarded-For), for the login throttle and
         # the access log; behind an Ingress every peer address is the Ingress's
@@ -45,8 +50,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     throttle = FailureThrottle(settings.auth_failure_limit, settings.auth_failure_window_seconds)
     archive = LazyStore(settings.archive_store_url, settings.log_timezone)
     app.extensions["tenx"] = Gateway(settings, regions, users, throttle, archive, TenantWalls(settings),
-                                     WatchCaches(regions, settings).start())
+                                     WatchCaches(regions, settings, archive).start())
     errors.init_app(app)
+    http11.init_app(app)
     metrics.init_app(app)
     jsonlog.init_app(app)
 

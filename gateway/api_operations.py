@@ -14,11 +14,13 @@ from .schemas import LogsQuerySchema
 
 JSON = "application/json"
 CREDENTIALS = [{"username": [], "token": []}]
+# the stream calls also take a stream token in the query (a browser's EventSource cannot send headers)
+STREAM_CREDENTIALS = [*CREDENTIALS, {"streamToken": []}]
 PUBLIC: list[dict[str, list[str]]] = []
 
 TAGS = [
     {"name": "jobs", "description": "The five calls of the original Jobs API."},
-    {"name": "operations", "description": "Health, readiness and regions; no credentials needed."},
+    {"name": "operations", "description": "Health, readiness, version and regions; no credentials needed."},
     {"name": "documentation", "description": "This document and its page."},
 ]
 
@@ -40,7 +42,22 @@ QUERY_PARAMETERS: dict[str, Callable[[Settings], tuple[str, dict[str, Any]]]] = 
     "from": lambda s: ("Index of the first line to return (0 = the first line).", {"default": 0}),
     "size": lambda s: (f"How many lines to return, at most {s.log_max_size}.",
                        {"default": s.log_default_size, "maximum": s.log_max_size}),
+    "since": lambda s: ("Start at the first line stamped at or after this moment: a duration back from now (`10m`, "
+                        "`1h30m`, `45s`) or an RFC 3339 time. `from` and `size` count lines as without it: the page "
+                        "starts at the later of `from` and that line, and the `X-Log-Offset` header says where (with "
+                        "`follow=true` the events' ids do).",
+                        {"type": "string", "example": "10m", "pattern": SINCE_PATTERN}),
+    "timestamps": lambda s: ("`true`: each line carries its RFC 3339 timestamp (UTC, nine fractional digits) and a "
+                             "space before its text (after the `[instance] ` prefix of the job's log); with "
+                             "`follow=true`, each event's data has it as `time` instead.",
+                             {"type": "string", "enum": ["true", "false", "1", "0", "TRUE", "FALSE", "True",
+                                                         "False"], "default": "false"}),
 }
+
+_DURATION = "([0-9]{1,9}h)?([0-9]{1,9}m)?([0-9]{1,9}s)?"
+_TIME = ("[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+         "(\\.[0-9]{1,9})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])")
+SINCE_PATTERN = f"^({_DURATION}|{_TIME})$"
 
 SEED_JOB = {
     "containers": [{
@@ -86,7 +103,7 @@ def error(code: int, description: str, *headers: str) -> dict[str, Any]:
 def _with_stream(ok: dict[str, Any], example: str) -> dict[str, Any]:
     """A logs call's 200: the JSON page, or with follow=true the event stream."""
     ok["content"][EVENT_STREAM] = {"schema": SSE_EVENT, "example": example}
-    return {**ok, "headers": {"X-Log-Truncated": "X-Log-Truncated"}}
+    return {**ok, "headers": {"X-Log-Truncated": "X-Log-Truncated", "X-Log-Offset": "X-Log-Offset"}}
 
 
 def _jobs_call(summary: str, description: str, ok: dict[str, Any], **responses: dict[str, Any]) -> dict[str, Any]:
@@ -99,7 +116,8 @@ def _jobs_call(summary: str, description: str, ok: dict[str, Any], **responses: 
                          "user's.", "WWW-Authenticate"),
             "404": error(404, "The region is not one this gateway serves."),
             "405": error(405, "The path does not answer this method.", "Allow"),
-            "429": error(429, "Too many failed logins from this client or for this user name.", "Retry-After"),
+            "429": error(429, "Too many failed logins from this client or for this user name, or more calls of this "
+                         "user in progress at once than GATEWAY_REQUESTS_MAX_PER_USER.", "Retry-After"),
             "500": error(500, "An internal error; the message says no more."),
             "502": error(502, "The cluster refused the gateway itself (its credentials or permissions); the operator "
                          "must fix the gateway's configuration."),
@@ -108,6 +126,11 @@ def _jobs_call(summary: str, description: str, ok: dict[str, Any], **responses: 
             **responses,
         },
     }
+
+
+def _stream_call(summary: str, description: str, ok: dict[str, Any], **responses: dict[str, Any]) -> dict[str, Any]:
+    """A call that may answer with a stream: the headers or a stream token."""
+    return {**_jobs_call(summary, description, ok, **responses), "security": STREAM_CREDENTIALS}
 
 
 def _public(tag: str, summary: str, description: str, **responses: dict[str, Any]) -> dict[str, Any]:
@@ -129,6 +152,27 @@ SSE_EVENT = {"type": "object", "properties": {"event": {"type": "string"}, "id":
                                               "data": {"type": "string"}, "retry": {"type": "integer"}}}
 
 
+def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"in": "query", "name": name, "required": False, "description": description, "schema": schema}
+
+
+FOLLOW_PARAMETER = _query(
+    "follow", "`true` or `1`: a stream of Server-Sent Events instead of a page; `false`, `0` or empty: the page. "
+    "Anything else is 400.", {"type": "string", "pattern": "^([Tt][Rr][Uu][Ee]|1|[Ff][Aa][Ll][Ss][Ee]|0)?$",
+                               "example": "true"})
+# Plain strings, not patterns: the paged call ignores them, so a schema-violating value is not always a 400.
+RESUME_PARAMETERS = [
+    _query("last_event_id", "With `follow=true`: resume after line N (the stream starts at N+1), as the header "
+           "`Last-Event-ID` (which wins) does for an EventSource that reconnects; a whole number from -1 to "
+           "2^53-2 in ASCII digits, else 400. Empty means absent.", {"type": "string", "example": "41"}),
+    {"in": "header", "name": "Last-Event-ID", "required": False, "schema": {"type": "string", "example": "41"},
+     "description": "With `follow=true`: resume after line N, as `last_event_id` does."},
+]
+WATCH_PARAMETER = _query(
+    "watch", "`true` or `1`: a stream of Server-Sent Events of the list's changes instead of the list (`event: "
+    "job`); anything else: the list.", {"type": "string", "example": "true"})
+
+
 def _stream_ok(description: str, example: str) -> dict[str, Any]:
     return {"description": description, "content": {EVENT_STREAM: {"schema": SSE_EVENT, "example": example}}}
 
@@ -138,7 +182,7 @@ def stream_operations(settings: Settings) -> dict[str, dict[str, dict[str, Any]]
     over_cap = error(429, f"More than {settings.stream_max_per_user} streams of this user at once "
                      "(GATEWAY_STREAM_MAX_PER_USER), or too many failed logins.", "Retry-After")
     return {
-        "streams.watch": {"get": _jobs_call(
+        "streams.watch": {"get": _stream_call(
             "Watch a job (extension)", "A stream of Server-Sent Events: `event: status` at the start and after each "
             "change of the job's status, conditions or instances (`data`: name, status, counts, conditions, "
             "instances as `GET .../instances` lists them); `event: end` when it succeeds, fails or is deleted. "
@@ -161,14 +205,23 @@ def operations(settings: Settings) -> dict[str, dict[str, dict[str, Any]]]:
                       f"{settings.readiness_timeout:g} s; `errors` names each such region and why.", "Retry-After")
     logs_query = LogsQuerySchema(default_size=settings.log_default_size, max_size=settings.log_max_size)
     return {
-        "jobs.list_jobs": {"get": _jobs_call(
-            "List the user's jobs", "Every Job in the user's namespace in this region. With `watch=true` (or "
-                                    "`1`), a stream of Server-Sent Events instead: `event: job` with `{\"type\": "
-                                    "\"ADDED\"|\"MODIFIED\"|\"DELETED\", \"job\": {name, status, counts, "
-                                    "conditions}}`, an ADDED per job first; `stream_token` may replace the headers.",
-            {**body("The user's jobs.", "JobList"), "links": _job_links("$response.body#/jobs/0/metadata/name")})},
+        "jobs.list_jobs": {"get": {
+            **_stream_call(
+                "List the user's jobs", "Every Job in the user's namespace in this region. With `watch=true` (or "
+                                        "`1`), a stream of Server-Sent Events instead: `event: job` with "
+                                        "`{\"type\": \"ADDED\"|\"MODIFIED\"|\"DELETED\", \"job\": {name, "
+                                        "status, counts, conditions}}`, an ADDED per job first; `stream_token` may "
+                                        "replace the headers then.",
+                {**body("The user's jobs.", "JobList"), "links": _job_links("$response.body#/jobs/0/metadata/name"),
+                 "content": {JSON: {"schema": "JobList"}, EVENT_STREAM: {
+                     "schema": SSE_EVENT, "example": 'event: job\nid: 1\ndata: {"type": "ADDED", "job": {"name": '
+                                                     '"myjob", "status": "running"}}\n\n'}}}),
+            "parameters": [WATCH_PARAMETER],
+        }},
         "jobs.get_job": {"get": _jobs_call(
-            "Get a job", "The Job, plus the names of its pods (`instance_names`).",
+            "Get a job", "The Job, plus the names of its pods (`instance_names`) and, for a job that waits or "
+                         "waited in a queue (`GATEWAY_QUEUE=kueue`), where it stands there (`queue`: its place "
+                         "among the user's waiting jobs and why it waits, or when it was admitted).",
             {**body("The job and its instances.", "JobWithInstances"), "links": links(InstanceLogs=(
                 "jobs_instance_logs", {**_SAME_REGION, "job_name": "$request.path.job_name",
                                        "instance_name": "$response.body#/instance_names/0"}))},
@@ -190,7 +243,7 @@ def operations(settings: Settings) -> dict[str, dict[str, dict[str, Any]]]:
             body("The job is being deleted.", "DeletedJob"),
             **{"404": error(404, "The region is unknown, or the user has no job of that name.")})},
         "jobs.instance_logs": {"get": {
-            **_jobs_call(
+            **_stream_call(
                 "Read an instance's log", "Lines `[from, from+size)` of one pod's log, of one day if `date` is "
                                           "given. An instance that has not started yet has no lines. " + FOLLOW.format(
                                               data='`{"offset": 12, "line": "..."}`',
@@ -198,12 +251,13 @@ def operations(settings: Settings) -> dict[str, dict[str, dict[str, Any]]]:
                 _with_stream(body("The log lines, without their line ends.", {"type": "array",
                                                                               "items": {"type": "string"}}),
                              'id: 0\ndata: {"offset": 0, "line": "test-cmd"}\n\n'),
-                **{"400": error(400, "`date`, `from` or `size` is invalid; `errors` says which."),
+                **{"400": error(400, "`date`, `from`, `size`, `since` or `timestamps` is invalid; `errors` says "
+                                "which."),
                    "404": error(404, "The region is unknown, or the job or the instance does not exist.")}),
-            "parameters": [{"in": "query", "schema": logs_query}],
+            "parameters": [{"in": "query", "schema": logs_query}, FOLLOW_PARAMETER, *RESUME_PARAMETERS],
         }},
         "jobs.job_logs": {"get": {
-            **_jobs_call(
+            **_stream_call(
                 "Read a job's log (extension)", "Every instance's lines in time order, each prefixed by "
                                                 "`[instance name]`, from the log archive: lines outlive the pods. "
                 + FOLLOW.format(data='`{"offset": 12, "instance": "myjob-x1y2z", "line": "..."}`',
@@ -211,9 +265,10 @@ def operations(settings: Settings) -> dict[str, dict[str, dict[str, Any]]]:
                 _with_stream(body("The log lines.", {"type": "array", "items": {"type": "string"},
                                                      "example": ["[myjob-x1y2z] test-cmd"]}),
                              'id: 0\ndata: {"offset": 0, "instance": "myjob-x1y2z", "line": "test-cmd"}\n\n'),
-                **{"400": error(400, "`date`, `from` or `size` is invalid; `errors` says which."),
+                **{"400": error(400, "`date`, `from`, `size`, `since` or `timestamps` is invalid; `errors` says "
+                                "which."),
                    "404": error(404, "The region is unknown, or the user has no job of that name.")}),
-            "parameters": [{"in": "query", "schema": logs_query}],
+            "parameters": [{"in": "query", "schema": logs_query}, FOLLOW_PARAMETER, *RESUME_PARAMETERS],
         }},
         **stream_operations(settings),
         "jobs.job_instances": {"get": _jobs_call(
@@ -227,6 +282,10 @@ def operations(settings: Settings) -> dict[str, dict[str, dict[str, Any]]]:
         "health.readyz": {"get": _public(
             "operations", "Readiness", "Every region's apiserver answers `GET /version` in time.",
             **{"200": body("Ready.", "StatusOk"), "503": not_ready})},
+        "health.version": {"get": _public(
+            "operations", "The gateway's version", "Its version and, when known, the git commit it was built from "
+                                                   "(what `tenx version` shows beside its own).",
+            **{"200": body("The version.", "Version")})},
         "health.status": {"get": _public(
             "operations", "The original's status call", "`API is running` when every region is ready.",
             **{"200": body("Running.", {"type": "string", "example": "API is running"}, "text/plain"),

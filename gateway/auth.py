@@ -79,7 +79,9 @@ STREAM_TOKEN_PARAMETER = "stream_token"
 def authenticate_stream(headers: Mapping[str, str], query: Mapping[str, str], users: UserStore,
                         throttle: FailureThrottle, client: str, region: str) -> str:
     """For the stream calls only (follow=true logs, watch): the headers as for every call, or a stream token in the
-    query (EventSource cannot send headers). A bad token counts as a failed login of its client."""
+    query (EventSource cannot send headers). A malformed or forged token counts as a failed login of its client; a
+    genuine one that expired (or is another region's) is refused without counting: clients reconnect with theirs
+    after a ``shutdown``, and behind one address (a NAT, an Ingress) those would lock everyone out."""
     token = query.get(STREAM_TOKEN_PARAMETER)
     if token is None:
         return authenticate(headers, users, throttle, client)
@@ -92,6 +94,8 @@ def authenticate_stream(headers: Mapping[str, str], query: Mapping[str, str], us
 
     try:
         return stream_token.verify(token, region, key_of, now=time.time())
+    except stream_token.SpentToken:
+        raise errors.Unauthorized("invalid or expired stream token", headers=_CHALLENGE) from None
     except stream_token.InvalidToken:
         throttle.record_failure((by_client,))
         raise errors.Unauthorized("invalid or expired stream token", headers=_CHALLENGE) from None

@@ -66,6 +66,10 @@ class Settings:
     tenant_default_memory: str = field(default="512Mi", metadata={"quantity": True})
     tenant_default_cpu_request: str = field(default="10m", metadata={"quantity": True})
     tenant_default_memory_request: str = field(default="32Mi", metadata={"quantity": True})
+    # job queueing: "" = none (a job's pods start at once, the quota holds back what is over it); "kueue" = each
+    # user namespace gets a LocalQueue on this ClusterQueue and jobs wait in it, suspended, until Kueue admits them
+    queue: str = ""
+    queue_cluster_queue: str = "tenx-gateway"
     # egress the tenants' NetworkPolicy blocks: CIDRs, and "@apiserver" for the Kubernetes API's addresses
     tenant_egress_deny: str = "169.254.169.254/32,fd00:ec2::254/128,@apiserver"
     log_timezone: str = "UTC"
@@ -88,6 +92,9 @@ class Settings:
     # Lease's duration, and the archive lag past which the API's /readyz says "archive lagging"
     collector_max_streams: int = field(default=2000, metadata={"min": 1, "max": 100000})
     collector_port: int = field(default=0, metadata={"min": 0, "max": 65535})
+    # the address the collectors' listener binds (the Deployment and the node collectors' DaemonSet set 0.0.0.0,
+    # for the kubelet's probes)
+    collector_host: str = "127.0.0.1"
     collector_lease_seconds: float = field(default=15.0, metadata={"min": 3, "max": 600})
     archive_lag_ready_seconds: float = field(default=60.0, metadata={"min": 1})
     # the node collector (``collect --node``): where the kubelet keeps pod logs, and the lines a second one
@@ -110,6 +117,11 @@ class Settings:
     stream_idle_seconds: float = field(default=900.0, metadata={"min": 1, "max": 86400})
     stream_max_seconds: float = field(default=3600.0, metadata={"min": 1, "max": 604800})
     stream_token_seconds: int = field(default=60, metadata={"min": 5, "max": 3600})
+    # ordinary calls (all but streams) of one user in progress at once on one host, counted until the answer's
+    # last byte is sent (one more is 429): what clients that never read can hold of the workers' memory
+    requests_max_per_user: int = field(default=32, metadata={"min": 1, "max": 100000})
+    # a client that takes no 64 KiB of an answer within this long is dropped (streams included)
+    send_timeout_seconds: float = field(default=30.0, metadata={"min": 1, "max": 3600})
     # region name -> the display_name /v1/regions shows (a region not listed shows its name)
     region_display_names: Mapping[str, str] = field(default_factory=lambda: {"us": "North America"})
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
 from typing import Any, Iterator
 
 import orjson
 
-from . import errors, joblist, logs, timefmt
+from . import errors, joblist, logs, queueing, timefmt
 from .cache import RegionCache, cache_of
 from .cache.entries import PodEntry, get_body, list_chunks
 from .store import ContainerKey, LogStore
@@ -18,7 +19,8 @@ from .store.records import instance_record
 from .config import Settings
 from .kube import Kube, LogNotAvailable
 from .manifest import build_job
-from .names import POD_JOB_NAME_LABELS
+from .names import LOCAL_QUEUE, POD_JOB_NAME_LABELS
+from .schemas import LOG_MAX_OFFSET
 from .scheduling import pod_scheduling
 from .tenancy import Tenant, TenantWalls, held_back
 
@@ -62,11 +64,17 @@ def get_job(kube: Kube, tenant: Tenant, name: str) -> Any:
     if cache is None or job is None:
         return _get_job_direct(kube, tenant, name)
     pods = cache.pods_of(job)
-    if sum(pod.live for pod in pods) >= job.wanted:
+    if not job.queue and sum(pod.live for pod in pods) >= job.wanted:
         return orjson.Fragment(get_body(job, pods))
     parsed = orjson.loads(job.body)
     _show_held_back(parsed, held_back(kube, parsed, _phases(pods)))
-    return {"instance_names": [pod.name for pod in pods], **parsed}
+    return _with_queue(kube, {"instance_names": [pod.name for pod in pods], **parsed})
+
+
+def _with_queue(kube: Kube, body: dict[str, Any]) -> dict[str, Any]:
+    """A Job that went through a queue says where it stands there, as ``queue`` beside it (see queueing.py)."""
+    queue = queueing.describe(kube, body)
+    return body if queue is None else {**body, "queue": queue}
 
 
 def _phases(pods: list[PodEntry]) -> list[dict[str, Any]]:
@@ -82,7 +90,7 @@ def _get_job_direct(kube: Kube, tenant: Tenant, name: str) -> dict[str, Any]:
     job = kube.get_job(tenant.namespace, name)
     pods = _selected(job, labelled.result().get("items") or [])
     _show_held_back(job, held_back(kube, job, pods))
-    return {"instance_names": [pod["metadata"]["name"] for pod in pods], **_with_self_link(job)}
+    return _with_queue(kube, {"instance_names": [pod["metadata"]["name"] for pod in pods], **_with_self_link(job)})
 
 
 HELD_BACK_CONDITION = "PodsHeldBack"
@@ -123,7 +131,8 @@ def create_job(kube: Kube, walls: TenantWalls, tenant: Tenant, name: str, spec: 
                settings: Settings) -> dict[str, Any]:
     """Create the Job in the tenant's namespace, which is made theirs and walled first (see ``tenancy``)."""
     manifest = build_job(spec, name=name, namespace=tenant.namespace, username=tenant.username,
-                         host_volume_root=settings.host_volume_root, scheduling=pod_scheduling(settings))
+                         host_volume_root=settings.host_volume_root, scheduling=pod_scheduling(settings),
+                         queue=LOCAL_QUEUE if settings.queue else None)
     try:
         walls.ensure(kube, tenant)
         try:
@@ -177,21 +186,40 @@ def instance_log(kube: Kube, archive: LogStore, tenant: Tenant, job_name: str, i
     except errors.NotFound:
         if not archive.known_instance(tenant.archive, job_name, instance):
             raise
-        if query["size"] == 0:
-            return logs.Page([])
-        # the container the live path reads: the first in the pod spec, which carries the job's name
-        container = job_name
-        with contextlib.closing(archive.iter_read(tenant.archive, instance, container, day=query["date"],
-                                                  offset=query["offset"], size=query["size"])) as lines:
-            return logs.capped(lines, settings.log_max_bytes)  # stops reading at the byte cap
-    try:
-        return _live_log(kube, tenant, pod, query, settings, archive, job_name)
-    except errors.NotFound:  # the pod went since it was looked up: its lines are in the archive
-        if not archive.known_instance(tenant.archive, job_name, instance):
-            raise
-        with contextlib.closing(archive.iter_read(tenant.archive, instance, job_name, day=query["date"],
-                                                  offset=query["offset"], size=query["size"])) as lines:
-            return logs.capped(lines, settings.log_max_bytes)
+    else:
+        try:
+            return _live_log(kube, tenant, pod, query, settings, archive, job_name)
+        except errors.NotFound:  # the pod went since it was looked up: its lines are in the archive
+            if not archive.known_instance(tenant.archive, job_name, instance):
+                raise
+    return _archived_log(archive, tenant, job_name, instance, query, settings.log_max_bytes)
+
+
+def _stamped(query: dict[str, Any]) -> bool:
+    """``since`` or ``timestamps=true``: the page is read with each line's stamp (logs.stamped_page)."""
+    return query.get("since") is not None or bool(query.get("timestamps"))
+
+
+def _reach(query: dict[str, Any]) -> int:
+    """How far a stamped read may go from ``from``: the page, or with ``since`` on to the log's end (it moves on
+    until a line is recent enough, and only a page of lines is kept)."""
+    return query["size"] if query["since"] is None else LOG_MAX_OFFSET - query["offset"]
+
+
+def _archived_log(archive: LogStore, tenant: Tenant, job_name: str, instance: str, query: dict[str, Any],
+                  cap: int) -> logs.Page:
+    """A gone pod's page, from the archive; the container the live path reads is the first in the pod spec, which
+    carries the job's name. Reading stops at the byte cap."""
+    if query["size"] == 0:
+        return logs.Page([])
+    if _stamped(query):
+        with contextlib.closing(archive.iter_read_stamped(tenant.archive, instance, job_name, day=query["date"],
+                                                          offset=query["offset"], size=_reach(query))) as rows:
+            return logs.stamped_page(((ts, "", text) for ts, text in rows), query["offset"], query["size"],
+                                     query["since"], query["timestamps"], cap)
+    with contextlib.closing(archive.iter_read(tenant.archive, instance, job_name, day=query["date"],
+                                              offset=query["offset"], size=query["size"])) as lines:
+        return logs.capped(lines, cap)
 
 
 def _live_log(kube: Kube, tenant: Tenant, pod: dict[str, Any], query: dict[str, Any],
@@ -203,6 +231,8 @@ def _live_log(kube: Kube, tenant: Tenant, pod: dict[str, Any], query: dict[str, 
     if size == 0:
         return logs.Page([])
     try:
+        if _stamped(query):
+            return _stamped_live_page(kube, tenant, instance, container, query, settings)
         archived = None
         if archive is not None and _never_restarted(pod, container):
             archived = archived_page(kube, archive, tenant, ContainerKey(tenant.archive, job_name, instance, container),
@@ -218,6 +248,23 @@ def _live_log(kube: Kube, tenant: Tenant, pod: dict[str, Any], query: dict[str, 
             return logs.page_capped(logs.within(logs.iter_lines(chunks, cap), start, end), offset, size, cap)
     except LogNotAvailable:
         return logs.Page([])
+
+
+def _stamped_live_page(kube: Kube, tenant: Tenant, instance: str, container: str, query: dict[str, Any],
+                       settings: Settings) -> logs.Page:
+    """``since`` or ``timestamps`` on a live pod: its timestamped log, numbered exactly as the plain read's (a
+    line each; of ``date``'s day from the day's first). The archive splice (``archived_page``) is not used here."""
+    offset, day, cap = query["offset"], query["date"], settings.log_max_bytes
+    bounds = logs.day_bounds(day, settings.log_timezone) if day is not None else None
+    with kube.pod_log(tenant.namespace, instance, container=container, timestamps=True,
+                      since_time=timefmt.rfc3339(bounds[0]) if bounds else None) as chunks:
+        if bounds is None:
+            rows = ((line.ts_ns, "", line.text) for line in
+                    parse_stamped(logs.iter_lines(logs.skip_lines(chunks, offset), cap)))
+        else:
+            stamped = ((line.ts_ns, "", line.text) for line in parse_stamped(logs.iter_lines(chunks, cap)))
+            rows = islice(logs.stamped_within(stamped, *bounds), offset, None)
+        return logs.stamped_page(rows, offset, query["size"], query["since"], query["timestamps"], cap)
 
 
 def _never_restarted(pod: dict[str, Any], container: str) -> bool:
@@ -317,9 +364,15 @@ def job_log(kube: Kube, archive: LogStore, tenant: Tenant, job_name: str, query:
     if not query["size"]:
         _require_job_somewhere(kube, archive, tenant, job_name)
         return logs.Page([])
-    with contextlib.closing(archive.iter_read_job(tenant.archive, job_name, day=query["date"],
-                                                  offset=query["offset"], size=query["size"])) as rows:
-        page = logs.capped((f"[{instance}] {text}" for instance, text in rows), max_bytes)
+    if _stamped(query):
+        with contextlib.closing(archive.iter_read_job_stamped(tenant.archive, job_name, day=query["date"],
+                                                              offset=query["offset"], size=_reach(query))) as rows:
+            page = logs.stamped_page(((ts, f"[{instance}] ", text) for instance, ts, text in rows),
+                                     query["offset"], query["size"], query["since"], query["timestamps"], max_bytes)
+    else:
+        with contextlib.closing(archive.iter_read_job(tenant.archive, job_name, day=query["date"],
+                                                      offset=query["offset"], size=query["size"])) as rows:
+            page = logs.capped((f"[{instance}] {text}" for instance, text in rows), max_bytes)
     if not page.lines:
         _require_job_somewhere(kube, archive, tenant, job_name)
     return page

@@ -17,13 +17,44 @@ from gunicorn.glogging import Logger
 
 ROUTE_KEY = "tenx.route"
 USER_KEY = "tenx.user"
-# A stream token (a query parameter of the stream calls) never reaches a log line, whatever logs a URL.
-_STREAM_TOKEN = re.compile(r"(stream_token(?:=|%3D|\\?[\"']?\s*:\s*\\?[\"']))[^&\s\"'\\]+", re.IGNORECASE)
+
+
+def _spelled_any_way(name: str) -> str:
+    """A pattern for ``name`` with any of its characters percent-encoded (``stream%5Ftoken``, ``%73tream_token``):
+    werkzeug decodes a query's names, so each of those spellings carries a token, and gunicorn logs an invalid
+    request line as it came."""
+    return "".join(f"(?:{re.escape(ch)}|%{ord(ch):02x})" for ch in name)
+
+
+_QUOTE = r"(?:\\?[\"'])?"  # a quote, JSON-escaped or not (these patterns run over the JSON line)
+_EQUALS = rf"{_QUOTE}\s*(?:[:=]|%3a|%3d)\s*{_QUOTE}\s*"  # = (a query), : (a header, a JSON key), encoded or not
+_SCHEME = r"(?:token|bearer|basic)(?:\s+|%20|\+)"
+_VALUE = r"[^&\s\"'\\,;]+"
+# What looks like a credential, whatever logs it (gunicorn's own warnings quote a bad header line or request line
+# verbatim): the value of a stream token parameter, however spelled; an Authorization header's value, with or
+# without its colon; a value after the word "token" or "Bearer"; and any run of 40 or more URL-safe base64
+# characters mixing upper and lower case (an API token is 43, each half of a stream token as long or longer).
+_CREDENTIALS = re.compile(
+    rf"({_spelled_any_way('stream_token')}{_EQUALS}){_VALUE}"
+    rf"|(authorization(?:{_EQUALS}(?:{_SCHEME})?|\s+{_SCHEME})){_VALUE}"
+    rf"|(\b(?:token|bearer)(?:\s+|%20|\+))[A-Za-z0-9_\-.~+/=]{{20,}}",
+    re.IGNORECASE)
+_TOKEN_SHAPED = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{40,}(?![A-Za-z0-9_-])")
+REDACTED = "[redacted]"
+
+
+def _keep_the_name(match: re.Match) -> str:
+    return next(group for group in match.groups() if group is not None) + REDACTED
+
+
+def _if_mixed_case(match: re.Match) -> str:
+    run = match.group()
+    return REDACTED if any(c.isupper() for c in run) and any(c.islower() for c in run) else run
 
 
 def redact(text: str) -> str:
-    """``text`` with the value of any ``stream_token=...`` (or ``"stream_token": "..."``) replaced."""
-    return _STREAM_TOKEN.sub(r"\1[redacted]", text) if "stream_token" in text.lower() else text
+    """``text`` with every credential-looking value replaced by ``[redacted]`` (the name before it kept)."""
+    return _TOKEN_SHAPED.sub(_if_mixed_case, _CREDENTIALS.sub(_keep_the_name, text))
 
 
 class JsonFormatter(logging.Formatter):

@@ -34,6 +34,7 @@ _UNAVAILABLE_STATUSES = {429, 500, 502, 503, 504}
 _RBAC_DENIAL = re.compile(r'\b(User|ServiceAccount|Group) "[^"]*" cannot ')
 _PLURALS = {"ResourceQuota": "resourcequotas", "LimitRange": "limitranges", "NetworkPolicy": "networkpolicies"}
 _CHUNK = 64 * 1024
+KUEUE_API = "/apis/kueue.x-k8s.io/v1beta2"
 
 
 class LogNotAvailable(Exception):
@@ -242,6 +243,24 @@ class Kube:
         return self._json("PATCH", f"{base}/namespaces/{_q(metadata['namespace'])}/{plural}/{_q(metadata['name'])}",
                           query={"fieldManager": "tenx-gateway", "force": "true"}, body=manifest,
                           content_type="application/apply-patch+yaml", own=True)  # its own objects: 403 is 502
+
+    # -- job queueing (GATEWAY_QUEUE=kueue; gateway/queueing.py) ----------------------------------------------
+
+    def get_local_queue(self, namespace: str, name: str) -> dict[str, Any]:
+        return self._json("GET", f"{KUEUE_API}/namespaces/{_q(namespace)}/localqueues/{_q(name)}", own=True)
+
+    def create_local_queue(self, namespace: str, manifest: dict[str, Any]) -> None:
+        """Create a tenant's LocalQueue; one that already exists is fine (another worker may have won the race).
+        Not a server-side apply: its ClusterQueue cannot change once it is made."""
+        try:
+            self._send("POST", f"{KUEUE_API}/namespaces/{_q(namespace)}/localqueues", body=manifest, own=True)
+        except errors.Conflict:
+            pass
+
+    def list_workloads(self, namespace: str, label_selector: str | None = None) -> dict[str, Any]:
+        """Kueue's Workloads in a namespace: one per queued Job, with its place in the queue and why it waits."""
+        return self._json("GET", f"{KUEUE_API}/namespaces/{_q(namespace)}/workloads",
+                          query={"labelSelector": label_selector} if label_selector else None)
 
     def list_events(self, namespace: str, field_selector: str) -> dict[str, Any]:
         return self._json("GET", f"/api/v1/namespaces/{_q(namespace)}/events", query={"fieldSelector": field_selector})

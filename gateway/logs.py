@@ -6,14 +6,18 @@ of a huge log costs little.
 from __future__ import annotations
 
 import datetime as dt
-from itertools import islice
-from typing import Iterable, Iterator, NamedTuple
+from itertools import chain, islice
+from typing import Iterable, Iterator, NamedTuple, TypeVar
 from zoneinfo import ZoneInfo
 
 import orjson
 
+from . import timefmt
+
 UTC = dt.timezone.utc
 _SECONDS = len("2006-01-02T15:04:05")
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
+T = TypeVar("T", bound=tuple)
 
 
 def iter_lines(chunks: Iterable[bytes], max_line_bytes: int | None = None) -> Iterator[str]:
@@ -126,6 +130,49 @@ class Page(NamedTuple):
     lines: list[str]
     # cut short by the byte limit: fewer lines than asked for, though the log may go on
     truncated: bool = False
+    # with ``since``: the offset of the first line (past the page's end, where the next line will be, if none)
+    first: int | None = None
+
+
+def since_seek(stamped: Iterable[T], since_ns: int | None) -> tuple[int, Iterator[T]]:
+    """``since``: skip the leading items (whose first field is a line's stamp, in ns) stamped before ``since_ns``.
+    (How many were skipped, the rest.) A log is in time order, so this is a seek: what follows is not filtered."""
+    rest = iter(stamped)
+    if since_ns is None:
+        return 0, rest
+    skipped = 0
+    for item in rest:
+        if item[0] >= since_ns:
+            return skipped, chain((item,), rest)
+        skipped += 1
+    return skipped, iter(())
+
+
+def stamped_within(lines: Iterable[T], start: dt.datetime, end: dt.datetime) -> Iterator[T]:
+    """``within`` for stamped lines ((ts_ns, text) first fields): those stamped in [start, end); the first at or
+    past ``end`` ends the read."""
+    low, high = _ns(start), _ns(end)
+    for line in lines:
+        if line[0] >= high:
+            return
+        if line[0] >= low:
+            yield line
+
+
+def stamped_page(rows: Iterable[tuple[int, str, str]], offset: int, size: int, since_ns: int | None,
+                 timestamps: bool, max_bytes: int) -> Page:
+    """A page of (ts_ns, prefix, text) rows read from ``offset``: moved on past the rows stamped before ``since_ns``,
+    ``size`` of them at most ``max_bytes``, each ``prefix`` + (with ``timestamps``) its RFC 3339 stamp and a space
+    + text. ``first`` is the offset the page starts at, when ``since`` may have moved it."""
+    skipped, rest = since_seek(rows, since_ns)
+    lines = (f"{prefix}{timefmt.rfc3339_nano(ts)} {text}" if timestamps else prefix + text
+             for ts, prefix, text in islice(rest, size))
+    page = capped(lines, max_bytes)
+    return page if since_ns is None else page._replace(first=offset + skipped)
+
+
+def _ns(moment: dt.datetime) -> int:
+    return (moment - _EPOCH) // dt.timedelta(microseconds=1) * 1000
 
 
 def json_size(line: str) -> int:

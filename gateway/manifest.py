@@ -11,7 +11,8 @@ import posixpath
 from typing import Any
 
 from . import scheduling as _scheduling
-from .names import JOB_NAME_LABEL, MANAGED_BY, MANAGED_BY_LABEL, USERNAME_ANNOTATION, container_names
+from .names import (JOB_NAME_LABEL, MANAGED_BY, MANAGED_BY_LABEL, QUEUE_LABEL, USERNAME_ANNOTATION,
+                    container_names)
 from .schemas import TIMEZONE_VOLUME
 
 LOCALTIME = "/etc/localtime"
@@ -36,11 +37,16 @@ def host_volume_path(root: str, username: str, job_name: str, volume_name: str) 
 
 
 def build_job(spec: dict[str, Any], *, name: str, namespace: str, username: str,
-              host_volume_root: str, scheduling: _scheduling.PodScheduling | None = None) -> dict[str, Any]:
-    """``scheduling``: the operator's nodeSelector and tolerations (GATEWAY_POD_*), the same for every pod."""
+              host_volume_root: str, scheduling: _scheduling.PodScheduling | None = None,
+              queue: str | None = None) -> dict[str, Any]:
+    """``scheduling``: the operator's nodeSelector and tolerations (GATEWAY_POD_*), the same for every pod.
+    ``queue``: the LocalQueue the Job waits in (GATEWAY_QUEUE=kueue); it is created suspended, and Kueue
+    unsuspends it when it admits it."""
     # managed-by on the pods too: the collector's watch selects them by it, server side
     labels = {JOB_NAME_LABEL: name, MANAGED_BY_LABEL: MANAGED_BY}
     job_spec: dict[str, Any] = {"parallelism": 1, "completions": 1}
+    if queue is not None:
+        job_spec["suspend"] = True
     for key, field in _JOB_SPEC_EXTENSIONS.items():
         if spec.get(key) is not None:
             job_spec[field] = spec[key]
@@ -49,10 +55,11 @@ def build_job(spec: dict[str, Any], *, name: str, namespace: str, username: str,
         "spec": _pod_spec(spec, name=name, username=username, host_volume_root=host_volume_root),
     }
     _scheduling.apply(job_spec["template"]["spec"], scheduling)
+    job_labels = dict(labels) if queue is None else {**labels, QUEUE_LABEL: queue}  # the Job's, not its pods'
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
+        "metadata": {"name": name, "namespace": namespace, "labels": job_labels},
         "spec": job_spec,
     }
 

@@ -14,8 +14,16 @@ import re
 import time
 
 from flask import Flask, Response, g, request
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest, start_http_server
+from prometheus_client import (REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest,
+                               start_http_server)
 from prometheus_client.multiprocess import MultiProcessCollector
+
+from .version import __version__, commit
+
+# A metric without labels writes its multiprocess file as soon as it is defined: the directory must be there even
+# in a process gunicorn.conf.py did not prepare (the CLI, the collector, with the variable inherited).
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 
 UNMATCHED = "<unmatched>"  # 404 and 405 answers: no rule, and the raw path is not a label value
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
@@ -33,6 +41,13 @@ KUBE_LATENCY = Histogram("tenx_gateway_kube_request_duration_seconds",
 KUBE_ERRORS = Counter("tenx_gateway_kube_errors_total",
                       "Apiserver calls that failed, by verb, resource and code (an HTTP status, or 'unreachable').",
                       ["verb", "resource", "code"])
+STREAMS_REFUSED = Counter("tenx_gateway_streams_refused_total",
+                          "Stream calls answered 429 because their user already held GATEWAY_STREAM_MAX_PER_USER "
+                          "streams (the slots were full).")
+# Which build answers (the usual *_build_info pattern: join on it, or alert on two versions at once); "max" sums the
+# workers' files to one series of value 1.
+BUILD_INFO = Gauge("tenx_gateway_build_info", "Always 1; its labels say the gateway's version and the git commit it "
+                   "was built from ('' when unknown).", ["version", "commit"], multiprocess_mode="max")
 
 # /api/v1/namespaces/<ns>/pods/<name>/log -> pods/log ; /apis/batch/v1/namespaces/<ns>/jobs -> jobs
 _RESOURCE_PATH = re.compile(r"^/apis?/(?:[^/]+/)?v[^/]+(?:/namespaces/[^/]+)?/([^/?]+)(?:/[^/?]+(?:/([^/?]+))?)?")
@@ -115,5 +130,6 @@ def _observe(response: Response) -> Response:
 
 
 def init_app(app: Flask) -> None:
+    BUILD_INFO.labels(__version__, commit() or "").set(1)
     app.before_request(_start_timer)
     app.after_request(_observe)

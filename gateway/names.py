@@ -18,6 +18,10 @@ MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "tenx-gateway"
 USERNAME_ANNOTATION = "tenx-gateway/username"
 JOB_NAME_LABEL = "name"  # the original put name=<job> on the Job and its pod template
+# Kueue (GATEWAY_QUEUE=kueue): the label that puts a Job in a LocalQueue, and the LocalQueue the gateway makes in
+# each user namespace (the admission policy allows that one name only)
+QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+LOCAL_QUEUE = "tenx-gateway"
 # Set on pods by the Job controller: the new key since Kubernetes 1.27, the legacy key before.
 POD_JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
 

@@ -8,7 +8,6 @@ which status codes it answers with and why. A route with no entry there still ap
 from __future__ import annotations
 
 import re
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from apispec import APISpec
@@ -20,6 +19,7 @@ from . import response_schemas as rs
 from .api_operations import PATH_PARAMETER_SCHEMAS, PATH_PARAMETERS, QUERY_PARAMETERS, TAGS, operations
 from .config import Settings
 from .schemas import JobSpecSchema
+from .version import __version__
 
 OPENAPI_VERSION = "3.0.3"
 IMPLICIT_METHODS = {"HEAD", "OPTIONS"}
@@ -37,7 +37,7 @@ SCHEMAS = {
     "Error": rs.ErrorSchema, "Job": rs.JobSchema, "JobWithInstances": rs.JobWithInstancesSchema,
     "JobList": rs.JobListSchema, "CreatedJob": rs.CreatedJobSchema, "DeletedJob": rs.DeletedJobSchema,
     "Instance": rs.InstanceSchema, "InstanceList": rs.InstanceListSchema,
-    "StatusOk": rs.StatusOkSchema, "Region": rs.RegionSchema, "RegionList": rs.RegionListSchema,
+    "StatusOk": rs.StatusOkSchema, "Version": rs.VersionSchema, "Region": rs.RegionSchema, "RegionList": rs.RegionListSchema,
     "JobSpec": JobSpecSchema, "StreamToken": rs.StreamTokenSchema,
 }
 
@@ -49,6 +49,9 @@ HEADERS = {
     "X-Log-Truncated": {"description": "`true` when the page was cut short at `GATEWAY_LOG_MAX_BYTES` of text: it "
                                        "holds fewer lines than asked for; continue from `from` + their number",
                         "schema": {"type": "string", "enum": ["true"]}},
+    "X-Log-Offset": {"description": "with `since`: the offset (as `from` counts) of the page's first line, or where "
+                                    "the next line will be when no line is that recent; continue from it plus the "
+                                    "page's number of lines", "schema": {"type": "integer", "minimum": 0}},
 }
 
 SECURITY_SCHEMES = {
@@ -56,6 +59,9 @@ SECURITY_SCHEMES = {
                  "description": "The user name the token belongs to."},
     "token": {"type": "apiKey", "in": "header", "name": "Authorization",
               "description": "`token <api token>`: the word `token`, a space, then the user's API token."},
+    "streamToken": {"type": "apiKey", "in": "query", "name": "stream_token",
+                    "description": "On the stream calls only (`follow=true` logs, `watch=true` list, watch): a token "
+                                   "from `POST .../stream-tokens` instead of the two headers; anywhere else 401."},
 }
 
 
@@ -86,7 +92,7 @@ def undocumented(app: Flask, settings: Settings) -> list[str]:
 
 
 def build_spec(app: Flask, settings: Settings) -> dict[str, Any]:
-    spec = APISpec(title="tenx-gateway", version=_version(), openapi_version=OPENAPI_VERSION,
+    spec = APISpec(title="tenx-gateway", version=__version__, openapi_version=OPENAPI_VERSION,
                    plugins=[MarshmallowPlugin()], info={"description": DESCRIPTION})
     for name, schema in SCHEMAS.items():
         spec.components.schema(name, schema=schema)
@@ -149,10 +155,3 @@ def _describe_query_parameters(document: dict[str, Any], settings: Settings) -> 
                     # `date=`, `from=`, `size=` with nothing after: as if absent, as the original's clients send them
                     parameter["schema"] = {"anyOf": [schema, {"type": "string", "maxLength": 0}]}
                     parameter["description"] = description + " Empty means absent."
-
-
-def _version() -> str:
-    try:
-        return version("tenx-gateway")
-    except PackageNotFoundError:
-        return "0.0.0"

@@ -55,9 +55,36 @@ class JobSchema(_Open):
         "conditions": [{"type": "Complete", "status": "True"}], "startTime": "2016-05-24T03:21:52Z", "succeeded": 1}})
 
 
+class QueueSchema(_Closed):
+    """Where a job stands in its Kueue queue (GATEWAY_QUEUE=kueue), from its Workload's conditions."""
+
+    name = fields.String(required=True, metadata={"description": "the LocalQueue in the user's namespace",
+                                                  "example": "tenx-gateway"})
+    state = fields.String(required=True, validate=OneOf(["queued", "admitted"]), metadata={
+        "description": "queued: suspended, waiting for Kueue to admit it; admitted: Kueue let it start"})
+    cluster_queue = fields.String(metadata={"description": "the ClusterQueue that admitted it, once it has"})
+    position = fields.Integer(metadata={"description": "while queued: its place among the user's waiting jobs in "
+                                                       "Kueue's order (1 goes next; older first, to the second)",
+                                        "example": 2})
+    waiting = fields.Integer(metadata={"description": "while queued: the user's jobs waiting in the queue",
+                                       "example": 5})
+    reason = fields.String(metadata={"description": "while queued: why it waits (the Workload's QuotaReserved "
+                                                    "reason, or NoWorkload before Kueue has taken it)",
+                                     "example": "Pending"})
+    message = fields.String(metadata={"description": "Kueue's words for it", "example": (
+        "couldn't assign flavors to pod set main: insufficient unused quota for pods in flavor tenx-gateway, "
+        "1 more needed")})
+    since = fields.String(metadata={"description": "since when that reason holds"})
+    queued_at = fields.String(metadata={"description": "when it entered the queue"})
+    admitted_at = fields.String(metadata={"description": "once admitted: when (Kueue's Admitted condition, or the "
+                                                         "Job's start once it is unsuspended)"})
+
+
 class JobWithInstancesSchema(JobSchema):
     instance_names = fields.List(fields.String(), required=True,
                                  metadata={"description": "the job's pods, oldest first"})
+    queue = fields.Nested(QueueSchema, metadata={
+        "description": "present for a job that went through a queue (GATEWAY_QUEUE=kueue): where it stands there"})
 
 
 class JobListSchema(_Closed):
@@ -113,6 +140,13 @@ class InstanceListSchema(_Closed):
 
 class StatusOkSchema(_Closed):
     status = fields.String(required=True, validate=OneOf(["ok"]))
+
+
+class VersionSchema(_Closed):
+    version = fields.String(required=True, metadata={"description": "the gateway's version (PEP 440)",
+                                                     "example": "0.2.0"})
+    commit = fields.String(metadata={"description": "the git commit it was built from, when known",
+                                     "example": "d691d79c0ffee5e1b1e2d26d2b0c8e7f5a1b2c3d"})
 
 
 class RegionSchema(_Closed):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, post_lo
 from marshmallow.validate import Length, OneOf, Range, Validator
 
 from .names import DNS1123_LABEL, DNS1123_LABEL_MAX
+from .timefmt import EPOCH, NS
 
 TIMEZONE_VOLUME = "tenxcloud-time-zone"
 SUPPORTED_VOLUME_TYPES = ("host",)
@@ -25,6 +27,11 @@ QUANTITY = re.compile(r"(\d+(\.\d*)?|\.\d+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?\d+)?
 ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
 NO_WHITE_SPACE = re.compile(r"\S+")
 LOG_DATE = re.compile(r"^\d{4}\.\d{2}\.\d{2}$")
+# The logs calls' ``since``: a duration back from now, Go style as kubectl's --since takes it (``10m``, ``1h30m``),
+# or an RFC 3339 time; ASCII digits only (``\d`` would take any script's).
+SINCE_DURATION = re.compile(r"(?:([0-9]{1,9})h)?(?:([0-9]{1,9})m)?(?:([0-9]{1,9})s)?")
+SINCE_TIME = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.([0-9]{1,9}))?"
+                        r"([Zz]|[+-][0-9]{2}:[0-9]{2})")
 # The largest `from`: beyond it no log reaches, and the stores' 64-bit integers (and islice) would overflow.
 LOG_MAX_OFFSET = 2**53 - 1
 
@@ -244,9 +251,66 @@ class JobSpecSchema(StrictSchema):
             raise ValidationError(errors)
 
 
+WHOLE_NUMBER = re.compile(r"-?[0-9]+")
+
+
+class WholeNumber(fields.Integer):
+    """A query's whole number in ASCII digits, optionally negative: ``int()`` alone would also take ``1_000``,
+    ``\u0663`` (an Arabic-Indic three), ``\uff11\uff12`` (full-width) and surrounding white space, which
+    ``last_event_id`` refuses."""
+
+    def _validated(self, value: Any) -> int:
+        if isinstance(value, str) and not (value.isascii() and WHOLE_NUMBER.fullmatch(value)):
+            raise self.make_error("invalid")
+        return super()._validated(value)
+
+
+class QueryFlag(fields.Field):
+    """A query parameter's ``true``/``1`` or ``false``/``0`` (any case), as ``follow`` takes them."""
+
+    default_error_messages = {"invalid": "must be true or false"}
+    _VALUES = {"true": True, "1": True, "false": False, "0": False}
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, str) or value.lower() not in self._VALUES:
+            raise self.make_error("invalid")
+        return self._VALUES[value.lower()]
+
+
+class Since(fields.Field):
+    """``10m``, ``1h30m``, ``45s`` (back from now) or an RFC 3339 time (``2026-11-28T09:00:00.5Z``, an offset
+    instead of ``Z`` too), loaded as nanoseconds since the epoch, as the archive stamps lines."""
+
+    default_error_messages = {"invalid": "must be a duration such as 10m, 1h30m or 45s, or an RFC 3339 time such as "
+                                         "2026-11-28T09:00:00Z"}
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> int:
+        text = value if isinstance(value, str) else ""
+        duration = SINCE_DURATION.fullmatch(text)
+        if text and duration:
+            hours, minutes, seconds = (int(part or 0) for part in duration.groups())
+            back = (hours * 3600 + minutes * 60 + seconds) * NS
+            return max(time.time_ns() - back, 0)  # further back than 1970: every line
+        stamp = SINCE_TIME.fullmatch(text)
+        if stamp is None:
+            raise self.make_error("invalid")
+        whole, fraction, zone = stamp.groups()
+        try:
+            moment = dt.datetime.fromisoformat(f"{whole[:10]}T{whole[11:]}{'+00:00' if zone in 'Zz' else zone}")
+        except ValueError:
+            raise self.make_error("invalid") from None
+        seconds = (moment - EPOCH) // dt.timedelta(seconds=1)
+        return seconds * NS + int((fraction or "0").ljust(9, "0"))
+
+
 class LogsQuerySchema(Schema):
-    """``date=YYYY.MM.DD&from=N&size=M``; ``size`` defaults and caps come from the settings. An empty parameter
-    (``date=``, as an old client's form or template leaves it) means the parameter is absent."""
+    """``date=YYYY.MM.DD&from=N&size=M``, ``since`` and ``timestamps``; ``size`` defaults and caps come from the
+    settings. An empty parameter (``date=``, as an old client's form or template leaves it) means the parameter is
+    absent.
+
+    ``since`` moves the start of the page (or stream) forward to the first line stamped at or after it: ``from`` and
+    ``size`` count lines exactly as without it, and the answer says where it started (``X-Log-Offset``).
+    ``timestamps=true`` puts each line's RFC 3339 stamp before its text."""
 
     class Meta:
         unknown = EXCLUDE
@@ -258,9 +322,11 @@ class LogsQuerySchema(Schema):
         return data
 
     date = fields.String(load_default=None)
-    offset = fields.Integer(data_key="from", load_default=0,
-                            validate=Range(min=0, max=LOG_MAX_OFFSET, error="must be from 0 to {max}"))
-    size = fields.Integer(load_default=None, validate=Range(min=0, error="must be 0 or more"))
+    offset = WholeNumber(data_key="from", load_default=0,
+                         validate=Range(min=0, max=LOG_MAX_OFFSET, error="must be from 0 to {max}"))
+    size = WholeNumber(load_default=None, validate=Range(min=0, error="must be 0 or more"))
+    since = Since(load_default=None)
+    timestamps = QueryFlag(load_default=False)
 
     def __init__(self, *, default_size: int, max_size: int, **kwargs: Any):
         super().__init__(**kwargs)

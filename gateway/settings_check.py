@@ -25,6 +25,7 @@ from .walls import egress_denied
 
 REGION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 NAMESPACE_PREFIX = re.compile(r"[a-z0-9][-a-z0-9]{0,39}")
+QUEUES = ("", "kueue")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
@@ -130,7 +131,10 @@ _SHAPES: dict[str, Callable[[Any], str | None]] = {
     "host_volume_root": lambda v: None if v.startswith("/") else "an absolute path",
     "data_dir": lambda v: None if v.strip() else "a directory path",
     "metrics_bind": lambda v: bind_problem(v, metrics=True),
+    "collector_host": lambda v: None if re.fullmatch(r"[A-Za-z0-9.-]+", v) else "an IPv4 address or a host name",
     "tenant_egress_deny": _egress,
+    "queue": lambda v: None if v in QUEUES else "empty (no queue) or kueue",
+    "queue_cluster_queue": lambda v: None if is_dns1123_label(v) else "a ClusterQueue's name (a DNS-1123 label)",
     "pod_node_selector": lambda v: _parses(scheduling.parse_node_selector, v, scheduling.SELECTOR_ACCEPTS),
     "pod_tolerations": lambda v: _parses(scheduling.parse_tolerations, v, scheduling.TOLERATIONS_ACCEPTS),
 }

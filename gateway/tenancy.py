@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
-from . import errors, walls
+from . import errors, queueing, walls
 from .config import Settings
 from .kube import Kube
 from .manifest import namespace_manifest
@@ -88,6 +88,8 @@ class TenantWalls:
         denied = walls.egress_denied(self._settings.tenant_egress_deny, self._apiserver_addresses(kube, tenant))
         for manifest in walls.tenant_walls(tenant.namespace, self._settings, denied):
             kube.apply(manifest)
+        if self._settings.queue:
+            queueing.ensure_local_queue(kube, tenant.namespace, self._settings.queue_cluster_queue)
         with self._lock:
             self._checked[key] = time.monotonic() + _RECHECK_SECONDS
 

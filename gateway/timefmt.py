@@ -25,6 +25,13 @@ def rfc3339_micro(moment: dt.datetime) -> str:
     return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
+def rfc3339_nano(ns: int) -> str:
+    """``2026-11-28T09:00:00.123456789Z``: a log line's stamp as ``timestamps=true`` shows it, always nine digits
+    (kubelets trim trailing zeros; a fixed width sorts and aligns)."""
+    seconds, fraction = divmod(ns, NS)
+    return (EPOCH + dt.timedelta(seconds=seconds)).replace(tzinfo=None).isoformat() + f".{fraction:09d}Z"
+
+
 def parse_rfc3339(stamp: str | None) -> dt.datetime | None:
     """An aware datetime for an RFC 3339 stamp (``Z`` or an offset; fractions past microseconds are cut), or None
     for an empty or unreadable one. A stamp without a zone is taken as UTC, as Kubernetes writes UTC."""

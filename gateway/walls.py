@@ -5,14 +5,16 @@
 - a LimitRange, so a container whose job.json names no limits still gets requests and limits (a quota on requests
   refuses pods without them), and no one container's limits pass the whole quota;
 - a NetworkPolicy: no ingress, and no egress to the cloud metadata address or the Kubernetes API. It is enforced
-  only by a NetworkPolicy-capable CNI (Calico, Cilium, ...); elsewhere it is stored and has no effect.
+  only by a NetworkPolicy-capable CNI (Calico, Cilium, ...); elsewhere it is stored and has no effect;
+- with GATEWAY_QUEUE=kueue, a Kueue LocalQueue on the operator's ClusterQueue, where the tenant's jobs wait their
+  turn (the quota stays, as a backstop under the queue).
 """
 from __future__ import annotations
 
 import ipaddress
 from typing import Any, Iterable
 
-from .names import MANAGED_BY, MANAGED_BY_LABEL
+from .names import LOCAL_QUEUE, MANAGED_BY, MANAGED_BY_LABEL
 
 QUOTA_NAME = "tenx-gateway-quota"
 LIMITS_NAME = "tenx-gateway-limits"
@@ -55,6 +57,13 @@ def network_policy(namespace: str, denied: Iterable[str]) -> dict[str, Any]:
         "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
         "metadata": _metadata(NETWORK_POLICY_NAME, namespace),
         "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"], "ingress": [], "egress": [{"to": blocks}]},
+    }
+
+
+def local_queue(namespace: str, cluster_queue: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "LocalQueue", "metadata": _metadata(LOCAL_QUEUE, namespace),
+        "spec": {"clusterQueue": cluster_queue},
     }
 
 

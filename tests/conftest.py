@@ -2,6 +2,7 @@
 import pytest
 
 from gateway import create_app
+from gateway.users import token_digest
 
 
 class TableUsers:
@@ -12,6 +13,9 @@ class TableUsers:
 
     def verify(self, username, token):
         return self.users.get(username) == token
+
+    def stored_digest(self, username):
+        return token_digest(self.users[username]) if username in self.users else None
 
 
 @pytest.fixture

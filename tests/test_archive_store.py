@@ -4,12 +4,15 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import threading
+import time
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.store import ContainerKey, LogLine, ResumePoint, open_store
-from gateway.store.base import NS, DayClock
+from gateway.store.base import NS, DayClock, StreamState, number_lines
 
 pytest_plugins = ["tests.archive_pg", "tests.archive_opensearch"]
 
@@ -41,6 +44,56 @@ def test_day_clock_agrees_with_zoneinfo_across_dst_changes(zone):
     assert clock.stamp_day("2026-11-25T16:00:00.123456789Z") == dt.datetime(2026, 11, 25, 16, tzinfo=dt.timezone.utc
                                                                             ).astimezone(tz).date()
     assert clock.stamp_day("not a time") is None and clock.stamp_day(None) is None
+
+
+def _number_line_by_line(lines, state, clock, next_day_seq):
+    """What ``number_lines`` must give, one line at a time: a day already had in this batch resumes where it was."""
+    rows, resume = [], {}
+    seq, day, day_seq = state.next_seq, state.day, state.next_day_seq
+    last_ts, at_last = state.last_ts_ns, state.lines_at_last_ts
+    for line in lines:
+        line_day = clock.day(line.ts_ns)
+        if line_day != day:
+            resume[day] = day_seq
+            day = line_day
+            day_seq = resume[day] if day in resume else next_day_seq(day)
+        rows.append((seq, day, day_seq, line.ts_ns, line.text.replace("\x00", "\ufffd")))
+        seq, day_seq = seq + 1, day_seq + 1
+        last_ts, at_last = (last_ts, at_last + 1) if line.ts_ns == last_ts else (line.ts_ns, 1)
+    return rows, StreamState(seq, day, day_seq, last_ts, at_last)
+
+
+MIDNIGHT_SP = ts("2026-11-26T03:00:00Z")  # midnight in Sao Paulo
+
+
+@settings(max_examples=300, deadline=None)
+@given(offsets=st.lists(st.integers(-3 * NS, 3 * NS), min_size=1, max_size=40),
+       in_order=st.booleans(), repeats=st.integers(0, 3), nul=st.booleans(), next_seq=st.integers(0, 10**6),
+       state_day=st.sampled_from([None, dt.date(2026, 11, 25), dt.date(2026, 11, 26)]),
+       next_day_seq=st.integers(0, 1000), at_last=st.integers(0, 5), same_last=st.booleans())
+def test_number_lines_numbers_as_line_by_line(offsets, in_order, repeats, nul, next_seq, state_day, next_day_seq,
+                                              at_last, same_last):
+    """The numbering made by column (one day without a step per line) is the one a line at a time gives: across
+    midnight, with stamps repeated, out of order (a day left and come back to), NULs, and any state before."""
+    stamps = sorted(offsets) if in_order else offsets
+    stamps = [MIDNIGHT_SP + o for o in stamps for _ in range(1 + repeats * (o % 2))]
+    batch = [LogLine(t, f"line {i}" + ("\x00" if nul and i % 3 == 0 else "")) for i, t in enumerate(stamps)]
+    state = StreamState(next_seq, state_day, next_day_seq, stamps[0] if same_last else None,
+                        at_last if same_last else 0)
+    asked = []
+
+    def stored(day):
+        asked.append(day)
+        return {dt.date(2026, 11, 25): 7, dt.date(2026, 11, 26): 70}.get(day, 0)
+
+    expected, expected_state = _number_line_by_line(batch, state, DayClock("America/Sao_Paulo"), stored)
+    asked_line_by_line, asked[:] = list(asked), []
+    numbered, after = number_lines(batch, state, DayClock("America/Sao_Paulo"), stored)
+    assert list(numbered.rows()) == expected
+    assert after == expected_state
+    assert asked == asked_line_by_line
+    assert list(numbered.rows()) == [r for run in numbered.runs() for r in zip(run[1], [run[0]] * len(run[1]),
+                                                                              *run[2:])]
 
 
 @pytest.fixture(params=["sqlite", "postgres", "opensearch"])
@@ -116,6 +169,16 @@ def test_days_in_utc_restart_day_seq(store):
     assert store.read("tenx-alice", "job-a-x7k2p", "job-a", offset=1, size=1) == ["first of 26th"]
 
 
+def test_an_append_that_goes_back_to_a_day_it_left_numbers_that_day_on(store):
+    """Stamps a little out of order across midnight, in one append: the 25th's second line follows its first."""
+    store.append(KEY, [LogLine(ts("2026-11-25T23:59:59Z"), "25th, first"),
+                       LogLine(ts("2026-11-26T00:00:00.5Z"), "26th"),
+                       LogLine(ts("2026-11-25T23:59:59.9Z"), "25th, second")])
+    assert store.read("tenx-alice", "job-a-x7k2p", "job-a", day=D) == ["25th, first", "25th, second"]
+    assert store.read("tenx-alice", "job-a-x7k2p", "job-a", day=D + dt.timedelta(days=1)) == ["26th"]
+    assert store.read("tenx-alice", "job-a-x7k2p", "job-a") == ["25th, first", "26th", "25th, second"]
+
+
 def test_days_in_another_timezone(archive):
     store = archive("Asia/Shanghai")  # UTC+8: 16:00Z is midnight
     store.append(KEY, [LogLine(ts("2026-11-25T15:59:59Z"), "25th, 23:59:59 local"),
@@ -128,10 +191,12 @@ def test_days_in_another_timezone(archive):
 
 
 def test_text_survives_as_written(store):
-    texts = ["日志 ✓ 🚀 naïve", "", "  spaces  ", "tab\there", "nul\x00byte", "x" * 20000]
+    # and what PostgreSQL's COPY text format reserves: its delimiter, escapes, NULL and end-of-data markers
+    copy_reserved = ["back\\slash", "\\N", "\\.", "ends with \\", "cr\rhere", "new\nline", "\\t is no tab"]
+    texts = ["日志 ✓ 🚀 naïve", "", "  spaces  ", "tab\there", "nul\x00byte", "x" * 20000, *copy_reserved]
     store.append(KEY, lines("2026-11-25T10:00:00Z", texts))
     got = store.read("tenx-alice", "job-a-x7k2p", "job-a", day=D)
-    assert got == texts[:4] + ["nul\ufffdbyte", texts[5]]
+    assert got == texts[:4] + ["nul\ufffdbyte", texts[5], *copy_reserved]
 
 
 def test_read_job_interleaves_instances_in_time_order(store):
@@ -154,6 +219,23 @@ def test_read_job_interleaves_instances_in_time_order(store):
     assert store.read_job("tenx-alice", "job-a", day=D + dt.timedelta(days=1), offset=1, size=2) == everything[4:6]
     assert store.read_job("tenx-bob", "job-a") == []
     assert store.containers("tenx-alice", "job-a-aaaaa") == ["job-a", "job-a-1"]
+
+
+def test_stamped_reads_carry_each_lines_timestamp(store):
+    """What timestamps=true and since read: the same lines as the plain reads, each with its own stamp."""
+    t = ts("2026-11-25T23:59:59.123456789Z")
+    a, b = KEY, ContainerKey("tenx-alice", "job-a", "job-a-bbbbb", "job-a")
+    store.append(a, [LogLine(t, "a0"), LogLine(t + 1, "a1"), LogLine(t + 2 * NS, "a2")])
+    store.append(b, [LogLine(t + 1, "b0")])
+    read = contextlib.closing(store.iter_read_stamped("tenx-alice", a.instance, "job-a", offset=1, size=5))
+    with read as rows:
+        assert list(rows) == [(t + 1, "a1"), (t + 2 * NS, "a2")]
+    with contextlib.closing(store.iter_read_stamped("tenx-alice", a.instance, "job-a", day=D + dt.timedelta(days=1),
+                                                    offset=0, size=5)) as rows:
+        assert list(rows) == [(t + 2 * NS, "a2")]
+    with contextlib.closing(store.iter_read_job_stamped("tenx-alice", "job-a", offset=1, size=2)) as rows:
+        assert list(rows) == [("job-a-x7k2p", t + 1, "a1"), ("job-a-bbbbb", t + 1, "b0")]
+    assert store.read_job("tenx-alice", "job-a", offset=1, size=2) == [("job-a-x7k2p", "a1"), ("job-a-bbbbb", "b0")]
 
 
 def test_instance_records(store):
@@ -393,3 +475,82 @@ def test_an_archive_page_streams_from_the_cursor(store):
         assert [next(rows) for _ in range(3)] == ["line 10", "line 11", "line 12"]
     store.append(KEY, lines("2026-11-25T11:00:00Z", ["after"]))  # the connection went back: writes go on
     assert store.read("tenx-alice", "job-a-x7k2p", "job-a", offset=500) == ["after"]
+
+
+def test_the_write_mark_rises_by_region_and_keeps_its_doubt(store):
+    """The API replicas' read-your-writes mark (gateway/cache/write_mark.py) in every store."""
+    assert store.write_mark("us") == (0, 0.0, 0.0)
+    before = time.time()
+    store.raise_write_mark("us", 41)
+    store.raise_write_mark("us", 7)
+    version, raised, doubt_until = store.write_mark("us")
+    assert version == 41 and raised >= before and doubt_until == 0
+    store.doubt_writes("us", before + 60)
+    store.doubt_writes("us", before + 5)
+    assert store.write_mark("us") == (41, raised, before + 60)
+    assert store.write_mark("eu") == (0, 0.0, 0.0)
+
+
+def test_a_position_alone_moves_and_makes_the_stream(store):
+    """An append of no lines with a position (a node collector's attempt ended with nothing left): the stream
+    exists, holds no line, and resumes from that position."""
+    key = ContainerKey("tenx-a", "job", "pod", "job")
+    store.append(key, [], attempt=0, expect_next=0, position={"v": 1, "attempt": 1, "file": None, "offset": 0})
+    point = store.resume_point(key)
+    assert point.next_seq == 0 and point.position == {"v": 1, "attempt": 1, "file": None, "offset": 0}
+    assert store.read("tenx-a", "pod", "job") == []
+    store.append(key, [LogLine(5, "a")], attempt=1, expect_next=0, position={"v": 1, "attempt": 1, "file": "f",
+                                                                             "offset": 9})
+    store.append(key, [], attempt=2, expect_next=1, position={"v": 1, "attempt": 2, "file": None, "offset": 0})
+    assert store.resume_point(key).attempt == 1  # its last line's attempt, not the position's
+
+
+# The daily indices' mapping before the lean one (every field indexed): archives written then must read the same.
+LINE_MAPPING_BEFORE_LEAN = {"dynamic": False, "properties": {
+    "namespace": {"type": "keyword"}, "job": {"type": "keyword"}, "instance": {"type": "keyword"},
+    "container": {"type": "keyword"}, "stream": {"type": "keyword"}, "attempt": {"type": "integer"},
+    "stream_no": {"type": "long"}, "seq": {"type": "long"}, "day": {"type": "integer"}, "day_seq": {"type": "long"},
+    "ts_ns": {"type": "long"}, "@timestamp": {"type": "date", "format": "epoch_millis"},
+    "text": {"type": "keyword", "index": False, "doc_values": False}}}
+
+
+def test_opensearch_reads_daily_indices_of_the_earlier_mapping_with_the_new(opensearch_dsn):
+    """A day's index made under the earlier template (all fields indexed) beside one made under the new (only
+    what the store filters or sorts on): pages, job pages, delete and prune answer across both."""
+    from opensearchpy import OpenSearch
+
+    from gateway.store.opensearch import parse_url
+
+    options = parse_url(opensearch_dsn)
+    client = OpenSearch(**options["client"])
+    before, after = f"{options['prefix']}2026.11.25", f"{options['prefix']}2026.11.26"
+    client.indices.create(index=before, body={"settings": {"number_of_replicas": 0},
+                                              "mappings": LINE_MAPPING_BEFORE_LEAN})
+    store = open_store(opensearch_dsn)
+    try:
+        a, b = KEY, ContainerKey("tenx-alice", "job-a", "job-a-bbbbb", "job-a")
+        store.append(a, lines("2026-11-25T23:59:58Z", ["a0", "a1", "a2", "a3"]))  # two on each day
+        store.append(b, lines("2026-11-25T23:59:58.5Z", ["b0", "b1", "b2", "b3"]))
+        indexed = client.indices.get_mapping(index=f"{before},{after}")
+        assert "instance" in indexed[before]["mappings"]["properties"]
+        assert "instance" not in indexed[after]["mappings"]["properties"]  # the new template made it
+        assert indexed[after]["mappings"]["properties"]["ts_ns"].get("index") is False
+        assert store.read(*_where(a), offset=1, size=2) == ["a1", "a2"]  # across the two indices
+        assert store.read(*_where(a), day=D) == ["a0", "a1"]
+        assert store.read(*_where(b), day=D + dt.timedelta(days=1)) == ["b2", "b3"]
+        assert [text for _, text in store.read_job("tenx-alice", "job-a")] == [
+            "a0", "b0", "a1", "b1", "a2", "b2", "a3", "b3"]
+        assert [text for _, text in store.read_job("tenx-alice", "job-a", offset=3, size=3)] == ["b1", "a2", "b2"]
+        assert [text for _, text in store.read_job("tenx-alice", "job-a", day=D + dt.timedelta(days=1))] == [
+            "a2", "b2", "a3", "b3"]
+        assert store.prune(D + dt.timedelta(days=1)) == 4
+        assert store.read(*_where(a)) == ["a2", "a3"]
+        assert store.delete_job("tenx-alice", "job-a") == 4
+        assert store.read(*_where(b)) == [] and store.read_job("tenx-alice", "job-a") == []
+    finally:
+        store.close()
+        client.close()
+
+
+def _where(key: ContainerKey) -> tuple[str, str, str]:
+    return key.namespace, key.instance, key.container

@@ -1,9 +1,12 @@
 """Logins: one client's failures never refuse another client's valid credentials; guessing stays slow per client and
 per user name; names that cannot be users never become throttle keys."""
+import time
+
 import pytest
 
 from gateway import errors
-from gateway.auth import authenticate, client_key
+from gateway.auth import authenticate, authenticate_stream, client_key
+from gateway.streams import token as stream_token
 from gateway.throttle import FailureThrottle
 
 from .conftest import TableUsers
@@ -74,3 +77,31 @@ def test_a_client_past_its_limit_gets_429_even_for_an_invalid_name(throttle):
 ])
 def test_client_keys(address, key):
     assert client_key(address) == key
+
+
+def stream_login(throttle, client, token):
+    try:
+        authenticate_stream({}, {"stream_token": token}, USERS, throttle, client, "us")
+    except errors.GatewayError as exc:
+        return exc.code
+    return 200
+
+
+def alices_stream_token(lifetime):
+    key = stream_token.signing_key(USERS.stored_digest("alice"))
+    return stream_token.issue("alice", "us", key, now=time.time(), lifetime=lifetime)
+
+
+def test_an_expired_genuine_stream_token_is_refused_but_no_failed_login(throttle):
+    """An EventSource reconnecting with its old token after a ``shutdown``: behind one NAT or Ingress, counting
+    those would lock everyone at that address out."""
+    expired = alices_stream_token(-5)
+    assert [stream_login(throttle, "10.0.5.1", expired) for _ in range(3 * LIMIT)] == [401] * (3 * LIMIT)
+    assert throttle._failures == {}
+    assert login(throttle, "10.0.5.1") == 200
+    assert stream_login(throttle, "10.0.5.1", alices_stream_token(60)) == 200
+
+
+def test_a_forged_or_malformed_stream_token_is_a_failed_login(throttle):
+    forged = alices_stream_token(60)[:-4] + "AAAA"
+    assert [stream_login(throttle, "10.0.5.2", t) for t in (forged, "x", forged, forged)] == [401] * LIMIT + [429]

@@ -9,7 +9,9 @@ import orjson
 import pytest
 
 from gateway.cache.entries import get_body, job_entry, list_chunks, pod_entry
-from gateway.cache.fence import Fence
+from gateway.cache import write_mark
+from gateway.cache.write_mark import ArchiveMark, WriteMark
+from gateway.store import open_store
 from gateway.cache.region import RegionCache
 from tests.fake_apiserver import FakeKube, pod
 from tests.harness import wait_until
@@ -90,15 +92,52 @@ def test_a_pod_keeps_what_the_reads_need():
     assert entry.as_pod()["spec"]["containers"] == [{"name": "j"}]
 
 
-# -- the fence ------------------------------------------------------------------------------------------------
+# -- the read-your-writes mark ------------------------------------------------------------------------------------
 
-def test_the_fence_is_shared_through_its_file_and_only_rises(tmp_path):
-    one, two = Fence(str(tmp_path / "fence")), Fence(str(tmp_path / "fence"))
-    one.raise_to(41)
-    two.raise_to(7)
-    assert two.read() == (41, False)
-    two.doubt(60)
-    assert one.read() == (41, True)
+def test_the_mark_of_one_process_only_rises():
+    mark = WriteMark()
+    mark.raise_to(41)
+    mark.raise_to(7)
+    assert mark.read() == (41, False)
+    mark.doubt(60)
+    assert mark.read() == (41, True)
+
+
+def test_the_mark_is_shared_through_the_archive_by_region(tmp_path):
+    """Two replicas' processes (two stores on one archive) see each other's writes; regions are apart."""
+    stores = [open_store(f"sqlite:///{tmp_path}/archive.db") for _ in range(2)]
+    try:
+        one, two = (ArchiveMark(lambda s=store: s, "us") for store in stores)
+        elsewhere = ArchiveMark(lambda: stores[0], "eu")
+        assert one.read() == (0, False)
+        one.raise_to(41)
+        two.raise_to(7)
+        assert two.read() == (41, False) and elsewhere.read() == (0, False)
+        two.doubt(60)
+        assert one.read() == (41, True) and elsewhere.read() == (0, False)
+    finally:
+        for store in stores:
+            store.close()
+
+
+def test_a_mark_past_the_horizon_is_not_waited_for(tmp_path, monkeypatch):
+    store = open_store(f"sqlite:///{tmp_path}/archive.db")
+    try:
+        mark = ArchiveMark(lambda: store, "us")
+        mark.raise_to(41)
+        monkeypatch.setattr(write_mark, "HORIZON_SECONDS", 0.0)
+        assert mark.read() == (0, False)
+    finally:
+        store.close()
+
+
+def test_an_archive_that_cannot_be_read_keeps_memory_from_answering():
+    def down():
+        raise OSError("connection refused")
+
+    mark = ArchiveMark(down, "us")
+    assert mark.read() is None
+    mark.raise_to(5)  # logged, not raised: the write it follows is done
 
 
 # -- the cache over a fake apiserver ----------------------------------------------------------------------------

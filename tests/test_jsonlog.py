@@ -4,10 +4,11 @@ import json
 import logging
 from types import SimpleNamespace
 
+import pytest
 from gunicorn.config import Config
 from werkzeug.test import EnvironBuilder
 
-from gateway.jsonlog import ROUTE_KEY, USER_KEY, GunicornLogger, JsonFormatter, access_fields
+from gateway.jsonlog import ROUTE_KEY, USER_KEY, GunicornLogger, JsonFormatter, access_fields, redact
 
 ENVIRON = {"REQUEST_METHOD": "GET", "PATH_INFO": "/v1/regions/us/jobs", "QUERY_STRING": "",
            "REMOTE_ADDR": "10.1.2.3", "HTTP_USER_AGENT": "curl/8", "HTTP_USERNAME": "alice",
@@ -98,3 +99,36 @@ def test_configure_for_processes_without_gunicorn(capsys):
         root.setLevel(saved[1])
     entry = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
     assert entry["logger"] == "gateway.archive" and entry["message"] == "swept 3 pods"
+
+
+TOKEN = "Zq3-vJt8_Kd1xWm0pLr5sYb7nHc2eUf9aGi4oTk6QwE"  # an API token's shape: 43 URL-safe base64 characters
+
+
+@pytest.mark.parametrize("text", [
+    f"GET /v1/regions/us/jobs?watch=true&stream_token={TOKEN}&x=1",
+    f"Invalid Request Line 'GET /x?stream%5Ftoken={TOKEN} HTTP/1.1 extra'",
+    f"Invalid Request Line 'GET /x?stream%5ftoken%3D{TOKEN} HTTP/1.1 extra'",
+    "Invalid Request Line 'GET /x?%73tream_token=s3cr3t HTTP/1.1 extra'",
+    "Invalid HTTP Header: 'Authorization token s3cr3t'",
+    "Invalid HTTP Header: 'authorization: Bearer s3cr3t'",
+    "headers {'Authorization': 'token s3cr3t'}",
+    'sent {"Authorization": "token s3cr3t", "username": "alice"}',
+    f'{{"stream_token": "{TOKEN}"}}',
+    f"a line with token {TOKEN[:24]} inside",
+    f"and a bare one: {TOKEN}.",
+])
+def test_whatever_logs_a_credential_the_line_has_it_redacted(text):
+    record = logging.LogRecord("gunicorn.error", logging.WARNING, __file__, 1, "Invalid request from ip=%s: %s",
+                               ("127.0.0.1", text), None)
+    line = JsonFormatter().format(record)
+    assert "s3cr3t" not in line and TOKEN not in line and TOKEN[:24] not in line
+    assert "[redacted]" in json.loads(line)["message"]
+
+
+@pytest.mark.parametrize("text", [
+    "the Authorization header is missing", "the Authorization header must be 'token <api token>'",
+    "invalid or expired stream token", "GET /v1/regions/us/jobs/job-api-x7k2p-abcdefghij-0123456789abcdefghij/logs",
+    "test_a_client_that_leaves_stops_the_producer_and_more_words", "sha256 " + "ab12" * 16,
+])
+def test_what_is_no_credential_is_left_as_it_is(text):
+    assert redact(text) == text

@@ -198,3 +198,57 @@ def test_skip_lines_across_chunk_boundaries(count, expected):
 
 def test_skip_lines_keeps_a_last_line_without_newline():
     assert list(logs.iter_lines(logs.skip_lines([b"1\n2\n3"], 2))) == ["3"]
+
+
+# -- since and timestamps: stamped rows (ts_ns, prefix, text) ------------------------------------------------------
+
+S = 1_000_000_000
+
+
+def rows(*stamps_and_texts):
+    return [(ts, "", text) for ts, text in stamps_and_texts]
+
+
+def test_since_seek_skips_only_the_leading_older_rows():
+    skipped, rest = logs.since_seek(rows((1 * S, "a"), (2 * S, "b"), (3 * S, "c"), (2 * S, "late")), 2 * S)
+    assert skipped == 1 and [text for _, _, text in rest] == ["b", "c", "late"]  # a seek, not a filter
+    skipped, rest = logs.since_seek(rows((1 * S, "a")), 5 * S)
+    assert skipped == 1 and list(rest) == []
+    skipped, rest = logs.since_seek(rows((1 * S, "a")), None)
+    assert skipped == 0 and len(list(rest)) == 1
+
+
+def test_since_seek_stops_pulling_at_the_first_recent_row():
+    pulled = []
+
+    def source():
+        for i in range(10**6):
+            pulled.append(i)
+            yield (i * S, "", str(i))
+    skipped, rest = logs.since_seek(source(), 3 * S)
+    assert skipped == 3 and next(rest)[2] == "3" and len(pulled) == 4
+
+
+def test_stamped_page_counts_from_where_since_moved_it_and_stamps_lines():
+    stamped = rows((1 * S, "a"), (2 * S + 5, "b"), (3 * S, "c"), (4 * S, "d"))
+    page = logs.stamped_page(stamped, 10, 2, 2 * S, True, 10_000)
+    assert page.lines == ["1970-01-01T00:00:02.000000005Z b", "1970-01-01T00:00:03.000000000Z c"]
+    assert page.first == 11 and not page.truncated
+    plain = logs.stamped_page(stamped, 10, 10, None, False, 10_000)
+    assert plain.lines == ["a", "b", "c", "d"] and plain.first is None
+    nothing_recent = logs.stamped_page(stamped, 10, 2, 9 * S, True, 10_000)
+    assert nothing_recent.lines == [] and nothing_recent.first == 14  # where the next line will be
+
+
+def test_stamped_page_puts_the_stamp_after_a_prefix_and_keeps_the_byte_cap():
+    stamped = [(S, "[job-abcde] ", "x" * 40), (S, "[job-abcde] ", "y")]
+    page = logs.stamped_page(stamped, 0, 5, None, True, 90)
+    assert page.lines == ["[job-abcde] 1970-01-01T00:00:01.000000000Z " + "x" * 40] and page.truncated
+
+
+def test_stamped_within_keeps_the_days_rows_and_stops_after_it():
+    start, end = logs.day_bounds(dt.date(2026, 11, 28), "UTC")
+    day = int(start.timestamp()) * S
+    stamped = [(day - 1, "", "before"), (day, "", "first"), (day + 86_399 * S, "", "last"),
+               (day + 86_400 * S, "", "next day"), (day, "", "never read")]
+    assert [text for _, _, text in logs.stamped_within(stamped, start, end)] == ["first", "last"]

@@ -51,6 +51,24 @@ def test_minimal_job_has_the_originals_shape():
     }
 
 
+def test_a_queued_job_is_labelled_for_its_local_queue_and_created_suspended():
+    spec = JobSpecSchema().load(MINIMAL)
+    job = build_job(spec, name="job-api", namespace="tenx-nkwanglei8lrp", username="nkwanglei8lrp",
+                    host_volume_root=ROOT, queue="tenx-gateway")
+    unqueued = build(MINIMAL)
+    assert job["metadata"] == {"name": "job-api", "namespace": "tenx-nkwanglei8lrp",
+                               "labels": {**LABELS, "kueue.x-k8s.io/queue-name": "tenx-gateway"}}
+    assert job["spec"] == {**unqueued["spec"], "suspend": True}
+    # the pods are not labelled for the queue: Kueue admits the Job, not its pods
+    assert job["spec"]["template"] == unqueued["spec"]["template"]
+    assert list(job["spec"])[:3] == ["parallelism", "completions", "suspend"]
+
+
+def test_without_a_queue_there_is_neither_label_nor_suspend():
+    job = build(MINIMAL)
+    assert "suspend" not in job["spec"] and "kueue.x-k8s.io/queue-name" not in job["metadata"]["labels"]
+
+
 def test_the_seed_job_json_maps_like_the_original_response():
     pod = build(SEED_JOB)["spec"]["template"]["spec"]
     assert pod["volumes"] == [

@@ -10,6 +10,10 @@ JOBS = "/v1/regions/us/jobs"
 JOB_CALLS = [("get", "/v1/regions/{region}/jobs"), ("get", "/v1/regions/{region}/jobs/{job_name}"),
              ("post", "/v1/regions/{region}/jobs/{job_name}"), ("delete", "/v1/regions/{region}/jobs/{job_name}"),
              ("get", "/v1/regions/{region}/jobs/{job_name}/instances/{instance_name}/logs")]
+# the calls that may answer with a stream, where a stream token may replace the headers
+STREAM_CALLS = {("get", "/v1/regions/{region}/jobs"), ("get", "/v1/regions/{region}/jobs/{job_name}/watch"),
+                ("get", "/v1/regions/{region}/jobs/{job_name}/instances/{instance_name}/logs"),
+                ("get", "/v1/regions/{region}/jobs/{job_name}/logs")}
 
 
 @pytest.fixture
@@ -59,7 +63,8 @@ def test_path_parameters_are_described(document):
 @pytest.mark.parametrize("method,path", JOB_CALLS)
 def test_job_calls_need_credentials_and_list_every_status(document, method, path):
     operation = document["paths"][path][method]
-    assert operation["security"] == [{"username": [], "token": []}]
+    headers = {"username": [], "token": []}
+    assert operation["security"] == ([headers, {"streamToken": []}] if (method, path) in STREAM_CALLS else [headers])
     assert {"200", "401", "404", "405", "429", "500", "503"} <= set(operation["responses"])
     assert operation["responses"]["401"]["headers"]["WWW-Authenticate"]
     assert operation["responses"]["503"]["headers"]["Retry-After"]
@@ -72,10 +77,46 @@ def test_create_and_logs_list_their_own_statuses(document):
     logs = document["paths"]["/v1/regions/{region}/jobs/{job_name}/instances/{instance_name}/logs"]["get"]
     assert "400" in logs["responses"]
     query = {p["name"]: p for p in logs["parameters"] if p["in"] == "query"}
-    assert set(query) == {"date", "from", "size"}
+    assert set(query) == {"date", "from", "size", "since", "timestamps", "follow", "last_event_id"}
     number, empty = query["size"]["schema"]["anyOf"]
     assert number["maximum"] == 10000 and number["default"] == 1000
     assert empty == {"type": "string", "maxLength": 0}  # `size=` is as if absent
+    assert "X-Log-Offset" in logs["responses"]["200"]["headers"]
+
+
+@pytest.mark.parametrize("text, valid", [("10m", True), ("1h30m", True), ("2026-11-28T09:00:00.5Z", True),
+                                         ("2026-11-28T17:00:00+08:00", True), ("10", False), ("10d", False),
+                                         ("2026-11-28", False), ("yesterday", False)])
+def test_the_documented_since_pattern_is_what_the_schema_takes(document, text, valid):
+    import re
+    from marshmallow import ValidationError
+    from gateway.schemas import LogsQuerySchema
+    logs = document["paths"]["/v1/regions/{region}/jobs/{job_name}/logs"]["get"]
+    since = next(p for p in logs["parameters"] if p["name"] == "since")["schema"]["anyOf"][0]
+    assert bool(re.fullmatch(since["pattern"], text)) is valid
+    try:
+        LogsQuerySchema(default_size=10, max_size=10).load({"since": text})
+    except ValidationError:
+        assert not valid
+    else:
+        assert valid
+
+
+def test_the_stream_switches_resume_points_and_stream_tokens_are_documented(document):
+    paths = document["paths"]
+    for path in ("/v1/regions/{region}/jobs/{job_name}/instances/{instance_name}/logs",
+                 "/v1/regions/{region}/jobs/{job_name}/logs"):
+        parameters = {(p["in"], p["name"]) for p in paths[path]["get"]["parameters"]}
+        assert {("query", "follow"), ("query", "last_event_id"), ("header", "Last-Event-ID")} <= parameters
+    listing = paths["/v1/regions/{region}/jobs"]["get"]
+    assert ("query", "watch") in {(p["in"], p["name"]) for p in listing["parameters"]}
+    assert set(listing["responses"]["200"]["content"]) == {"application/json", "text/event-stream"}
+    assert document["components"]["securitySchemes"]["streamToken"] == {
+        "type": "apiKey", "in": "query", "name": "stream_token",
+        "description": document["components"]["securitySchemes"]["streamToken"]["description"]}
+    with_tokens = {(method, path) for path, item in paths.items() for method, operation in item.items()
+                   if isinstance(operation, dict) and {"streamToken": []} in operation.get("security", [])}
+    assert with_tokens == STREAM_CALLS
 
 
 def test_security_schemes_are_the_original_headers(document):

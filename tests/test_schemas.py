@@ -1,10 +1,12 @@
 """JobSpecSchema and LogsQuerySchema: every validation rule, and the messages that name the field."""
 import datetime as dt
+import time
 
 import pytest
 from marshmallow import ValidationError
 
 from gateway.schemas import JobLimits, JobSpecSchema, LogsQuerySchema, job_name_errors
+from gateway.timefmt import NS
 
 
 def errors_of(body):
@@ -227,12 +229,40 @@ def logs_query(args, default_size=1000, max_size=10000):
 
 
 def test_logs_query_defaults():
-    assert logs_query({}) == {"date": None, "offset": 0, "size": 1000}
+    assert logs_query({}) == {"date": None, "offset": 0, "size": 1000, "since": None, "timestamps": False}
 
 
 def test_logs_query_parses():
     assert logs_query({"date": "2015.12.29", "from": "10", "size": "100", "other": "x"}) == {
-        "date": dt.date(2015, 12, 29), "offset": 10, "size": 100}
+        "date": dt.date(2015, 12, 29), "offset": 10, "size": 100, "since": None, "timestamps": False}
+
+
+@pytest.mark.parametrize("text, ns", [
+    ("2026-11-28T09:00:00Z", 1795856400 * NS),
+    ("2026-11-28t09:00:00.5z", 1795856400 * NS + 500_000_000),
+    ("2026-11-28T09:00:00.123456789Z", 1795856400 * NS + 123_456_789),
+    ("2026-11-28T17:00:00+08:00", 1795856400 * NS),
+    ("1969-12-31T23:59:59Z", -NS),
+])
+def test_logs_query_since_takes_an_rfc3339_time_to_the_nanosecond(text, ns):
+    assert logs_query({"since": text})["since"] == ns
+
+
+@pytest.mark.parametrize("text, seconds", [("10m", 600), ("1h30m", 5400), ("45s", 45), ("2h0m5s", 7205), ("0s", 0)])
+def test_logs_query_since_takes_a_duration_back_from_now(text, seconds):
+    before = time.time_ns()
+    since = logs_query({"since": text})["since"]
+    assert before - seconds * NS <= since <= time.time_ns() - seconds * NS
+
+
+def test_logs_query_since_further_back_than_1970_is_every_line():
+    assert logs_query({"since": "999999999h"})["since"] == 0
+
+
+@pytest.mark.parametrize("text, flag", [("true", True), ("TRUE", True), ("1", True), ("false", False),
+                                        ("0", False), ("", False)])
+def test_logs_query_timestamps(text, flag):
+    assert logs_query({"timestamps": text})["timestamps"] is flag
 
 
 @pytest.mark.parametrize("args, field", [
@@ -240,8 +270,26 @@ def test_logs_query_parses():
     ({"date": "yesterday"}, "date"), ({"from": "-1"}, "from"), ({"from": "1.5"}, "from"), ({"from": "x"}, "from"),
     ({"size": "-3"}, "size"), ({"size": "10001"}, "size"),
     ({"from": str(2**53)}, "from"), ({"from": "285766972607678021632"}, "from"),  # past what a store can count
+    ({"since": "10"}, "since"), ({"since": "10d"}, "since"), ({"since": "m"}, "since"), ({"since": "1m30"}, "since"),
+    ({"since": "\u0661\u0660m"}, "since"), ({"since": "2026-11-28"}, "since"), ({"since": "2026-11-28T09:00Z"}, "since"),
+    ({"since": "2026-02-30T09:00:00Z"}, "since"), ({"since": "2026-11-28T09:00:00"}, "since"),
+    ({"since": "2026-11-28T09:00:00.1234567891Z"}, "since"), ({"since": " 10m"}, "since"),
+    ({"timestamps": "yes"}, "timestamps"), ({"timestamps": "2"}, "timestamps"),
 ])
 def test_logs_query_rejects(args, field):
     with pytest.raises(ValidationError) as caught:
         logs_query(args)
     assert field in caught.value.normalized_messages()
+
+
+@pytest.mark.parametrize("value", ["1_000", "\u0663", "\uff11\uff12", " 5", "5 ", "+5", "5\n", "1e3", "0x10", "--5"])
+@pytest.mark.parametrize("field", ["from", "size"])
+def test_from_and_size_are_ascii_whole_numbers_as_last_event_id_is(field, value):
+    with pytest.raises(ValidationError) as caught:
+        logs_query({field: value})
+    assert field in caught.value.normalized_messages()
+
+
+def test_leading_zeros_are_still_whole_numbers():
+    assert logs_query({"from": "007", "size": "010"}) == {"date": None, "offset": 7, "size": 10, "since": None,
+                                                           "timestamps": False}

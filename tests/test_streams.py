@@ -51,6 +51,17 @@ def test_a_token_is_bound_to_its_region():
         stream_token.verify(token, "eu", keys, now=1000)
 
 
+def test_expired_and_other_region_tokens_are_spent_not_forged():
+    token = stream_token.issue("alice", "us", KEY, now=1000, lifetime=60)
+    for region, now in (("us", 1061), ("eu", 1000)):
+        with pytest.raises(stream_token.SpentToken):
+            stream_token.verify(token, region, keys, now=now)
+    rotated = stream_token.signing_key("cd" * 32)
+    with pytest.raises(stream_token.InvalidToken) as forged:  # a signature that does not hold is never "spent"
+        stream_token.verify(token, "us", lambda _: rotated, now=1061)
+    assert not isinstance(forged.value, stream_token.SpentToken)
+
+
 def test_a_new_api_token_revokes_stream_tokens():
     token = stream_token.issue("alice", "us", KEY, now=1000, lifetime=60)
     rotated = stream_token.signing_key("cd" * 32)
@@ -86,6 +97,20 @@ def test_a_user_holds_at_most_limit_slots_and_gets_them_back(tmp_path):
     held[0].release()
     held[0].release()  # idempotent
     assert slots.acquire("alice", 2, str(tmp_path)) is not None
+
+
+def test_a_slot_dropped_without_release_is_given_back_when_collected(tmp_path):
+    slot = slots.acquire("alice", 1, str(tmp_path))
+    assert slots.acquire("alice", 1, str(tmp_path)) is None
+    del slot
+    assert slots.acquire("alice", 1, str(tmp_path)) is not None
+
+
+def test_kinds_of_places_are_counted_apart(tmp_path):
+    stream = slots.acquire("alice", 1, str(tmp_path))
+    request = slots.acquire("alice", 1, str(tmp_path), kind="request")
+    assert stream is not None and request is not None
+    assert slots.acquire("alice", 1, str(tmp_path), kind="request") is None
 
 
 # -- runner ----------------------------------------------------------------------------------------------------
@@ -165,6 +190,60 @@ def test_shutdown_ends_every_stream_with_its_resume_point(monkeypatch):
     assert time.monotonic() - started < 5
 
 
+def test_a_body_never_read_starts_no_producer_and_gives_its_slot_back_on_close():
+    """A HEAD: werkzeug drops the body unread and closes it."""
+    started, closed = threading.Event(), threading.Event()
+
+    def produce(out):
+        started.set()
+        out.sleep(60)
+
+    body = runner.body(produce, LIMITS, on_close=closed.set)
+    body.close()
+    body.close()  # idempotent
+    assert closed.is_set() and not started.wait(0.3)
+    assert list(body) == []
+
+
+def test_a_stream_ends_with_a_401_once_its_user_is_gone():
+    allowed = threading.Event()
+    allowed.set()
+
+    def produce(out):
+        out.send(sse.event({"n": 1}, id=1), id=1)
+        allowed.clear()  # the user is removed
+        while True:
+            out.send(sse.event({"n": 2}, id=2), id=2)  # a busy stream (no heartbeat) is rechecked too
+            out.sleep(0.01)
+
+    started = time.monotonic()
+    got = events(runner.body(produce, LIMITS, still_allowed=allowed.is_set))
+    assert got[-1]["event"] == "error" and orjson.loads(got[-1]["data"]) == {
+        "code": 401, "status": "Unauthorized", "message": runner.REVOKED}
+    assert time.monotonic() - started < 5
+
+
+def test_a_user_table_that_cannot_be_read_cuts_no_stream():
+    def unreadable():
+        raise errors.Unavailable("the user table could not be read")
+
+    def produce(out):
+        out.sleep(0.7)
+        out.send(sse.event({}, name="end"))
+
+    assert events(runner.body(produce, LIMITS, still_allowed=unreadable))[-1]["event"] == "end"
+
+
+def test_a_client_that_does_not_read_holds_a_bounded_number_of_bytes(monkeypatch):
+    monkeypatch.setattr(runner, "_QUEUE_BYTES", 10_000)
+    out = runner.Out()
+    line = b"x" * 3000
+    assert [out.offer(line) for _ in range(4)] == [True, True, True, False]
+    big = b"y" * 50_000
+    drain(out)
+    assert out.offer(big) and not out.offer(b"z")  # one event larger than the bound passes, alone
+
+
 def test_a_client_that_leaves_stops_the_producer():
     stopped = threading.Event()
 
@@ -225,8 +304,8 @@ def test_the_watch_summary():
 
 def drain(out: runner.Out) -> list[tuple[bytes, int]]:
     items = []
-    while not out._queue.empty():
-        items.append(out._queue.get_nowait())
+    while taken := out.take(0):
+        items += [(chunk, id_) for chunk, id_, _ in taken]
     return items
 
 
@@ -295,7 +374,7 @@ def test_a_slow_subscriber_is_let_go_and_catches_up_from_the_buffer(monkeypatch)
     assert wait_for(lambda: hub._subscribers)
     go.set()
     items = []
-    while reader.is_alive() or not out._queue.empty():
+    while reader.is_alive() or out._items:
         time.sleep(0.01)
         items += drain(out)
     assert got == [20] and offsets(items) == list(range(20))
@@ -369,3 +448,9 @@ def test_a_subscriber_ahead_of_the_log_gets_lines_from_its_offset_only():
     go.set()
     reader.join(5)
     assert got == [8] and offsets(drain(out)) == [5, 6, 7]
+
+
+def test_a_nul_in_a_line_is_sent_as_the_archive_stores_it():
+    """Pages of the archive give U+FFFD for NUL (PostgreSQL text cannot hold it); a stream at that offset too."""
+    from gateway.streams.hub import frame
+    assert frame(3, "a\x00b") == sse.event({"offset": 3, "line": "a\ufffdb"}, id=3)

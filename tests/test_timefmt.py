@@ -44,3 +44,11 @@ def test_stamp_ns_keeps_nanoseconds():
 @pytest.mark.parametrize("stamp", ["", "x", "2026-11-28T09:05:07.12a4Z", "2026-11-28T09:05:07", "2026-13-01T00:00:00Z"])
 def test_stamp_ns_refuses_what_is_not_a_log_stamp(stamp):
     assert stamp_ns(stamp) is None
+
+
+def test_rfc3339_nano_has_nine_digits_and_reads_back():
+    from gateway.timefmt import rfc3339_nano, stamp_ns
+    for ns in (0, 1, 1_795_856_400_123_456_789, 1_795_856_400_000_000_000, -1):
+        text = rfc3339_nano(ns)
+        assert len(text.split(".")[1]) == 10 and stamp_ns(text) == ns
+    assert rfc3339_nano(1_795_856_400_500_000_000) == "2026-11-28T09:00:00.500000000Z"

@@ -31,7 +31,7 @@ MIRRORS=("deb http://deb.debian.org/debian $SUITE main"
          "deb http://deb.debian.org/debian $SUITE-updates main"
          "deb http://deb.debian.org/debian-security $SUITE-security main")
 # what the wheel is built from: the same files the Dockerfile's builder stage copies
-WHEEL_SOURCES=(pyproject.toml setup.cfg README.md gateway tenx)
+WHEEL_SOURCES=(pyproject.toml setup.cfg LICENSE README.md gateway)
 APP_FILES=(gunicorn.conf.py wsgi.py)
 
 log() { printf '%s [image] %s\n' "$(date -u +%T)" "$*" >&2; }
@@ -181,7 +181,7 @@ EOF
 # ------------------------------------------------------------------ main
 # What the image is built from, and when: the commit, its version, and each step's SOURCE_DATE_EPOCH.
 read_inputs() {
-  VERSION="$(sed -n 's/^version *= *//p' "$ROOT/setup.cfg" | head -n1)"
+  VERSION="$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' "$ROOT/gateway/version.py")"  # its one source
   COMMIT="$(git -C "$ROOT" rev-parse HEAD)"
   # uncommitted changes to what goes into the image: the tag and the revision say so
   DIRTY=""

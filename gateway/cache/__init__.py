@@ -13,8 +13,8 @@ import threading
 from typing import Any
 
 from ..config import Settings
-from .fence import Fence
 from .region import RegionCache
+from .write_mark import ArchiveMark
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +28,10 @@ def cache_of(kube: Any) -> RegionCache | None:
 
 
 class WatchCaches:
-    def __init__(self, regions: Any, settings: Settings):
+    def __init__(self, regions: Any, settings: Settings, archive: Any = None):
         self._regions = regions
         self._settings = settings
+        self._archive = archive  # the LazyStore that keeps the read-your-writes mark (None: this process only)
         self.caches: dict[str, RegionCache] = {}
         self._stop = threading.Event()
 
@@ -61,7 +62,7 @@ class WatchCaches:
         settings = self._settings
         cache = RegionCache(region, kube, namespace_prefix=settings.namespace_prefix,
                             stale_seconds=settings.cache_stale_seconds, wait_seconds=settings.cache_wait_seconds,
-                            fence=Fence.for_region(region))
+                            write_mark=ArchiveMark(self._archive.get, region) if self._archive else None)
         kube.watch_cache = cache
         return cache.start()
 

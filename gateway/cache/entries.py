@@ -11,6 +11,7 @@ from typing import Any, Iterable, Iterator
 
 import orjson
 
+from ..names import QUEUE_LABEL
 from ..store.records import instance_record
 
 _TERMINAL = ("Succeeded", "Failed")
@@ -30,6 +31,9 @@ class JobEntry:
     # pods the Job wants running now (0 when finished or suspended): fewer live pods than this sends a read to
     # the apiserver's events for why (tenancy.held_back)
     wanted: int
+    # the LocalQueue it waits or waited in (kueue.x-k8s.io/queue-name), "" for none: a read then says where it
+    # stands (gateway/queueing.py), which the kept bytes cannot
+    queue: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +69,8 @@ def job_entry(job: dict[str, Any]) -> JobEntry:
     spec, status = job.get("spec") or {}, job.get("status") or {}
     labels = (spec.get("selector") or {}).get("matchLabels") or {}
     return JobEntry(namespace, name, metadata.get("resourceVersion", ""), _compact(orjson.dumps(job)),
-                    tuple(sorted(labels.items())), _wanted(spec, status))
+                    tuple(sorted(labels.items())), _wanted(spec, status),
+                    (metadata.get("labels") or {}).get(QUEUE_LABEL, ""))
 
 
 def _compact(data: bytes) -> bytes:

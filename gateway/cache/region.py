@@ -6,7 +6,7 @@ Memory answers a read only when all of these hold; otherwise the read goes to th
 - neither has been cut off from the apiserver for longer than ``stale_seconds``, and the apiserver was heard
   from (an event, a bookmark, or the prober's ``GET /version`` while the watches are quiet) within that time: a
   hung apiserver whose connections stay open counts as cut off;
-- the Jobs watch has reached the newest write any worker of this gunicorn made (``fence.Fence``), waiting up to
+- the Jobs watch has reached the newest write any API process of this gateway made (``write_mark``), waiting up to
   ``wait_seconds`` for it, and no delete is in doubt.
 
 Subscribers (a watch stream, say) can wait for changes: ``changes`` counts every event, per namespace too, and
@@ -23,7 +23,7 @@ from .. import errors
 from ..names import MANAGED_BY, MANAGED_BY_LABEL, POD_JOB_NAME_LABELS
 from ..reflector import Reflector
 from .entries import JobEntry, PodEntry, job_entry, ordered, pod_entry
-from .fence import Fence, version_number
+from .write_mark import WriteMark, version_number
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +32,12 @@ MANAGED = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
 
 class RegionCache:
     def __init__(self, region: str, kube: Any, *, namespace_prefix: str, stale_seconds: float,
-                 wait_seconds: float, fence: Fence | None = None, watch_seconds: int = 300):
+                 wait_seconds: float, write_mark: WriteMark | None = None, watch_seconds: int = 300):
         self.region = region
         self._kube = kube
         self._stale = stale_seconds
         self._wait = wait_seconds
-        self._fence = fence or Fence()
+        self._mark = write_mark or WriteMark()
         self._cond = threading.Condition()
         self._jobs: dict[str, dict[str, JobEntry]] = {}  # namespace -> name -> Job
         self._pods: dict[tuple[str, str], PodEntry] = {}  # (namespace, pod) -> pod
@@ -103,16 +103,17 @@ class RegionCache:
 
     def usable(self) -> bool:
         """May memory answer a read now (see the module's docstring)? Waits up to ``wait_seconds`` for the
-        cache to reach the newest write of this gunicorn's workers."""
+        cache to reach the newest write any API process of this gateway made."""
         if not self.synced or self.stale():
             return False
-        fence, doubt = self._fence.read()
-        if doubt:
+        mark = self._mark.read()
+        if mark is None or mark[1]:
             return False
-        if fence <= self._jobs_version:
+        version = mark[0]
+        if version <= self._jobs_version:
             return True
         with self._cond:
-            return self._cond.wait_for(lambda: fence <= self._jobs_version, self._wait)
+            return self._cond.wait_for(lambda: version <= self._jobs_version, self._wait)
 
     # -- reads -------------------------------------------------------------------------------------------------
 
@@ -136,30 +137,31 @@ class RegionCache:
     # -- writes through this process ---------------------------------------------------------------------------
 
     def created(self, job: dict[str, Any]) -> None:
-        """A Job this process created: no worker's cache answers before it holds it."""
+        """A Job this process created: no process's cache answers before it holds it."""
         version = version_number((job.get("metadata") or {}).get("resourceVersion", ""))
         if version is None:
-            self._fence.doubt(self._wait)
+            self._mark.doubt(self._wait)
         else:
-            self._fence.raise_to(version)
+            self._mark.raise_to(version)
 
     def deleted(self, namespace: str, name: str) -> None:
         """A Job this process deleted: wait (``wait_seconds`` at most) until this cache has seen it go, then no
-        worker's cache answers before it has too. Not seen in time: every worker asks the apiserver for a while."""
+        process's cache answers before it has too. Not seen in time: every process asks the apiserver a while."""
         if not self.synced:
-            self._fence.doubt(self._stale)
+            self._mark.doubt(self._stale)
             return
         deadline = time.monotonic() + self._wait
-        fence, _ = self._fence.read()
+        mark = self._mark.read()
+        seen = mark[0] if mark is not None else 0
         with self._cond:
             gone = self._cond.wait_for(
-                lambda: fence <= self._jobs_version and name not in self._jobs.get(namespace, {}),
+                lambda: seen <= self._jobs_version and name not in self._jobs.get(namespace, {}),
                 max(0.0, deadline - time.monotonic()))
             version = self._jobs_version
         if gone:
-            self._fence.raise_to(version)
+            self._mark.raise_to(version)
         else:
-            self._fence.doubt(max(self._stale, self._wait))
+            self._mark.doubt(max(self._stale, self._wait))
 
     # -- subscribers -------------------------------------------------------------------------------------------
 

@@ -86,7 +86,8 @@ def run(settings: config.Settings | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    server = health.serve(settings.collector_port, problems, unready) if settings.collector_port else None
+    server = (health.serve(settings.collector_port, problems, unready, host=settings.collector_host)
+              if settings.collector_port else None)
     for collector, elector, thread in collectors:
         elector.start()
         collector.start()
@@ -145,7 +146,8 @@ def run_node(node: str, region: str | None = None, settings: config.Settings | N
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
     signal.signal(signal.SIGINT, lambda signum, frame: stopping.set())
-    server = health.serve(settings.collector_port, problems, unready) if settings.collector_port else None
+    server = (health.serve(settings.collector_port, problems, unready, host=settings.collector_host)
+              if settings.collector_port else None)
     log.info("node collector for node %s of region %s: reading %s", node, region, options.pod_logs_dir)
     collector.start()
     code = 0

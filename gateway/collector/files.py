@@ -26,6 +26,7 @@ ROTATED = re.compile(r"^(\d+)\.log\.(\d{8}-\d{6})(\.gz)?$")
 FINGERPRINT_BYTES = 256
 SETTLE_SECONDS = 1.0
 MAX_ENTRY_BYTES = 64 * 1024 * 1024
+CHUNK_BYTES = 4 * 1024 * 1024
 LIVE_STAMP = "~"  # <n>.log sorts after every rotated file's stamp
 LOOK_SECONDS = 0.5  # how often a reader behind the live file looks for newer files (the kubelet rotates every 10 s)  # a rotated file may still take the runtime's last write until its new file has data
 
@@ -177,13 +178,17 @@ class AttemptLog:
         held = next((f for f in self.files if candidate.inode is not None and f.inode == candidate.inode), None)
         if held is not None:
             candidate.close()  # a held file under its rotated name: it takes that name's place in the order
-            held.stamp = stamp
+            self._restamp(held, stamp)
             self._names[name] = held.fp
             return True
         fp = candidate.identify()
         self._names[name] = fp
-        if fp is not None and (fp in self._done or any(f.fp == fp for f in self.files)):
+        # a held file not identified when it was added (empty then) is now: its gzipped copy must match it
+        copied = next((f for f in self.files if fp is not None and f.identify() == fp), None)
+        if copied is not None or (fp is not None and fp in self._done):
             candidate.close()  # a copy (gzipped) of a file held or read already
+            if copied is not None:
+                self._restamp(copied, stamp)  # its rotated name may never have been seen: the copy's says where
             return True
         # in stamp order behind the file being read (a file older than that one can only be a copy)
         index = len(self.files)
@@ -191,6 +196,11 @@ class AttemptLog:
             index -= 1
         self.files.insert(index, candidate)
         return True
+
+    def _restamp(self, file: LogFile, stamp: str) -> None:
+        """A held file's place in the order, learnt from a later name of it; the file being read stays first."""
+        file.stamp = stamp
+        self.files[1:] = sorted(self.files[1:], key=lambda f: f.stamp)
 
     def _seek_start(self) -> None:
         """Drop the files before the start position; record a gap if its file is gone."""
@@ -265,6 +275,29 @@ class AttemptLog:
         if self._rotated_at is None:
             self._rotated_at = now
         return now - self._rotated_at >= self._settle
+
+    def lines_ahead(self, max_bytes: int = 256 * 1024 * 1024) -> tuple[int, int | None, int | None]:
+        """(entries, first stamp, last stamp) of everything held from the position on, without moving on: the rate
+        the container wrote at since then, over all the files still there (a flood comes in bursts; a batch alone
+        would say more than it wrote). Read at most ``max_bytes``."""
+        from .cri import entry_ns
+        count, first, last_entry, budget = 0, None, b"", max_bytes
+        for index, file in enumerate(self.files):
+            offset = self.offset if index == 0 else 0
+            while budget > 0:
+                data = file.read(offset, min(CHUNK_BYTES, budget))
+                end = data.rfind(b"\n") + 1
+                if not end:
+                    break
+                chunk = data[:end]
+                if first is None:
+                    first = entry_ns(chunk.split(b" ", 1)[0])
+                count += chunk.count(b"\n")
+                last_entry = chunk[chunk.rfind(b"\n", 0, end - 1) + 1:]
+                offset += end
+                budget -= end
+        last = entry_ns(last_entry.split(b" ", 1)[0]) if last_entry else None
+        return count, first, last
 
     def backlog(self) -> int:
         """Bytes not read yet, of the plain files held (a gzipped file's size is not known without reading it)."""

@@ -76,6 +76,7 @@ class NodeCollector:
         self._changes: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
         self._changes_lock = threading.Lock()
         self._tails: dict[tuple[str, str, str], ContainerTail] = {}  # (namespace, pod uid, container)
+        self._done: set[tuple[str, str, str]] = set()  # read to their end; forgotten when their pod goes
         self._namespaces: dict[str, Bucket] = {}
         self._containers: dict[tuple[str, str, str], Bucket] = {}
         self._queue: queue.Queue = queue.Queue(options.queue_batches)
@@ -166,10 +167,12 @@ class NodeCollector:
         for container in (pod.get("spec") or {}).get("containers") or []:
             cname = container["name"]
             key = (namespace, uid, cname)
+            if gone:
+                self._done.discard(key)
             tail = self._tails.get(key)
             cstatus = statuses.get(cname) or {}
             if tail is None:
-                if gone or not _started(cstatus):
+                if gone or not _started(cstatus) or key in self._done:
                     continue
                 tail = self._tails[key] = ContainerTail(
                     ContainerKey(self._archived_as(namespace), job, name, cname), os.path.join(directory, cname),
@@ -220,6 +223,7 @@ class NodeCollector:
                 tail.close()
                 del self._tails[key]
                 self._containers.pop(key, None)
+                self._done.add(key)  # until its pod is deleted: a later event must not start it over
         live = {key[0] for key in self._tails}
         for namespace in [n for n in self._namespaces if n not in live]:
             del self._namespaces[namespace]

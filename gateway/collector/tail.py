@@ -22,8 +22,8 @@ from .writer import lost_marker
 
 POSITION_VERSION = 1
 COMPLETE_SETTLE_SECONDS = 0.5  # a finished attempt's last bytes may reach its file just after the kubelet says so
-GONE_MARKER_SECONDS = 10.0
-FIRST_LINE_SECONDS = 2.0  # an attempt's first line read this long after it started, from a rotated file: a gap  # a pod gone, its files never found: its log was deleted before it was read
+GONE_MARKER_SECONDS = 10.0  # a pod gone, its files never found: its log was deleted before it was read
+FIRST_LINE_SECONDS = 2.0  # an attempt's first line read this long after it started, from a rotated file: a gap
 DELETED = "the node deleted the container's log files before the collector read them"
 
 
@@ -71,6 +71,7 @@ class ContainerTail:
         self._gone_since: float | None = None
         self._complete_since: float | None = None
         self._gap_pending = False
+        self._gap_rate: float | None = None  # lines a second after a gap, measured ahead in the files
         self.attempt: int | None = None
         position = point.position if (point.position or {}).get("v") == POSITION_VERSION else None
         if position is not None:
@@ -97,7 +98,12 @@ class ContainerTail:
         log = self._attempt_log()
         if log is None:
             return None
+        if not log.found and self._past_the_last_attempt():
+            self.finished = True  # the attempt before was the pod's last: nothing more to read or commit
+            return None
         log.complete = self._complete()
+        if (log.gap is not None or self._gap_pending or log.began_rotated) and self._gap_rate is None:
+            self._gap_rate = self._rate_ahead(log)  # before the position moves past the lines it is measured on
         data = log.read(max_bytes)
         lines = self.joiner.feed(data) if data else []
         attempt = self.attempt
@@ -135,9 +141,16 @@ class ContainerTail:
                 next_position["pending"] = pending
         return Batch(self, self.generation, lines, attempt, next_position)  # type: ignore[arg-type]
 
+    def _past_the_last_attempt(self) -> bool:
+        return (self.attempt is not None and self.state.pod_over and self.attempt > self.state.restarts
+                and _first_attempt(self.directory, after=self.attempt - 1) is None)
+
     def _attempt_log(self) -> AttemptLog | None:
         if self._log is not None:
             return self._log
+        if self._past_the_last_attempt():
+            self.finished = True  # read to its end before (a restarted collector met it again)
+            return None
         if self.attempt is None:
             first = _first_attempt(self.directory)
             if first is None:
@@ -221,15 +234,22 @@ class ContainerTail:
 
     def _estimate(self, lines: list[LogLine], since: int | None = None) -> int | None:
         """Lines lost between the last archived line (or ``since``) and ``lines``: the time between them at the
-        rate ``lines`` were written (a flood's rate is steady enough to say "about"); None if that cannot be told."""
+        rate the lines after the gap were written, measured over up to 16 MiB of them (a flood's rate is steady
+        enough to say "about"; a batch alone, a burst, is not); None if that cannot be told."""
         since = self._last_ns if since is None else since
-        if since is None or len(lines) < 10:
+        rate, self._gap_rate = self._gap_rate, None
+        if rate is None and len(lines) >= 10 and lines[-1].ts_ns - lines[0].ts_ns > NS // 1000:
+            rate = (len(lines) - 1) / ((lines[-1].ts_ns - lines[0].ts_ns) / NS)
+        if since is None or not lines or rate is None:
             return None
-        span = (lines[-1].ts_ns - lines[0].ts_ns) / NS
-        if span <= 0.001:
-            return None
-        rate = (len(lines) - 1) / span
         return max(0, round((lines[0].ts_ns - since) / NS * rate))
+
+    @staticmethod
+    def _rate_ahead(log: AttemptLog) -> float | None:
+        count, first, last = log.lines_ahead()
+        if count < 10 or first is None or last is None or last - first <= NS // 1000:
+            return None
+        return (count - 1) / ((last - first) / NS)
 
     def backlog(self) -> int:
         log = self._log

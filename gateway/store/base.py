@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import itertools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator, Sequence
@@ -67,13 +68,31 @@ class StreamState:
     lines_at_last_ts: int = 0
 
 
+# A numbered line: (seq, day, day_seq, ts_ns, text). A plain tuple: an append makes one per line.
+Row = tuple[int, dt.date, int, int, str]
+
+
 @dataclass(frozen=True)
-class Row:
-    seq: int
-    day: dt.date
-    day_seq: int
-    ts_ns: int
-    text: str
+class Numbered:
+    """Lines as ``number_lines`` numbered them, by column, so that an append makes no object per line: line ``i`` is
+    number ``first_seq + i`` of the container's whole log, stamped ``stamps[i]``, reading ``texts[i]``; ``days``
+    are the runs of consecutive lines of one calendar day, in order, each (index of its first line, the day, that
+    line's day_seq)."""
+    first_seq: int
+    stamps: list[int]
+    texts: list[str]
+    days: list[tuple[int, dt.date, int]]
+
+    def runs(self) -> Iterator[tuple[dt.date, range, range, list[int], list[str]]]:
+        """(day, seqs, day_seqs, stamps, texts) of each run of one day."""
+        ends = [start for start, _, _ in self.days[1:]] + [len(self.stamps)]
+        for (start, day, day_seq), end in zip(self.days, ends):
+            yield (day, range(self.first_seq + start, self.first_seq + end), range(day_seq, day_seq + end - start),
+                   self.stamps[start:end], self.texts[start:end])
+
+    def rows(self) -> Iterator[Row]:
+        for day, seqs, day_seqs, stamps, texts in self.runs():
+            yield from zip(seqs, itertools.repeat(day), day_seqs, stamps, texts)
 
 
 class DayClock:
@@ -93,6 +112,11 @@ class DayClock:
         self._day = day
         return day
 
+    def day_of_all(self, low_ns: int, high_ns: int) -> dt.date | None:
+        """The day of every stamp from ``low_ns`` to ``high_ns``; None if they are not all of one day."""
+        day = self.day(low_ns)
+        return day if self._low <= high_ns < self._high else None
+
     def day_start_ns(self, day: dt.date) -> int:
         start = dt.datetime.combine(day, dt.time(0), self.zone)
         return int(start.timestamp()) * NS
@@ -104,30 +128,48 @@ class DayClock:
 
 
 def number_lines(lines: Sequence[LogLine], state: StreamState, clock: DayClock,
-                 next_day_seq: Callable[[dt.date], int]) -> tuple[list[Row], StreamState]:
-    """Rows for ``lines`` continuing ``state``, and the state after them.
+                 next_day_seq: Callable[[dt.date], int]) -> tuple[Numbered, StreamState]:
+    """``lines`` numbered on from ``state``, and the state after them.
 
     ``next_day_seq(day)`` asks the store where a day other than the current one resumes (0 for a new day); it is
-    called only when the day changes, and keeps numbering right even if a timezone's calendar ever steps back.
-    NUL characters become U+FFFD: PostgreSQL text cannot hold them, and both stores must answer alike.
+    called only when the day changes to one these lines have not had yet, and keeps numbering right even if a
+    timezone's calendar ever steps back. NUL characters become U+FFFD: PostgreSQL text cannot hold them, and every
+    store must answer alike. A batch within one day (nearly all) is numbered without a step per line.
     """
-    rows: list[Row] = []
-    seq, day, day_seq = state.next_seq, state.day, state.next_day_seq
-    last_ts, at_last = state.last_ts_ns, state.lines_at_last_ts
-    for line in lines:
-        line_day = clock.day(line.ts_ns)
-        if line_day != day:
-            day, day_seq = line_day, next_day_seq(line_day)
-        text = line.text.replace("\x00", "\ufffd") if "\x00" in line.text else line.text
-        rows.append(Row(seq, day, day_seq, line.ts_ns, text))
-        seq += 1
-        day_seq += 1
-        if line.ts_ns == last_ts:
-            at_last += 1
-        else:
-            last_ts, at_last = line.ts_ns, 1
-    return rows, replace(state, next_seq=seq, day=day, next_day_seq=day_seq,
-                         last_ts_ns=last_ts, lines_at_last_ts=at_last)
+    stamps = [line.ts_ns for line in lines]
+    texts = [line.text for line in lines]
+    if not lines:
+        return Numbered(state.next_seq, stamps, texts, []), state
+    if "\x00" in "".join(texts):
+        texts = [text.replace("\x00", "\ufffd") for text in texts]
+    day, day_seq = state.day, state.next_day_seq
+    one_day = clock.day_of_all(min(stamps), max(stamps))
+    if one_day is not None:
+        if one_day != day:
+            day, day_seq = one_day, next_day_seq(one_day)
+        days = [(0, day, day_seq)]
+        day_seq += len(stamps)
+    else:
+        days = []
+        resume: dict[dt.date | None, int] = {}  # where each day these lines left stands
+        for i, ts in enumerate(stamps):
+            line_day = clock.day(ts)
+            if line_day != day:
+                resume[day] = day_seq
+                day = line_day
+                day_seq = resume[day] if day in resume else next_day_seq(day)
+                days.append((i, day, day_seq))
+            elif not days:
+                days.append((0, day, day_seq))
+            day_seq += 1
+    last_ts, at_last = stamps[-1], 1
+    while at_last < len(stamps) and stamps[-1 - at_last] == last_ts:
+        at_last += 1
+    if at_last == len(stamps) and last_ts == state.last_ts_ns:
+        at_last += state.lines_at_last_ts
+    numbered = Numbered(state.next_seq, stamps, texts, days)
+    return numbered, replace(state, next_seq=state.next_seq + len(stamps), day=day, next_day_seq=day_seq,
+                             last_ts_ns=last_ts, lines_at_last_ts=at_last)
 
 
 def check_page(offset: int, size: int) -> None:
@@ -170,6 +212,11 @@ class LogStore(ABC):
         the rest. Close it (``contextlib.closing``) to give its connection back at once."""
 
     @abstractmethod
+    def iter_read_stamped(self, namespace: str, instance: str, container: str, *, day: dt.date | None = None,
+                          offset: int = 0, size: int = 1000) -> Iterator[tuple[int, str]]:
+        """``iter_read`` with each line's timestamp: (ts_ns, text), for ``timestamps=true`` and ``since``."""
+
+    @abstractmethod
     def explain_read(self, namespace: str, instance: str, container: str, *, day: dt.date | None = None,
                      offset: int = 0, size: int = 1000) -> str:
         """The database's plan for that ``read``, as text (for tests and the benchmark)."""
@@ -185,6 +232,11 @@ class LogStore(ABC):
     def iter_read_job(self, namespace: str, job: str, *, day: dt.date | None = None, offset: int = 0,
                       size: int = 1000) -> Iterator[tuple[str, str]]:
         """``read_job`` as a stream, walked along an index from a remembered keyset cursor (no sort)."""
+
+    @abstractmethod
+    def iter_read_job_stamped(self, namespace: str, job: str, *, day: dt.date | None = None, offset: int = 0,
+                              size: int = 1000) -> Iterator[tuple[str, int, str]]:
+        """``iter_read_job`` with each line's timestamp: (instance, ts_ns, text)."""
 
     @abstractmethod
     def containers(self, namespace: str, instance: str) -> list[str]:
@@ -222,6 +274,21 @@ class LogStore(ABC):
     @abstractmethod
     def heartbeats(self) -> dict[str, tuple[float, float]]:
         """Region -> (seconds since its collector's last heartbeat, the lag it reported then)."""
+
+    # -- the API replicas' read-your-writes mark (gateway/cache/write_mark.py): kept here, the one store they share
+
+    @abstractmethod
+    def raise_write_mark(self, region: str, version: int) -> None:
+        """An API process wrote a Job at ``version`` (a resourceVersion) in ``region``: raise the mark to it (never
+        lower it) and stamp it with the time."""
+
+    @abstractmethod
+    def doubt_writes(self, region: str, until: float) -> None:
+        """A write whose version is not known: no cache of ``region`` answers until ``until`` (epoch seconds)."""
+
+    @abstractmethod
+    def write_mark(self, region: str) -> tuple[int, float, float]:
+        """(version, epoch seconds it was raised at, epoch seconds writes are in doubt until); zeros if none."""
 
     @abstractmethod
     def prune(self, older_than: dt.date) -> int:

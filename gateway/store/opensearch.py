@@ -6,7 +6,8 @@ Layout (``<p>`` is the prefix, ``tenx-logs-`` unless the URL names another):
   daily indices), with the stream's identity (namespace, job, instance, container, attempt), ``@timestamp``,
   ``ts_ns``, ``seq`` (its number in the container's whole log) and ``day_seq`` (its number within the day). The id
   is ``<stream>/<seq>``, so a retried bulk or a second writer replaces a line, never adds one; every line of a
-  stream is routed to one shard, so a page reads one shard.
+  stream is routed to one shard, so a page reads one shard. Only what the store filters on is indexed, only what it
+  sorts on has doc values (``LINE_MAPPING``): indexing is most of what an append costs the cluster.
 - ``<p>meta-streams``: one document per container (id ``namespace/instance/container``): its numbering so far, the
   lines each day holds, and the fencing token. It is read by id (real time) before every page and append.
 - ``<p>meta-instances`` (records), ``<p>meta-heartbeats`` (one per region).
@@ -44,8 +45,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 
-from .base import (ContainerKey, DayClock, Deposed, LogLine, LogStore, ResumePoint, StreamMoved, StreamState,
-                   check_page, number_lines)
+from .base import (ContainerKey, DayClock, Deposed, LogLine, LogStore, Numbered, ResumePoint, StreamMoved,
+                   StreamState, check_page, number_lines)
 from .cursors import PageCursors
 
 log = logging.getLogger(__name__)
@@ -57,10 +58,18 @@ BULK = 5000  # lines per bulk request
 WINDOW = 10_000  # OpenSearch's default index.max_result_window
 K = {"type": "keyword"}
 LONG = {"type": "long"}
+# A line's fields are indexed only as far as the store filters or sorts on them (indexing is most of what an
+# append costs the cluster): terms and ranges get an index, sort keys doc values. The rest (instance, container,
+# attempt, text) is kept in _source alone. @timestamp is for operators' own searches (Dashboards): doc values,
+# which still answer its range queries and date histograms, without a points index. Daily indices made before
+# this mapping keep theirs (everything indexed); reads are the same queries on both.
+FILTER = {"type": "keyword", "doc_values": False}  # term filters only
+SORT_ONLY = {"index": False}  # doc values only
 LINE_MAPPING = {"dynamic": False, "properties": {
-    "namespace": K, "job": K, "instance": K, "container": K, "stream": K, "attempt": {"type": "integer"},
-    "stream_no": LONG, "seq": LONG, "day": {"type": "integer"}, "day_seq": LONG, "ts_ns": LONG,
-    "@timestamp": {"type": "date", "format": "epoch_millis"},
+    "namespace": FILTER, "job": FILTER,  # a job's pages, delete_job, delete_namespace
+    "stream": K, "seq": LONG, "day_seq": LONG,  # an instance's pages (term, range, sort); a job's sort
+    "stream_no": {**LONG, **SORT_ONLY}, "day": {"type": "integer", **SORT_ONLY}, "ts_ns": {**LONG, **SORT_ONLY},
+    "@timestamp": {"type": "date", "format": "epoch_millis", **SORT_ONLY},
     "text": {"type": "keyword", "index": False, "doc_values": False}}}
 META = {
     "streams": {"dynamic": False, "properties": {
@@ -70,6 +79,7 @@ META = {
         "namespace": K, "job": K, "instance": K, "key": K, "created": K, "finished_day": K,
         "record": {"type": "object", "enabled": False}}},
     "heartbeats": {"dynamic": False, "properties": {"region": K}},
+    "marks": {"dynamic": False, "properties": {"region": K}},
 }
 
 
@@ -119,10 +129,10 @@ class OpenSearchStore(LogStore):
         self.timezone = timezone
         DayClock(timezone)  # an unknown timezone fails here, not at the first append
         self.prefix, self._refresh = options["prefix"], options["refresh"]
-        self.streams_index, self.instances_index, self.heartbeats_index = (
-            f"{self.prefix}meta-{name}" for name in ("streams", "instances", "heartbeats"))
+        self.streams_index, self.instances_index, self.heartbeats_index, self.marks_index = (
+            f"{self.prefix}meta-{name}" for name in ("streams", "instances", "heartbeats", "marks"))
         self.lines_pattern = f"{self.prefix}*,-{self.prefix}meta-*"
-        self._client = OpenSearch(**options["client"])
+        self._client = OpenSearch(**options["client"], serializer=_serializer())
         self._locks = [threading.Lock() for _ in range(64)]
         self._cursors = PageCursors()
         try:
@@ -168,19 +178,19 @@ class OpenSearchStore(LogStore):
                 raise StreamMoved(f"stream {key.instance}/{key.container} is at line {doc['next_seq']}, "
                                   f"not {expect_next}")
             days = doc.setdefault("days", {})
-            if not lines:  # only the writer's position moves
-                doc.update(position=position, attempt=attempt)
+            if not lines:  # only the writer's position moves; the stream's attempt stays its last line's
+                doc.update(position=position, fence=max(stored_fence, fence or 0))
                 self._commit(stream, doc, version, fence)
                 return
             state = StreamState(doc["next_seq"], dt.date.fromisoformat(doc["cur_day"]) if doc.get("cur_day") else None,
                                 doc.get("next_day_seq", 0), doc.get("last_ts_ns"), doc.get("lines_at_last_ts", 0))
-            rows, after = number_lines(lines, state, DayClock(self.timezone),
-                                       lambda day: days.get(day.isoformat(), {}).get("n", 0))
+            numbered, after = number_lines(lines, state, DayClock(self.timezone),
+                                           lambda day: days.get(day.isoformat(), {}).get("n", 0))
             token = max(stored_fence, fence or 0)
-            self._bulk_lines(key, stream, doc["stream_no"], attempt, token, rows)
-            for row in rows:
-                span = days.setdefault(row.day.isoformat(), {"lo": row.seq})
-                span["n"], span["hi"] = row.day_seq + 1, row.seq + 1
+            self._bulk_lines(key, stream, doc["stream_no"], attempt, token, numbered)
+            for day, seqs, day_seqs, _, _ in numbered.runs():
+                span = days.setdefault(day.isoformat(), {"lo": seqs[0]})
+                span["n"], span["hi"] = day_seqs[-1] + 1, seqs[-1] + 1
             doc.update(next_seq=after.next_seq, cur_day=after.day.isoformat() if after.day else None,
                        next_day_seq=after.next_day_seq, last_ts_ns=after.last_ts_ns,
                        lines_at_last_ts=after.lines_at_last_ts, attempt=attempt, fence=token, has_lines=True,
@@ -203,27 +213,37 @@ class OpenSearchStore(LogStore):
         return found, version
 
     def _bulk_lines(self, key: ContainerKey, stream: str, stream_no: int, attempt: int, version: int,
-                    rows: list) -> None:
+                    lines: Numbered) -> None:
         head = {"namespace": key.namespace, "job": key.job, "instance": key.instance, "container": key.container,
                 "stream": stream, "stream_no": stream_no, "attempt": attempt}
-        chunks = [rows[i:i + BULK] for i in range(0, len(rows), BULK)]
+        items = self._bulk_items(stream, head, version, lines)
+        chunks = [items[i:i + BULK] for i in range(0, len(items), BULK)]
         for chunk in chunks:  # a large append in several requests; refreshed once, at the end
-            self._bulk(key, stream, head, version, chunk, self._refresh if len(chunks) == 1 else "false")
+            self._bulk(key, b"".join(chunk), self._refresh if len(chunks) == 1 else "false")
         if len(chunks) > 1 and self._refresh != "false":
-            self._client.indices.refresh(index=",".join(sorted({f"{self.prefix}{r.day:%Y.%m.%d}" for r in rows})))
+            self._client.indices.refresh(index=",".join(sorted({self._day_index(day) for _, day, _ in lines.days})))
 
-    def _bulk(self, key: ContainerKey, stream: str, head: dict, version: int, rows: list, refresh: str) -> None:
-        body = bytearray()
-        for row in rows:
-            body += orjson.dumps({"index": {"_index": f"{self.prefix}{row.day:%Y.%m.%d}", "_id": f"{stream}/{row.seq}",
-                                            "routing": stream, "version": version,
-                                            "version_type": "external_gte"}})
-            body += b"\n"
-            body += orjson.dumps({**head, "seq": row.seq, "day": _day_key(row.day), "day_seq": row.day_seq,
-                                  "ts_ns": row.ts_ns, "@timestamp": row.ts_ns // 1_000_000, "text": row.text})
-            body += b"\n"
+    def _bulk_items(self, stream: str, head: dict, version: int, lines: Numbered) -> list[bytes]:
+        """Each line's action and document, as bulk NDJSON. What every line of a day shares is serialized once;
+        per line only its numbers and its text are."""
+        quoted = orjson.dumps(stream)
+        items: list[bytes] = []
+        for day, seqs, day_seqs, stamps, texts in lines.runs():
+            action = (b'{"index":{"_index":%s,"routing":%s,"version":%d,"version_type":"external_gte","_id":"%s/'
+                      % (orjson.dumps(self._day_index(day)), quoted, version, quoted[1:-1]))
+            source = orjson.dumps({**head, "day": _day_key(day)})[:-1] + b',"seq":'
+            dumps = orjson.dumps
+            items.extend(b'%s%d"}}\n%s%d,"day_seq":%d,"ts_ns":%d,"@timestamp":%d,"text":%s}\n'
+                         % (action, seq, source, seq, day_seq, ts, ts // 1_000_000, dumps(text))
+                         for seq, day_seq, ts, text in zip(seqs, day_seqs, stamps, texts))
+        return items
+
+    def _day_index(self, day: dt.date) -> str:
+        return f"{self.prefix}{day:%Y.%m.%d}"
+
+    def _bulk(self, key: ContainerKey, body: bytes, refresh: str) -> None:
         for attempt_no in range(5):
-            result = self._client.bulk(body=bytes(body), refresh=refresh,
+            result = self._client.bulk(body=body, refresh=refresh,
                                        params={"filter_path": "errors,items.*.status,items.*.error"})
             if not result.get("errors"):
                 return
@@ -355,6 +375,42 @@ class OpenSearchStore(LogStore):
         return {h["_source"]["region"]: (max(0.0, now - h["_source"]["beat"]), h["_source"]["lag"])
                 for h in hits["hits"]["hits"]}
 
+    def raise_write_mark(self, region: str, version: int) -> None:
+        self._update_mark(region, lambda mark: mark["version"] < version,
+                          lambda mark: {**mark, "version": version, "raised": time.time()})
+
+    def doubt_writes(self, region: str, until: float) -> None:
+        self._update_mark(region, lambda mark: mark["doubt_until"] < until,
+                          lambda mark: {**mark, "doubt_until": until})
+
+    def write_mark(self, region: str) -> tuple[int, float, float]:
+        mark, _ = self._mark(region)
+        return mark["version"], mark["raised"], mark["doubt_until"]
+
+    def _mark(self, region: str) -> tuple[dict[str, Any], tuple[int, int] | None]:
+        found = self._client.get(index=self.marks_index, id=region, ignore=404)  # by id: real time
+        if not found.get("found"):
+            return {"region": region, "version": 0, "raised": 0.0, "doubt_until": 0.0}, None
+        return found["_source"], (found["_seq_no"], found["_primary_term"])
+
+    def _update_mark(self, region: str, needed, changed) -> None:
+        from opensearchpy.exceptions import ConflictError
+
+        for _ in range(20):  # other replicas raise it too: read, change, write if unchanged meanwhile
+            mark, version = self._mark(region)
+            if not needed(mark):
+                return
+            try:
+                if version is None:
+                    self._client.index(index=self.marks_index, id=region, body=changed(mark), op_type="create")
+                else:
+                    self._client.index(index=self.marks_index, id=region, body=changed(mark),
+                                       if_seq_no=version[0], if_primary_term=version[1])
+                return
+            except ConflictError:
+                continue
+        raise RuntimeError(f"the write mark of {region} kept changing under this write")
+
     def max_fence(self) -> int:
         self._client.indices.refresh(index=self.streams_index)
         found = self._search(index=self.streams_index, body={
@@ -365,8 +421,10 @@ class OpenSearchStore(LogStore):
 
     def resume_point(self, key: ContainerKey) -> ResumePoint:
         doc, _ = self._state(_stream_id(key.namespace, key.instance, key.container))
-        if doc is None or doc.get("last_ts_ns") is None:
+        if doc is None:
             return ResumePoint(None, 0)
+        if doc.get("last_ts_ns") is None:
+            return ResumePoint(None, 0, position=doc.get("position"))
         return ResumePoint(doc["last_ts_ns"], doc["lines_at_last_ts"], doc.get("attempt"), doc["next_seq"],
                            doc.get("position"))
 
@@ -395,8 +453,9 @@ class OpenSearchStore(LogStore):
         return indices, stream, field, low, high, doc["next_seq"]
 
     @staticmethod
-    def _range_body(stream: str, field: str, low: int, high: int, end: int) -> dict[str, Any]:
-        return {"size": high - low, "track_total_hits": False, "_source": ["text"], "sort": [{field: "asc"}],
+    def _range_body(stream: str, field: str, low: int, high: int, end: int,
+                    source: tuple[str, ...] = ("text",)) -> dict[str, Any]:
+        return {"size": high - low, "track_total_hits": False, "_source": list(source), "sort": [{field: "asc"}],
                 "query": {"bool": {"filter": [{"term": {"stream": stream}},
                                               {"range": {field: {"gte": low, "lt": high}}},
                                               {"range": {"seq": {"lt": end}}}]}}}
@@ -404,19 +463,27 @@ class OpenSearchStore(LogStore):
     def iter_read(self, namespace: str, instance: str, container: str, *, day: dt.date | None = None,
                   offset: int = 0, size: int = 1000) -> Iterator[str]:
         page = self._page_query(namespace, instance, container, day, offset, size)
-        return self._walk_range(page)
+        return (text for _, text in self._walk_range(page, stamped=False))
 
-    def _walk_range(self, page: tuple[str, str, str, int, int, int] | None) -> Iterator[str]:
+    def iter_read_stamped(self, namespace: str, instance: str, container: str, *, day: dt.date | None = None,
+                          offset: int = 0, size: int = 1000) -> Iterator[tuple[int, str]]:
+        page = self._page_query(namespace, instance, container, day, offset, size)
+        return self._walk_range(page, stamped=True)
+
+    def _walk_range(self, page: tuple[str, str, str, int, int, int] | None,
+                    stamped: bool) -> Iterator[tuple[int, str]]:
+        """(ts_ns, text) of the page's lines; ts_ns is 0 unless ``stamped`` (then fetched too)."""
         if page is None:
             return
         indices, stream, field, low, high, end = page
+        source = ("ts_ns", "text") if stamped else ("text",)
         for start in range(low, high, CHUNK):  # chunk by chunk: a reader that stops early stops the fetching
             found = self._search(index=indices, routing=stream, ignore_unavailable=True,
-                                        body=self._range_body(stream, field, start, min(start + CHUNK, high), end),
-                                        filter_path="hits.hits._source.text")
+                                 body=self._range_body(stream, field, start, min(start + CHUNK, high), end, source),
+                                 filter_path="hits.hits._source")
             hits = found.get("hits", {}).get("hits", [])
             for hit in hits:
-                yield hit["_source"]["text"]
+                yield hit["_source"].get("ts_ns", 0), hit["_source"]["text"]
 
     def explain_read(self, namespace: str, instance: str, container: str, *, day: dt.date | None = None,
                      offset: int = 0, size: int = 1000) -> str:
@@ -443,6 +510,11 @@ class OpenSearchStore(LogStore):
 
     def iter_read_job(self, namespace: str, job: str, *, day: dt.date | None = None, offset: int = 0,
                       size: int = 1000) -> Iterator[tuple[str, str]]:
+        return ((instance, text) for instance, _, text in self.iter_read_job_stamped(namespace, job, day=day,
+                                                                                   offset=offset, size=size))
+
+    def iter_read_job_stamped(self, namespace: str, job: str, *, day: dt.date | None = None, offset: int = 0,
+                              size: int = 1000) -> Iterator[tuple[str, int, str]]:
         check_page(offset, size)
         return self._walk_job(namespace, job, day, offset, size)
 
@@ -451,7 +523,7 @@ class OpenSearchStore(LogStore):
         body: dict[str, Any] = {"size": size, "track_total_hits": False, "query": query,
                                 "sort": [{"day": "asc"}, {"ts_ns": "asc"}, {"stream_no": "asc"}, {"stream": "asc"},
                                          {"seq": "asc"}],
-                                "_source": ["instance", "text"] if source else False}
+                                "_source": ["instance", "ts_ns", "text"] if source else False}
         if after is not None:
             body["search_after"] = after
         elif start:
@@ -461,7 +533,7 @@ class OpenSearchStore(LogStore):
         return found.get("hits", {}).get("hits", [])
 
     def _walk_job(self, namespace: str, job: str, day: dt.date | None, offset: int,
-                  size: int) -> Iterator[tuple[str, str]]:
+                  size: int) -> Iterator[tuple[str, int, str]]:
         index = f"{self.prefix}{day:%Y.%m.%d}" if day else self.lines_pattern
         query = {"bool": {"filter": [{"term": {"namespace": namespace}}, {"term": {"job": job}}]}}
         cursor_key = (namespace, job, day)
@@ -484,7 +556,7 @@ class OpenSearchStore(LogStore):
                 start = 0
                 for hit in hits:
                     after, position, left = hit["sort"], position + 1, left - 1
-                    yield hit["_source"]["instance"], hit["_source"]["text"]
+                    yield hit["_source"]["instance"], hit["_source"]["ts_ns"], hit["_source"]["text"]
                 if len(hits) < min(left + len(hits), CHUNK):
                     break
         finally:
@@ -547,6 +619,21 @@ class OpenSearchStore(LogStore):
 
     def close(self) -> None:
         self._client.close()
+
+
+def _serializer() -> Any:
+    """The client's JSON, answers parsed by orjson: a bulk's answer has an item per line, a page's a hit per line."""
+    from opensearchpy.exceptions import SerializationError
+    from opensearchpy.serializer import JSONSerializer
+
+    class OrjsonAnswers(JSONSerializer):
+        def loads(self, s: str) -> Any:
+            try:
+                return orjson.loads(s)
+            except orjson.JSONDecodeError as exc:
+                raise SerializationError(s, exc) from None
+
+    return OrjsonAnswers()
 
 
 def _stream_id(namespace: str, instance: str, container: str) -> str:

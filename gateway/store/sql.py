@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import itertools
 import time
 from abc import abstractmethod
 from typing import Any, Iterator, Sequence
 
 import orjson
 
-from .base import (ContainerKey, DayClock, Deposed, LogLine, LogStore, ResumePoint, Row, StreamMoved, StreamState,
+from .base import (ContainerKey, DayClock, Deposed, LogLine, LogStore, Numbered, ResumePoint, StreamMoved,
+                   StreamState,
                    check_page, number_lines)
 from .cursors import PageCursors
 
@@ -26,9 +28,10 @@ KEYED = "FROM log_streams WHERE namespace = ? AND instance = ? AND container = ?
 STREAM = f"(SELECT id {KEYED})"
 # The whole log is numbered from its first line still kept (prune may have dropped earlier days).
 FIRST = f"(SELECT first_seq {KEYED})"
-READ_SEQ = (f"SELECT text FROM log_lines WHERE stream = {STREAM} AND seq >= {FIRST} + ?"
+# {columns}: ``text``, or ``ts_ns, text`` for a stamped read
+READ_SEQ = (f"SELECT {{columns}} FROM log_lines WHERE stream = {STREAM} AND seq >= {FIRST} + ?"
             f" AND seq < {FIRST} + ? ORDER BY seq")
-READ_DAY = (f"SELECT text FROM log_lines WHERE stream = {STREAM} AND day = ? AND day_seq >= ?"
+READ_DAY = (f"SELECT {{columns}} FROM log_lines WHERE stream = {STREAM} AND day = ? AND day_seq >= ?"
             " AND day_seq < ? ORDER BY day_seq")
 JOB_ID = "(SELECT id FROM log_jobs WHERE namespace = ? AND job = ?)"
 READ_JOB = ("SELECT l.day, l.ts_ns, l.stream, l.seq, s.instance, l.text FROM log_lines l"
@@ -93,8 +96,11 @@ class SqlStore(LogStore):
     def _iterate(self, sql: str, params: Sequence[Any]) -> Iterator[tuple]:
         """Rows of a query, fetched from the database a few at a time, on a connection held until closed."""
 
-    def _insert_rows(self, conn: Any, rows: list[tuple]) -> None:
-        conn.executemany(self._sql(INSERT_LINES), rows)
+    def _insert_rows(self, conn: Any, stream: int, job_id: int, attempt: int, lines: Numbered) -> None:
+        statement, repeat = self._sql(INSERT_LINES), itertools.repeat
+        for day, seqs, day_seqs, stamps, texts in lines.runs():  # the rows' tuples are made by zip, in C
+            conn.executemany(statement, zip(repeat(stream), seqs, repeat(self._day_in(day)), day_seqs, stamps, texts,
+                                            repeat(job_id), repeat(attempt)))
 
     def _sql(self, statement: str) -> str:
         return statement
@@ -139,19 +145,22 @@ class SqlStore(LogStore):
                 raise StreamMoved(f"stream {key.instance}/{key.container} is at line {state[0]}, "
                                   f"not {expect_next}")
             state[1] = self._day_out(state[1])
+            encoded = None if position is None else orjson.dumps(position).decode()
+            if not lines:  # the writer's position alone moves; the stream's attempt stays its last line's
+                self._execute(conn, "UPDATE log_streams SET position = ?, fence = ? WHERE id = ?",
+                              (encoded, max(stored_fence, fence or 0), stream))
+                return
 
             def next_day_seq(day: dt.date) -> int:
                 top = self._execute(conn, "SELECT max(day_seq) FROM log_lines WHERE stream = ? AND day = ?",
                                     (stream, self._day_in(day))).fetchone()[0]
                 return 0 if top is None else top + 1
 
-            rows, after = number_lines(lines, StreamState(*state), clock, next_day_seq)
-            self._insert_rows(conn, [_line_row(stream, r, job_id, attempt, self._day_in) for r in rows])
+            numbered, after = number_lines(lines, StreamState(*state), clock, next_day_seq)
+            self._insert_rows(conn, stream, job_id, attempt, numbered)
             self._execute(conn, UPDATE_STREAM, (after.next_seq, self._day_in(after.day), after.next_day_seq,
                                                 after.last_ts_ns, after.lines_at_last_ts, attempt,
-                                                max(stored_fence, fence or 0),
-                                                None if position is None else orjson.dumps(position).decode(),
-                                                stream))
+                                                max(stored_fence, fence or 0), encoded, stream))
 
     def put_instance(self, namespace: str, job: str, instance: str, record: dict[str, Any]) -> None:
         finished = DayClock(self.timezone).stamp_day(record.get("finished"))
@@ -211,6 +220,24 @@ class SqlStore(LogStore):
             rows = self._execute(conn, "SELECT region, beat, lag FROM collector_heartbeats").fetchall()
         return {region: (max(0.0, now - beat), lag) for region, beat, lag in rows}
 
+    def raise_write_mark(self, region: str, version: int) -> None:
+        with self._write() as conn:
+            self._execute(conn, "INSERT INTO write_marks (region, version, raised, doubt_until) VALUES (?, ?, ?, 0)"
+                          " ON CONFLICT (region) DO UPDATE SET version = excluded.version, raised = excluded.raised"
+                          " WHERE write_marks.version < excluded.version", (region, version, time.time()))
+
+    def doubt_writes(self, region: str, until: float) -> None:
+        with self._write() as conn:
+            self._execute(conn, "INSERT INTO write_marks (region, version, raised, doubt_until) VALUES (?, 0, 0, ?)"
+                          " ON CONFLICT (region) DO UPDATE SET doubt_until = excluded.doubt_until"
+                          " WHERE write_marks.doubt_until < excluded.doubt_until", (region, until))
+
+    def write_mark(self, region: str) -> tuple[int, float, float]:
+        with self._read() as conn:
+            row = self._execute(conn, "SELECT version, raised, doubt_until FROM write_marks WHERE region = ?",
+                                (region,)).fetchone()
+        return tuple(row) if row else (0, 0.0, 0.0)  # type: ignore[return-value]
+
     def max_fence(self) -> int:
         with self._read() as conn:
             return self._execute(conn, "SELECT coalesce(max(fence), 0) FROM log_streams").fetchone()[0]
@@ -237,20 +264,31 @@ class SqlStore(LogStore):
                              + (self._day_in(dt.date(2026, 1, 1)), 0, 0, 0, 100, 0))
 
     def _read_query(self, namespace: str, instance: str, container: str, day: dt.date | None, offset: int,
-                    size: int) -> tuple[str, tuple[Any, ...]]:
+                    size: int, columns: str = "text") -> tuple[str, tuple[Any, ...]]:
         check_page(offset, size)
         if day is None:
             key = (namespace, instance, container)
-            return self._sql(READ_SEQ), key + key + (offset,) + key + (offset + size,)
-        return self._sql(READ_DAY), (namespace, instance, container, self._day_in(day), offset, offset + size)
+            return self._sql(READ_SEQ.format(columns=columns)), key + key + (offset,) + key + (offset + size,)
+        return (self._sql(READ_DAY.format(columns=columns)),
+                (namespace, instance, container, self._day_in(day), offset, offset + size))
 
     def iter_read(self, namespace: str, instance: str, container: str, *, day: dt.date | None = None,
                   offset: int = 0, size: int = 1000) -> Iterator[str]:
         query, params = self._read_query(namespace, instance, container, day, offset, size)
         return (text for (text,) in self._iterate(query, params))
 
+    def iter_read_stamped(self, namespace: str, instance: str, container: str, *, day: dt.date | None = None,
+                          offset: int = 0, size: int = 1000) -> Iterator[tuple[int, str]]:
+        query, params = self._read_query(namespace, instance, container, day, offset, size, "ts_ns, text")
+        return ((ts_ns, text) for (ts_ns, text) in self._iterate(query, params))
+
     def iter_read_job(self, namespace: str, job: str, *, day: dt.date | None = None, offset: int = 0,
                       size: int = 1000) -> Iterator[tuple[str, str]]:
+        return ((instance, text) for instance, _, text in self.iter_read_job_stamped(namespace, job, day=day,
+                                                                                   offset=offset, size=size))
+
+    def iter_read_job_stamped(self, namespace: str, job: str, *, day: dt.date | None = None, offset: int = 0,
+                              size: int = 1000) -> Iterator[tuple[str, int, str]]:
         check_page(offset, size)
         base, after = self._cursors.before((namespace, job, day), offset)
         params: list[Any] = [namespace, job]
@@ -263,13 +301,13 @@ class SqlStore(LogStore):
         params += [size, offset - base]
         return self._walk_job((namespace, job, day), offset, self._iterate(self._sql(query), params))
 
-    def _walk_job(self, cursor_key: tuple, offset: int, rows: Iterator[tuple]) -> Iterator[tuple[str, str]]:
+    def _walk_job(self, cursor_key: tuple, offset: int, rows: Iterator[tuple]) -> Iterator[tuple[str, int, str]]:
         position, last = offset, None
         try:
             for day, ts_ns, stream, seq, instance, text in rows:
                 last = (day, ts_ns, stream, seq)
                 position += 1
-                yield instance, text
+                yield instance, ts_ns, text
         finally:
             if hasattr(rows, "close"):
                 rows.close()
@@ -294,7 +332,3 @@ class SqlStore(LogStore):
             return [self._json_out(r) for (r,) in self._execute(
                 conn, "SELECT record FROM log_instances WHERE namespace = ? AND job = ?"
                 f" ORDER BY created IS NULL, created{self.collate}, instance{self.collate}", (namespace, job))]
-
-
-def _line_row(stream: int, row: Row, job_id: int, attempt: int, day_in: Any) -> tuple:
-    return (stream, row.seq, day_in(row.day), row.day_seq, row.ts_ns, row.text, job_id, attempt)

@@ -34,6 +34,8 @@ TABLES = (
         record TEXT NOT NULL, PRIMARY KEY (namespace, job, instance))""",
     """CREATE TABLE IF NOT EXISTS collector_heartbeats (
         region TEXT PRIMARY KEY, holder TEXT NOT NULL, beat REAL NOT NULL, lag REAL NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS write_marks (
+        region TEXT PRIMARY KEY, version INTEGER NOT NULL, raised REAL NOT NULL, doubt_until REAL NOT NULL)""",
 )
 # Columns added since the first archives were written: (table, column, definition).
 COLUMNS = (

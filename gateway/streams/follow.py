@@ -20,10 +20,11 @@ from ..cache import cache_of
 from ..kube import Kube, LogNotAvailable
 from ..names import POD_JOB_NAME_LABELS
 from ..store import LogStore
+from ..store.lines import parse_stamped
 from ..store.records import TERMINAL_PHASES
 from ..tenancy import Tenant
 from . import sse
-from .hub import HUBS, Behind, frame
+from .hub import HUBS, Behind, as_archived, frame
 from .runner import Out
 
 POLL_SECONDS = 0.5  # how often an archive read looks for new lines
@@ -35,11 +36,19 @@ _PAGE = 500
 
 @dataclass
 class Where:
-    """The next offset to send; ``day`` narrows the log to one day as ``date`` does."""
+    """The next offset to send; ``day`` narrows the log to one day as ``date`` does. ``since`` (ns): lines stamped
+    before it are counted but not sent, until the first that is not; ``timestamps``: each event's data has its
+    line's ``time``. Either reads the log with its stamps, on a stream of its own (the hub shares plain text)."""
     offset: int
     day: dt.date | None
     timezone: str
     max_line_bytes: int
+    since: int | None = None
+    timestamps: bool = False
+
+    @property
+    def stamped(self) -> bool:
+        return self.since is not None or self.timestamps
 
 
 @dataclass(frozen=True)
@@ -102,12 +111,20 @@ def record_end(instance: str, record: dict[str, Any] | None, container: str | No
             "phase": record.get("phase")}
 
 
-def _line(out: Out, where: Where, text: str, instance: str | None = None) -> None:
-    if instance is None:
+def _line(out: Out, where: Where, text: str, instance: str | None = None, ts_ns: int | None = None) -> None:
+    if where.since is not None and ts_ns is not None:
+        if ts_ns < where.since:
+            where.offset += 1  # older than ``since``: counted, not sent
+            return
+        where.since = None  # a log is in time order: from here on every line goes
+    if instance is None and not where.timestamps:
         out.send(frame(where.offset, text), id=where.offset)
     else:
-        out.send(sse.event({"offset": where.offset, "instance": instance, "line": text}, id=where.offset),
-                 id=where.offset)
+        data = {"offset": where.offset, **({"instance": instance} if instance is not None else {}),
+                "line": as_archived(text)}
+        if where.timestamps and ts_ns is not None:
+            data["time"] = timefmt.rfc3339_nano(ts_ns)
+        out.send(sse.event(data, id=where.offset), id=where.offset)
     where.offset += 1
 
 
@@ -127,9 +144,30 @@ def _lines(kube: Kube, tenant: Tenant, pod: Pod, where: Where, skip: int, *, fol
                                         None)
 
 
-def _read_live(kube: Kube, tenant: Tenant, pod: Pod, where: Where, out: Out) -> None:
-    """Send the pod's lines from ``where.offset`` to the log's present end, on a stream of its own."""
-    lines = _lines(kube, tenant, pod, where, where.offset, follow=False)
+def _stamped_lines(kube: Kube, tenant: Tenant, pod: Pod, where: Where, skip: int, *,
+                   follow: bool) -> Iterator[tuple[int, str]]:
+    """``_lines`` with each line's stamp: (ts_ns, text), numbered alike."""
+    bounds = logs.day_bounds(where.day, where.timezone) if where.day is not None else None
+    with kube.pod_log(tenant.namespace, pod.name, container=pod.container, timestamps=True,
+                      since_time=timefmt.rfc3339(bounds[0]) if bounds else None, follow=follow,
+                      idle_timeout=_UPSTREAM_IDLE if follow else None) as chunks:
+        lines = logs.iter_lines(chunks if bounds else logs.skip_lines(chunks, skip), where.max_line_bytes)
+        stamped = ((line.ts_ns, line.text) for line in parse_stamped(lines))
+        yield from stamped if bounds is None else itertools.islice(logs.stamped_within(stamped, *bounds), skip, None)
+
+
+def _read_live(kube: Kube, tenant: Tenant, pod: Pod, where: Where, out: Out, *, follow: bool = False) -> None:
+    """Send the pod's lines from ``where.offset`` to the log's present end (with ``follow``, on as they come until
+    the attempt ends), on a stream of its own."""
+    if where.stamped:
+        stamped = _stamped_lines(kube, tenant, pod, where, where.offset, follow=follow)
+        try:
+            for ts_ns, text in stamped:
+                _line(out, where, text, ts_ns=ts_ns)
+        finally:
+            stamped.close()
+        return
+    lines = _lines(kube, tenant, pod, where, where.offset, follow=follow)
     try:
         for text in lines:
             _line(out, where, text)
@@ -174,6 +212,8 @@ def follow_instance(kube: Kube, archive: LogStore, tenant: Tenant, job_name: str
         try:
             if _day_over(where):
                 out.sleep(2)  # the day's lines are all sent; only the end is awaited
+            elif where.stamped:
+                _read_live(kube, tenant, pod, where, out, follow=True)
             else:
                 _follow_shared(kube, tenant, pod, where, out)
         except (LogNotAvailable, errors.Unavailable):
@@ -195,11 +235,17 @@ def replay_archive(archive: LogStore, tenant: Tenant, job_name: str, instance: s
     container = job_name  # the first container, the one the live log reads, carries the job's name
     quiet_since = time.monotonic()
     while True:
-        with contextlib.closing(archive.iter_read(tenant.archive, instance, container, day=where.day,
-                                                  offset=where.offset, size=_PAGE)) as rows:
-            before = where.offset
-            for text in rows:
-                _line(out, where, text)
+        before = where.offset
+        if where.stamped:
+            with contextlib.closing(archive.iter_read_stamped(tenant.archive, instance, container, day=where.day,
+                                                              offset=where.offset, size=_PAGE)) as stamped:
+                for ts_ns, text in stamped:
+                    _line(out, where, text, ts_ns=ts_ns)
+        else:
+            with contextlib.closing(archive.iter_read(tenant.archive, instance, container, day=where.day,
+                                                      offset=where.offset, size=_PAGE)) as rows:
+                for text in rows:
+                    _line(out, where, text)
         if where.offset > before:
             quiet_since = time.monotonic()
             continue
@@ -246,11 +292,11 @@ def follow_job(kube: Kube, archive: LogStore, tenant: Tenant, job_name: str, whe
     quiet_since = time.monotonic()
     checked, final, final_since = 0.0, None, 0.0
     while True:
-        with contextlib.closing(archive.iter_read_job(tenant.archive, job_name, day=where.day, offset=where.offset,
-                                                      size=_PAGE)) as rows:
+        with contextlib.closing(archive.iter_read_job_stamped(tenant.archive, job_name, day=where.day,
+                                                              offset=where.offset, size=_PAGE)) as rows:
             before = where.offset
-            for instance, text in rows:
-                _line(out, where, text, instance)
+            for instance, ts_ns, text in rows:
+                _line(out, where, text, instance, ts_ns)
         now = time.monotonic()
         if where.offset > before:
             quiet_since = now

@@ -35,9 +35,15 @@ class Behind(Exception):
         self.offset = offset
 
 
+def as_archived(text: str) -> str:
+    """A line as the archive stores it (NUL becomes U+FFFD, store/base.py), so that a stream sends at an offset
+    what a page of that offset shows."""
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
+
+
 def frame(offset: int, text: str) -> bytes:
     """An instance's log line as its SSE event."""
-    return sse.event({"offset": offset, "line": text}, id=offset)
+    return sse.event({"offset": offset, "line": as_archived(text)}, id=offset)
 
 
 class Subscriber:

@@ -1,9 +1,11 @@
-"""The per-user cap on concurrent streams, shared by every gunicorn worker of the host.
+"""Per-user caps shared by every gunicorn worker of the host: concurrent streams, and requests in progress
+(gateway/inflight.py).
 
-Each user has ``limit`` slot files in one directory (gunicorn.conf.py makes it and hands it to the workers in
-``TENX_GATEWAY_STREAM_SLOTS_DIR``); a stream holds an exclusive ``flock`` on one of them while it runs. A lock
-belongs to its open file, so the kernel releases it when the stream closes the file or its worker dies: a crashed
-worker never leaks slots. Non-blocking, so it is safe under gevent. Across replicas the cap is per replica.
+Each user has ``limit`` slot files per kind in one directory (gunicorn.conf.py makes it and hands it to the workers
+in ``TENX_GATEWAY_STREAM_SLOTS_DIR``); a stream or a request holds an exclusive ``flock`` on one of them while it
+runs. A lock belongs to its open file, so the kernel releases it when the holder closes the file or its worker
+dies: a crashed worker never leaks slots, and a ``Slot`` dropped without ``release`` closes its file when it is
+collected. Non-blocking, so it is safe under gevent. Across replicas the cap is per replica.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import os
 import random
 import tempfile
 import threading
+import weakref
 
 DIR_VARIABLE = "TENX_GATEWAY_STREAM_SLOTS_DIR"
 _fallback: str | None = None
@@ -32,21 +35,24 @@ def slots_dir() -> str:
 
 
 class Slot:
-    """One held slot; ``release`` (idempotent) gives it back."""
+    """One held slot; ``release`` (idempotent) gives it back. Closing the file drops its lock."""
 
     def __init__(self, fd: int):
-        self._fd: int | None = fd
+        self._close = weakref.finalize(self, os.close, fd)  # runs once: at release, or when collected
 
     def release(self) -> None:
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            os.close(fd)  # closing the file drops its lock
+        self._close()
+
+    @property
+    def held(self) -> bool:
+        return self._close.alive
 
 
-def acquire(username: str, limit: int, directory: str | None = None) -> Slot | None:
-    """A free slot of ``username``'s ``limit``, or None when all are held."""
+def acquire(username: str, limit: int, directory: str | None = None, kind: str = "stream") -> Slot | None:
+    """A free slot of ``username``'s ``limit`` of ``kind``, or None when all are held."""
     directory = directory or slots_dir()
-    stem = hashlib.sha256(username.encode()).hexdigest()[:32]  # any user name, a safe file name
+    owner = username if kind == "stream" else f"{kind}:{username}"  # streams keep the file names they always had
+    stem = hashlib.sha256(owner.encode()).hexdigest()[:32]  # any user name, a safe file name
     first = random.randrange(limit)  # a free slot is usually found at the first try, even with a large cap
     for index in ((first + step) % limit for step in range(limit)):
         fd = os.open(os.path.join(directory, f"{stem}.{index}"), os.O_RDWR | os.O_CREAT, 0o600)

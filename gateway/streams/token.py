@@ -27,6 +27,11 @@ class InvalidToken(ValueError):
     """Malformed, forged, expired, or for another region; the message says which (never shown to the caller)."""
 
 
+class SpentToken(InvalidToken):
+    """A token this gateway did sign, no longer good here: expired, or for another region. Not a guess: a client
+    that reconnects with it (an EventSource after a ``shutdown``) is no failed login."""
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -73,7 +78,7 @@ def verify(token: str, region: str, key_of: Callable[[str], bytes | None], *, no
         raise InvalidToken("bad signature")
     claims = orjson.loads(_unb64(payload))
     if not isinstance(claims.get("x"), int) or claims["x"] < now:
-        raise InvalidToken("expired")
+        raise SpentToken("expired")
     if claims.get("r") != region:
-        raise InvalidToken("another region")
+        raise SpentToken("another region")
     return username

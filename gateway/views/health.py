@@ -1,4 +1,5 @@
-"""Liveness, readiness and the original's ``/v1/status`` and ``/v1/regions``; none of them asks for credentials.
+"""Liveness, readiness, the version, and the original's ``/v1/status`` and ``/v1/regions``; none of them asks for
+credentials.
 
 ``/v1/regions`` is public as it was in the original: region names are published configuration (the API's own
 paths carry them), and a client needs the list before it has anything to authenticate for.
@@ -9,6 +10,7 @@ from flask import Blueprint, Response, current_app, jsonify
 
 from .. import errors
 from ..health import Readiness, archive_problems
+from ..version import info
 
 bp = Blueprint("health", __name__)
 
@@ -60,6 +62,12 @@ def _archive_problems() -> dict[str, str]:
         current_app.logger.exception("readyz: the log archive cannot be read")
         return {"archive": "archive lagging: the log archive cannot be read"}
     return archive_problems(heartbeats, gateway.settings.archive_lag_ready_seconds)
+
+
+@bp.get("/version")
+def version():
+    """Which gateway answers: its version and commit (``tenx version`` shows it beside the client's)."""
+    return jsonify(info())
 
 
 @bp.get("/v1/status")

@@ -5,7 +5,7 @@ import orjson
 from flask import Blueprint, Response, current_app, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from .. import errors, joblist, jobs, logs
+from .. import errors, inflight, joblist, jobs, logs
 from ..auth import authenticate, authenticate_stream
 from ..names import is_dns1123_label, is_pod_name
 from ..respond import json_response
@@ -20,6 +20,7 @@ bp = Blueprint("jobs", __name__, url_prefix="/v1/regions/<region>")
 _SAME_WITH_SLASH = {"strict_slashes": False}
 
 LOG_TRUNCATED_HEADER = "X-Log-Truncated"
+LOG_OFFSET_HEADER = "X-Log-Offset"
 
 
 @bp.url_value_preprocessor
@@ -36,6 +37,7 @@ def _authenticate_and_scope():
                                        request.remote_addr or "", g.region)
     else:
         username = authenticate(request.headers, gateway.users, gateway.login_throttle, request.remote_addr or "")
+        inflight.admit(username, gateway.settings)  # streams have a cap of their own
     gateway.regions.require(g.region)
     g.tenant = Tenant.of(username, g.region, gateway.settings)
 
@@ -61,11 +63,14 @@ def _existing_job_name(name: str) -> str:
     return name
 
 
-def _log_response(page: logs.Page):
-    """The lines, as the original's bare array; a page cut short by GATEWAY_LOG_MAX_BYTES says so in a header."""
+def _log_response(page: logs.Page, query: dict):
+    """The lines, as the original's bare array; a page cut short by GATEWAY_LOG_MAX_BYTES says so in a header, and
+    with ``since`` another says at which line it starts."""
     response = json_response(page.lines)
     if page.truncated:
         response.headers[LOG_TRUNCATED_HEADER] = "true"
+    if query["since"] is not None:
+        response.headers[LOG_OFFSET_HEADER] = str(query["offset"] if page.first is None else page.first)
     return response
 
 
@@ -145,7 +150,7 @@ def instance_logs(job_name: str, instance_name: str):
         # before any apiserver call: urllib3 resolves dot segments, so ".." would have asked for the namespace
         raise errors.NotFound(f"instance {instance_name!r} of job {job_name!r} not found")
     return _log_response(jobs.instance_log(_kube(), _archive(), g.tenant, job_name, instance_name, query,
-                                           settings))
+                                           settings), query)
 
 
 @bp.get("/jobs/<job_name>/logs", **_SAME_WITH_SLASH)
@@ -156,7 +161,7 @@ def job_logs(job_name: str):
     settings = current_app.extensions["tenx"].settings
     query = _logs_query(settings)
     return _log_response(jobs.job_log(_kube(), _archive(), g.tenant, _existing_job_name(job_name), query,
-                                      settings.log_max_bytes))
+                                      settings.log_max_bytes), query)
 
 
 @bp.get("/jobs/<job_name>/instances", **_SAME_WITH_SLASH)

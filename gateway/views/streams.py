@@ -11,7 +11,7 @@ import orjson
 from flask import Blueprint, Response, current_app, g, request
 from marshmallow import ValidationError
 
-from .. import errors, jobs
+from .. import errors, inflight, jobs, metrics
 from ..auth import authenticate, authenticate_stream
 from ..names import is_dns1123_label, is_pod_name
 from ..respond import json_response
@@ -71,48 +71,55 @@ def _authenticate_and_scope():
         authenticate_stream, query=request.args, region=g.region)
     username = how(request.headers, users=gateway.users, throttle=gateway.login_throttle,
                    client=request.remote_addr or "")
+    if request.endpoint == "streams.create_stream_token":
+        inflight.admit(username, gateway.settings)  # an ordinary call; streams have a cap of their own
     gateway.regions.require(g.region)
     g.tenant = Tenant.of(username, g.region, gateway.settings)
 
 
-def _start_of_stream() -> tuple[int, object]:
-    """(offset to start at, day): ``Last-Event-ID`` (or ``last_event_id``) N means N+1 and wins over ``from``;
-    ``size`` is ignored."""
+def _start_of_stream() -> Where:
+    """Where the stream starts: ``Last-Event-ID`` (or ``last_event_id``) N means N+1 and wins over ``from``;
+    ``size`` is ignored; ``since`` then moves on to the first line that recent, ``timestamps`` adds each line's."""
     settings = _gateway().settings
-    args = {k: v for k, v in request.args.to_dict().items() if k in ("date", "from")}
+    args = {k: v for k, v in request.args.to_dict().items() if k in ("date", "from", "since", "timestamps")}
     query = LogsQuerySchema(default_size=settings.log_default_size, max_size=settings.log_max_size).load(args)
-    # blank is absent, as for the paged call's parameters; past the largest ``from`` the stores could overflow
-    resume = (request.headers.get(RESUME_HEADER) or request.args.get(RESUME_PARAMETER) or "").strip()
+    offset = query["offset"]
+    # empty is absent, as for the paged call's parameters; past the largest ``from`` the stores could overflow
+    resume = request.headers.get(RESUME_HEADER) or request.args.get(RESUME_PARAMETER) or ""
     if resume:
         if not (_LINE_OFFSET.fullmatch(resume) and -1 <= int(resume) < LOG_MAX_OFFSET):
             raise ValidationError(f"must be a line offset (a whole number from -1 to {LOG_MAX_OFFSET - 1})",
                                   RESUME_PARAMETER)
-        return int(resume) + 1, query["date"]
-    return query["offset"], query["date"]
+        offset = int(resume) + 1
+    return Where(offset, query["date"], settings.log_timezone, settings.log_max_bytes, since=query["since"],
+                 timestamps=query["timestamps"])
 
 
 def _stream(produce) -> Response:
-    """The SSE response of ``produce(out)``, within the user's cap (429 over it)."""
-    settings = _gateway().settings
-    slot = slots.acquire(g.tenant.username, settings.stream_max_per_user)
+    """The SSE response of ``produce(out)``, within the user's cap (429 over it). A HEAD answers as the GET would
+    and holds nothing: no slot, no producer (its body is never read, so nothing would end them)."""
+    gateway = _gateway()
+    settings, username = gateway.settings, g.tenant.username
+    slot = slots.acquire(username, settings.stream_max_per_user)
     if slot is None:
+        metrics.STREAMS_REFUSED.inc()
         raise errors.TooManyRequests(
             f"at most {settings.stream_max_per_user} streams at once per user (GATEWAY_STREAM_MAX_PER_USER)",
             headers={"Retry-After": str(settings.retry_after_seconds)})
+    if request.method == "HEAD":
+        slot.release()
+        return Response(iter(()), mimetype=sse.CONTENT_TYPE, headers=sse.HEADERS)  # no Content-Length: as the GET
     limits = runner.Limits(settings.stream_heartbeat_seconds, settings.stream_idle_seconds,
                            settings.stream_max_seconds)
-    return Response(runner.body(produce, limits, on_close=slot.release), mimetype=sse.CONTENT_TYPE,
-                    headers=sse.HEADERS)
-
-
-def _where(offset: int, day) -> Where:
-    settings = _gateway().settings
-    return Where(offset, day, settings.log_timezone, settings.log_max_bytes)
+    digest = gateway.users.stored_digest(username)
+    return Response(runner.body(produce, limits, on_close=slot.release,
+                                still_allowed=lambda: gateway.users.stored_digest(username) == digest),
+                    mimetype=sse.CONTENT_TYPE, headers=sse.HEADERS)
 
 
 def follow_instance_response(job_name: str, instance: str) -> Response:
     gateway = _gateway()
-    offset, day = _start_of_stream()
+    where = _start_of_stream()
     not_found = errors.NotFound(f"instance {instance!r} of job {job_name!r} not found")
     if not is_dns1123_label(job_name) or not is_pod_name(instance):
         raise not_found
@@ -120,16 +127,14 @@ def follow_instance_response(job_name: str, instance: str) -> Response:
     pod = pod_of(kube, tenant, job_name, instance)
     if pod is None and not archive.known_instance(tenant.archive, job_name, instance):
         raise not_found
-    where = _where(offset, day)
     return _stream(lambda out: follow_instance(kube, archive, tenant, job_name, instance, where, out, pod))
 
 
 def follow_job_response(job_name: str) -> Response:
     gateway = _gateway()
-    offset, day = _start_of_stream()
+    where = _start_of_stream()
     kube, archive, tenant = gateway.regions.get(g.region), gateway.archive.get(), g.tenant
     _job_somewhere(kube, archive, tenant, job_name)
-    where = _where(offset, day)
     return _stream(lambda out: follow_job(kube, archive, tenant, job_name, where, out, jobs.get_job, jobs.instances))
 
 

@@ -98,13 +98,20 @@ def host_volume_root_of(policy: dict) -> str:
 
 
 @contextlib.contextmanager
-def deployed_service_account(workdir: Path, token_duration: str = "4h") -> Iterator[DeployedIdentity]:
-    """deploy/'s identity and walls under fresh names, applied for real; removed afterwards."""
+def deployed_service_account(workdir: Path, token_duration: str = "4h",
+                             components: tuple[str, ...] = ()) -> Iterator[DeployedIdentity]:
+    """deploy/'s identity and walls under fresh names, applied for real; removed afterwards. ``components``:
+    deploy/components/ to build in, as an operator's overlay would (their RBAC and policies only)."""
     suffix = f"sa{secrets.token_hex(3)}"
     namespace = f"tenx-gateway-{suffix}"
     workdir.mkdir(parents=True, exist_ok=True)
+    with_components = {"components": [os.path.relpath(DEPLOY / "components" / c, workdir / "as-shipped")
+                                      for c in components]} if components else {}
+    (workdir / "as-shipped").mkdir(exist_ok=True)
+    (workdir / "as-shipped" / "kustomization.yaml").write_text(yaml.safe_dump({
+        "resources": [os.path.relpath(DEPLOY, workdir / "as-shipped")], **with_components}))
     (workdir / "kustomization.yaml").write_text(yaml.safe_dump({
-        "resources": [os.path.relpath(DEPLOY, workdir)], "namespace": namespace, "nameSuffix": f"-{suffix}"}))
+        "resources": ["as-shipped"], "namespace": namespace, "nameSuffix": f"-{suffix}"}))
     objects = [m for m in kustomize(workdir) if m["kind"] in RBAC_KINDS | ADMISSION_KINDS]
     service_account = one(objects, "ServiceAccount")["metadata"]["name"]
     user = f"system:serviceaccount:{namespace}:{service_account}"
@@ -117,7 +124,7 @@ def deployed_service_account(workdir: Path, token_duration: str = "4h") -> Itera
             (condition,) = m["spec"]["matchConditions"]
             assert SA_USER in condition["expression"]
             condition["expression"] = condition["expression"].replace(SA_USER, user)
-    shipped = kustomize(DEPLOY)
+    shipped = kustomize(workdir / "as-shipped")
     for kind, base in (("ClusterRole", "tenx-gateway"), ("Role", "tenx-gateway"), ("Role", ENDPOINTS_ROLE),
                        *(("ValidatingAdmissionPolicy", name) for name in ADMISSION_POLICIES)):
         renamed, original = one(objects, kind, f"{base}-{suffix}"), one(shipped, kind, base)

@@ -170,7 +170,63 @@ def test_a_user_namespace_and_its_walls_are_accepted(local_cluster, admission, t
     assert len(result.stdout.splitlines()) == 3, result.stdout
 
 
+def test_a_queued_job_and_the_tenant_s_local_queue_are_accepted(local_cluster, admission, tenant, host_volume_root):
+    """With GATEWAY_QUEUE=kueue: the Job labelled for the LocalQueue and suspended, and the LocalQueue itself
+    (gateway/walls.py), created by the ServiceAccount as the gateway creates it (RBAC: localqueues create)."""
+    namespace, owner = tenant
+    spec = JobSpecSchema().load(copy.deepcopy(SEED_JOB))
+    queued = build_job(spec, name=f"adm-{secrets.token_hex(3)}", namespace=namespace, username=owner,
+                       host_volume_root=host_volume_root, queue="tenx-gateway")
+    assert queued["spec"]["suspend"] is True
+    _accepted(_create_job(admission, queued))
+    _accepted(_as_gateway(admission, "create", "--dry-run=server", "-f", "-",
+                          stdin=json.dumps(walls.local_queue(namespace, "tenx-gateway"))))
+
+
 # -- what it must never write is refused -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("where, key, value", [
+    ("job-label", "kueue.x-k8s.io/queue-name", "another-queue"),
+    ("job-label", "kueue.x-k8s.io/priority-class", "urgent"),
+    ("job-label", "kueue.x-k8s.io/prebuilt-workload-name", "w"),
+    ("job-annotation", "kueue.x-k8s.io/job-min-parallelism", "1"),
+    ("pod-label", "kueue.x-k8s.io/queue-name", "tenx-gateway"),
+    ("pod-annotation", "kueue.x-k8s.io/podset-required-topology", "zone"),
+    ("managed-by", "kueue.x-k8s.io/multikueue", ""),
+])
+def test_only_the_queue_label_of_kueue_s_is_accepted(local_cluster, admission, job, where, key, value):
+    """The queue label names the namespace's own LocalQueue and nothing else of Kueue's goes on a Job: no priority
+    to jump the queue, no prebuilt Workload, no partial admission or topology, no other controller."""
+    metadata = job["metadata"] if where.startswith("job") else job["spec"]["template"]["metadata"]
+    if where.endswith("label"):
+        metadata["labels"][key] = value
+    elif where.endswith("annotation"):
+        metadata.setdefault("annotations", {})[key] = value
+    else:
+        job["spec"]["managedBy"] = key
+    _refused(_create_job(admission, job), JOBS_POLICY,
+             "of Kueue's labels and annotations it may carry only kueue.x-k8s.io/queue-name=tenx-gateway")
+
+
+@pytest.mark.parametrize("change", ["name", "weight", "stop"])
+def test_a_local_queue_other_than_the_tenant_s_own_is_refused(local_cluster, admission, tenant, change):
+    namespace, _ = tenant
+    queue = walls.local_queue(namespace, "tenx-gateway")
+    if change == "name":
+        queue["metadata"]["name"] = "fast-lane"
+    elif change == "weight":
+        queue["spec"]["fairSharing"] = {"weight": "100"}
+    else:
+        queue["spec"]["stopPolicy"] = "Hold"
+    result = _as_gateway(admission, "create", "--dry-run=server", "-f", "-", stdin=json.dumps(queue))
+    _refused(result, TENANT_OBJECTS_POLICY, "may only create the LocalQueue tenx-gateway")
+
+
+def test_a_local_queue_outside_a_user_namespace_is_refused(local_cluster, admission):
+    result = _as_gateway(admission, "create", "--dry-run=server", "-f", "-",
+                         stdin=json.dumps(walls.local_queue("kube-system", "tenx-gateway")))
+    _refused(result, TENANT_OBJECTS_POLICY, "localqueues in namespace kube-system refused")
+
 
 def test_a_job_in_kube_system_is_refused(local_cluster, admission, job):
     job["metadata"]["namespace"] = "kube-system"

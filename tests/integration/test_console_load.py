@@ -104,7 +104,7 @@ def test_a_thousand_jobs_load_fast_and_draw_only_what_is_seen(browser, crowded):
         page.select_option("#jobs-status", "suspended")
         page.fill("#jobs-filter", "")
         page.wait_for_selector(f"#jobs-count:text-is('{JOBS - 1} of {JOBS} jobs')")
-        # live through the job list watch (STREAMS.md: it exists), not by polling
+        # live through the job list watch (the README's "Follow and watch": it exists), not by polling
         assert wait_until(lambda: any(u.endswith("/v1/regions/us/jobs") for u in tab.streams), 30), tab.streams
         page.wait_for_selector("#jobs-live:text-is('live')")
         tab.shoot("jobs-1000")

@@ -14,17 +14,19 @@ from gateway.store import ContainerKey
 
 from ..harness import GatewayServer, kubectl
 from .helpers import condition, until
+from .reliability import record
 
 SELECTOR = "tenx.io/runtime=containerd"
 TOLERATION = "tenx.io/runtime=containerd:NoSchedule"
 REAL_NODE = "tenx-real"
-# ~100-byte numbered lines for SECONDS, then "done <last number>": as fast as the runtime takes them (FLOOD), or
-# 200 at a time, about 40 times a second (PACED: ~8,000 lines/s, the kubelet still rotates every 3 to 6 s)
+# ~100-byte numbered lines for SECONDS, then "done <last number>", BATCH at a time then a pause of PAUSE µs: paced,
+# so a test's flood takes little CPU from the tests beside it (the suite runs three at once) and is the same on a
+# busy machine, yet fast enough for the kubelet here (1 MiB files, a look every 3 s, 3 files kept) to rotate it.
 LINE = r'n++; printf "f %d ' + "x" * 88 + r'\n", n'
-FLOOD = ("awk 'BEGIN { end = systime() + SECONDS; n = 0; while (systime() < end) { " + LINE + " }; "
-         r"""printf "done %d\n", n }'""")
-PACED = ("awk 'BEGIN { end = systime() + SECONDS; n = 0; while (systime() < end) { for (i = 0; i < 200; i++) { "
-         + LINE + r""" }; fflush(); system("usleep 25000") }; printf "done %d\n", n }'""")
+PACED = ("awk 'BEGIN { end = systime() + SECONDS; n = 0; while (systime() < end) { for (i = 0; i < BATCH; i++) { "
+         + LINE + r""" }; fflush(); system("usleep PAUSE") }; printf "done %d\n", n }'""")
+FAST = {"BATCH": "1000", "PAUSE": "40000"}  # ~20,000 lines (2 MB) a second: a rotation at every look
+SLOW = {"BATCH": "200", "PAUSE": "100000"}  # ~2,000 lines (200 KB) a second: a rotation every 6 s or so
 WAIT = 300
 
 
@@ -43,9 +45,12 @@ def user(nodes_gateway):
     return nodes_gateway.add_user("nc")
 
 
-def start_flood(user, seconds: int, script: str = FLOOD) -> tuple[str, str]:
+def start_flood(user, seconds: int, pace: dict[str, str]) -> tuple[str, str]:
     name = f"flood-{secrets.token_hex(3)}"
-    body = {"containers": [{"image": "busybox", "command": ["sh", "-c", script.replace("SECONDS", str(seconds))]}]}
+    script = PACED.replace("SECONDS", str(seconds))
+    for word, value in pace.items():
+        script = script.replace(word, value)
+    body = {"containers": [{"image": "busybox", "command": ["sh", "-c", script]}]}
     assert user.post(f"/jobs/{name}", json=body).status_code == 200
     instance = until(lambda: (user.get(f"/jobs/{name}").json().get("instance_names") or [None])[0], WAIT,
                      "the flood's pod")
@@ -59,7 +64,7 @@ def archived_after_deletion(gateway, user, name: str, instance: str) -> list[str
     key = ContainerKey(gateway.namespace_of(user), name, instance, name)
     archive = gateway.open_archive()
     try:
-        until(lambda: (archive.resume_point(key).position or {}).get("attempt") == 1, WAIT,
+        until(lambda: (archive.resume_point(key).position or {}).get("attempt", 0) >= 1, WAIT,
               "the collector to read the attempt to its end")
     finally:
         archive.close()
@@ -87,36 +92,43 @@ def pods_log_calls(metrics_text: str) -> float:
 
 
 def test_a_flood_the_kubelet_rotates_is_archived_whole_without_a_pods_log_call(nodes_gateway, user):
-    name, instance = start_flood(user, seconds=12)
+    name, instance = start_flood(user, seconds=10, pace=FAST)
     namespace = nodes_gateway.namespace_of(user)
     user.wait_for(name, lambda job: condition(job, "Complete"), timeout=WAIT)
     live = kubectl("logs", "-n", namespace, instance).stdout.splitlines()
     lines = archived_after_deletion(nodes_gateway, user, name, instance)
     numbers, last = flood_numbers(lines)
+    calls = {node: pods_log_calls(nodes_gateway.collector_metrics(node)) for node in nodes_gateway.collectors}
+    record("node_collector_rotation", {"lines_written": last, "archived": len(numbers),
+                                       "lost": len(set(range(1, last + 1)) - set(numbers)),
+                                       "repeated": len(numbers) - len(set(numbers)),
+                                       "lines_in_the_kubelet_live_log": len(live), "pods_log_calls": calls})
     assert numbers == list(range(1, last + 1)), "lost or repeated lines"
     assert len(live) < len(lines), "the kubelet did not rotate: its live log holds the whole flood"
-    for node in nodes_gateway.collectors:
-        assert pods_log_calls(nodes_gateway.collector_metrics(node)) == 0
+    assert set(calls.values()) == {0}
 
 
 def test_a_node_collector_sigkilled_in_the_middle_of_a_flood_loses_and_repeats_nothing(nodes_gateway, user):
-    """Paced, so that the collector is never further behind than the kubelet keeps files (3 files of 1 MiB here):
-    a restarted collector cannot read what was deleted while no collector held it (the next test)."""
-    name, instance = start_flood(user, seconds=15, script=PACED)
+    """Slow enough that a restarted collector is never further behind than the kubelet keeps files (3 files here):
+    it cannot read what was deleted while no collector held it (the next test)."""
+    name, instance = start_flood(user, seconds=20, pace=SLOW)
     collector = nodes_gateway.collectors[REAL_NODE]
     for _ in range(3):
-        time.sleep(3)
+        time.sleep(4)
         nodes_gateway.collectors[REAL_NODE].send_signal(signal.SIGKILL)
         nodes_gateway.collectors[REAL_NODE].wait(timeout=30)
         nodes_gateway.stop_collectors()  # the other node's too, so that all start again together
         nodes_gateway.start_collector()
     assert nodes_gateway.collectors[REAL_NODE] is not collector
     numbers, last = flood_numbers(archived_after_deletion(nodes_gateway, user, name, instance))
+    record("node_collector_sigkill", {"kills": 3, "lines_written": last, "archived": len(numbers),
+                                      "lost": len(set(range(1, last + 1)) - set(numbers)),
+                                      "repeated": len(numbers) - len(set(numbers))})
     assert numbers == list(range(1, last + 1)), "lost or repeated lines"
 
 
 def test_a_collector_stopped_until_the_kubelet_deleted_files_leaves_a_gap_the_api_shows(nodes_gateway, user):
-    name, instance = start_flood(user, seconds=20)
+    name, instance = start_flood(user, seconds=15, pace=FAST)
     archive = nodes_gateway.open_archive()
     try:
         key = ContainerKey(nodes_gateway.namespace_of(user), name, instance, name)
@@ -137,4 +149,8 @@ def test_a_collector_stopped_until_the_kubelet_deleted_files_leaves_a_gap_the_ap
     assert before == list(range(1, len(before) + 1)) and after == list(range(after[0], after[0] + len(after)))
     missing = after[0] - before[-1] - 1
     estimate = int(lines[at].split()[2].replace(",", ""))
-    assert missing > 0 and missing / 2 <= estimate <= missing * 2, (missing, estimate)
+    record("node_collector_gap", {"lines_written": int(lines[-1].split()[1]), "archived_before_gap": len(before),
+                                  "archived_after_gap": len(after), "lost": missing, "marker_says_about": estimate})
+    # "about": the time the lines were lost over at the rate of the files still there; the rate a busy machine lets
+    # the job write at varies (0.41 to 0.75 of the truth seen), so the bound is a factor of 3
+    assert missing > 0 and missing / 3 <= estimate <= missing * 3, (missing, estimate)

@@ -8,6 +8,7 @@ import signal
 import time
 
 import pytest
+import requests
 
 from ..harness import start_gateway
 from .test_streams import EventReader, create, ticking
@@ -43,6 +44,8 @@ def test_over_the_per_user_cap_is_429_across_workers(own_gateway):
         refused = clients[CAP].get(f"{user.base}{path}", params={"follow": "true"}, stream=True, timeout=60)
         assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
         assert refused.json()["message"].startswith(f"at most {CAP} streams")
+        # what the PrometheusRule's "stream slots full" alert watches (deploy/components/monitoring)
+        assert "\ntenx_gateway_streams_refused_total 1.0\n" in requests.get(own_gateway.metrics_url, timeout=10).text
         assert other.get(f"/jobs/{name}").status_code == 404  # another user's cap is their own
         assert user.get(f"/jobs/{name}").status_code == 200  # and ordinary calls are not capped
         held.pop().close()

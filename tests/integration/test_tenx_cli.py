@@ -198,6 +198,7 @@ def test_wait_timeout_and_an_unreachable_gateway(tenx, gateway):
     assert closed.status_code == 200
     down = tenx("ls", env={"TENX_URL": "http://127.0.0.1:9"})
     assert down.returncode == 5 and down.stderr.startswith("tenx: cannot reach the gateway at http://127.0.0.1:9")
+    assert down.stderr.endswith(": Connection refused\n")  # the reason alone, no stray quote of urllib3's repr
 
 
 def test_usage_errors_exit_2_and_the_gateway_refusals_6(tenx):
@@ -224,3 +225,107 @@ def test_ls_watch_prints_a_line_per_change(tenx):
             watcher.kill()
     assert watcher.returncode == 130
     assert tenx("rm", "watched").returncode == 0
+
+
+def test_version_shows_the_client_and_the_gateway(tenx):
+    import gateway
+    import tenx as client
+    done = tenx("version")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == f"Client Version: {client.__version__}"
+    assert lines[1].startswith(f"Server Version: {gateway.__version__} (commit ")  # the session gateway's checkout
+
+
+def test_generate_name_and_the_tail_since_and_timestamps_of_a_log(tenx):
+    made = [tenx("run", "gen", "--generate-name", "--no-follow", "--image", "busybox", "--", "sh", "-c",
+                 "echo one; sleep 1.2; echo two; sleep 1.2; echo three") for _ in range(2)]
+    names = [done.stdout.strip() for done in made]
+    assert all(done.returncode == 0 for done in made), [done.stderr for done in made]
+    assert names[0] != names[1] and all(n.startswith("gen-") and len(n) == 9 for n in names)
+    assert tenx("wait", names[0], "--timeout", "2m").returncode == 0
+    name = names[0]
+    assert tenx("logs", name, "--tail", "2").stdout == "two\nthree\n"
+    stamped = tenx("logs", name, "--timestamps").stdout.splitlines()
+    assert [line.split(" ", 1)[1] for line in stamped] == ["one", "two", "three"]
+    second = stamped[1].split(" ", 1)[0]
+    assert tenx("logs", name, "--since", second).stdout == "two\nthree\n"
+    assert tenx("logs", name, "--since", "1h", "--tail", "1", "-t").stdout == stamped[2] + "\n"
+    assert tenx("logs", name, "-f", "--tail", "1").stdout == "three\n"
+    assert tenx("logs", name, "-f", "--since", second, "-t").stdout.splitlines() == stamped[1:]
+    for job in names:
+        assert tenx("rm", job).returncode == 0
+
+
+# Every C0 control (LF ends the line it is on), DEL, every C1 control (as UTF-8), and the sequences a terminal obeys:
+# OSC 52 (clipboard), OSC 8 (a link), a window title, clear screen, hidden text, DCS, a CR overwrite, a CRLF end.
+HOSTILE_LINES = [
+    "c0:" + "".join(chr(c) for c in range(1, 0x20) if c != 0x0A) + "\x7f:end",
+    "c1:" + "".join(chr(c) for c in range(0x80, 0xA0)) + ":end",
+    "osc:\x1b]52;c;aGFja2Vk\x07\x1b]8;;https://evil.example/\x1b\\link\x1b]8;;\x1b\\\x1b]0;title\x07:end",
+    "csi:\x1b[2J\x1b[H\x1b[8mhidden\x1b[0m\x9b31m:end",
+    "dcs:\x1bP+q544e\x1b\\:end",
+    "secret\roverwritten",
+    "crlf\r",
+]
+NUL_LINE = "nul:\x00:end"  # the archive keeps a NUL as U+FFFD (PostgreSQL text cannot hold it): either may come
+
+
+def printf_script(lines: list[str]) -> str:
+    """A sh command printing ``lines`` byte for byte (every byte as an octal escape: no quoting can go wrong)."""
+    data = "".join(line + "\n" for line in lines).encode()
+    return "printf '" + "".join(f"\\{byte:03o}" for byte in data) + "'"
+
+
+def is_inert(output: bytes) -> bool:
+    """Nothing a terminal obeys: no C0 control but tab and LF, no DEL, no C1 control (as UTF-8 or a lone byte)."""
+    text = output.decode("utf-8", errors="replace")
+    return not any((ord(c) < 0x20 and c not in "\t\n") or 0x7F <= ord(c) < 0xA0 for c in text)
+
+
+def test_logs_show_a_jobs_control_sequences_escaped_on_a_terminal_and_in_a_pipe_and_raw_byte_for_byte(tenx):
+    from tenx.escape import escape
+
+    from .test_tenx_cli_tty import Terminal
+    lines = HOSTILE_LINES + [NUL_LINE]
+    done = tenx("run", "hostile", "--no-follow", "--image", "busybox", "--", "sh", "-c", printf_script(lines))
+    assert done.returncode == 0, done.stderr
+    assert tenx("wait", "hostile", "--timeout", "2m").returncode == 0
+
+    def run(*args: str) -> bytes:
+        finished = subprocess.run([TENX, *args], env=tenx.env, capture_output=True, timeout=120,
+                                  stdin=subprocess.DEVNULL)
+        assert finished.returncode == 0, finished.stderr
+        return finished.stdout
+
+    piped = run("logs", "hostile")
+    assert is_inert(piped), piped
+    expected = [escape(line) for line in HOSTILE_LINES]
+    shown = piped.decode().splitlines()
+    assert shown[:-1] == expected and shown[-1] in ("nul:\\x00:end", "nul:\ufffd:end")
+    assert "\\x1b]52;c;aGFja2Vk\\x07" in shown[2] and shown[5] == "secret\\roverwritten" and shown[6] == "crlf"
+
+    raw = run("logs", "hostile", "--raw")
+    wanted = "".join(line + "\n" for line in HOSTILE_LINES).encode()
+    assert raw[:len(wanted)] == wanted
+    assert raw[len(wanted):] in (NUL_LINE.encode() + b"\n", "nul:\ufffd:end\n".encode())
+
+    # followed (an ended job: replayed, then the end); the NUL line may come from the other source (see NUL_LINE)
+    followed_lines = run("logs", "hostile", "-f").decode().splitlines()
+    assert followed_lines[:-1] == expected and followed_lines[-1] in ("nul:\\x00:end", "nul:\ufffd:end")
+    assert run("logs", "hostile", "-f", "--raw")[:len(wanted)] == wanted
+
+    screen = Terminal([TENX, "logs", "hostile"], tenx.env)
+    assert screen.finish() == 0
+    on_screen = screen.raw.replace(b"\r\n", b"\n")  # the terminal's own line ends (ONLCR)
+    assert is_inert(on_screen) and on_screen.decode().splitlines()[:-1] == expected, on_screen
+
+    raw_screen = Terminal([TENX, "logs", "hostile", "--raw"], tenx.env)
+    assert raw_screen.finish() == 0
+    assert b"\x1b]52;c;aGFja2Vk\x07" in raw_screen.raw and b"\x1b[2J" in raw_screen.raw
+
+    followed = tenx("run", "hostile-run", "--follow", "--rm", "--image", "busybox", "--", "sh", "-c",
+                    printf_script(HOSTILE_LINES))
+    assert followed.returncode == 0, followed.stderr
+    assert followed.stdout.splitlines() == expected and is_inert(followed.stdout.encode())
+    assert tenx("rm", "hostile").returncode == 0

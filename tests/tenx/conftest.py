@@ -13,7 +13,8 @@ from tenx.config import Credentials
 
 
 class Script:
-    """Per path, a list of answers given in turn (the last one repeats); each is (status, content type, body)."""
+    """Per path, a list of answers given in turn (the last one repeats); each is (status, content type, body) or
+    (status, content type, body, headers). A path ending in ``*`` answers every path it starts."""
 
     def __init__(self, routes):
         self.routes = {path: list(answers) for path, answers in routes.items()}
@@ -21,7 +22,8 @@ class Script:
         self.bodies: list[tuple[str, bytes]] = []
 
     def answer(self, path):
-        answers = self.routes.get(path)
+        answers = self.routes.get(path) or next((answers for route, answers in self.routes.items()
+                                                 if route.endswith("*") and path.startswith(route[:-1])), None)
         if not answers:
             return 404, "application/json", json.dumps({"code": 404, "message": "unknown path"})
         return answers.pop(0) if len(answers) > 1 else answers[0]
@@ -41,10 +43,12 @@ def serve():
                 body = self.rfile.read(length) if length else b""
                 script.requests.append((url.path, parse_qs(url.query), dict(self.headers)))
                 script.bodies.append((self.command, body))
-                status, kind, body = script.answer(url.path.removeprefix("/v1/regions/us"))
+                status, kind, body, *more = script.answer(url.path.removeprefix("/v1/regions/us"))
                 data = body.encode()
                 self.send_response(status)
                 self.send_header("Content-Type", kind)
+                for name, value in (more[0] if more else {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)

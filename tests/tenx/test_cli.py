@@ -7,6 +7,7 @@ import stat
 
 import pytest
 
+import tenx
 from tenx import errors
 from tenx.commands.reads import days_between, parse_date
 from tenx.main import main
@@ -53,7 +54,7 @@ def test_usage_errors_exit_2_with_one_line(run, argv, message):
 def test_click_usage_errors_exit_2(run):
     assert run("ls", "-o", "xml")[0] == 2
     assert run("nosuchcommand")[0] == 2
-    assert run("--version")[:2] == (0, "tenx, version 0.1.0\n")
+    assert run("--version")[:2] == (0, f"tenx, version {tenx.__version__}\n")
 
 
 def test_not_logged_in_is_the_auth_status(run):

@@ -25,6 +25,19 @@ def test_status_words():
     assert st.held_back(job([("PodsHeldBack", "ExceededQuota", "exceeded quota: pods")])) == "exceeded quota: pods"
 
 
+def test_a_job_waiting_in_a_queue():
+    queued = {**job(start=None), "spec": {"suspend": True}}
+    queued["metadata"] = {**queued["metadata"], "labels": {"kueue.x-k8s.io/queue-name": "tenx-gateway"}}
+    assert st.job_status(queued) == "queued"
+    assert st.job_status({**queued, "metadata": {"name": "j"}}) == "pending"  # suspended, but in no queue
+    queued["queue"] = {"name": "tenx-gateway", "state": "queued", "position": 2, "waiting": 5, "reason": "Pending",
+                       "message": "insufficient unused quota for pods"}
+    assert st.queue_place(queued) == "tenx-gateway, 2 of 5 waiting (Pending: insufficient unused quota for pods)"
+    admitted = {**job(), "queue": {"name": "tenx-gateway", "state": "admitted", "admitted_at": "2026-11-28T11:58:00Z"}}
+    assert st.queue_place(admitted) == "tenx-gateway, admitted 2026-11-28T11:58:00Z"
+    assert st.queue_place(job()) is None
+
+
 def test_times():
     assert st.age(job(), NOW) == "3m"
     assert st.duration(job(active=1), NOW) == "2m"

@@ -77,8 +77,8 @@ as_owner() {
 
 running() { [[ -f $PIDFILE ]] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
 
-# Up: every primary shard assigned (yellow). Green cannot come on one node once any index asks for a replica (a
-# bench's or an operator's own), and waiting for it hung every `up` (and so make test) until that index went.
+# Up once it answers with its primaries placed (yellow: a replica some other client asked for is never placed on a
+# single node; waiting for green would wait for ever, holding the lock every `up` takes).
 answers() { curl -fsS -m 2 "http://127.0.0.1:$HTTP_PORT/_cluster/health?wait_for_status=yellow&timeout=1s" >/dev/null 2>&1; }
 
 layout() {
@@ -161,12 +161,13 @@ up() {
 }
 
 # Indices of this single node get no replica (a replica could never be placed: the index would stay yellow). The
-# gateway's own template says the same through its URL (?replicas=0); this covers any other index.
+# gateway's own template says the same through its URL (?replicas=0); this covers any other index (a bench's,
+# a test's own prefix).
 defaults() {
   curl -fsS -m 10 -X DELETE "http://127.0.0.1:$HTTP_PORT/_template/tenx-local-defaults" >/dev/null 2>&1 || true
   curl -fsS -m 10 -X PUT "http://127.0.0.1:$HTTP_PORT/_index_template/tenx-local-defaults" \
     -H 'Content-Type: application/json' \
-    -d '{"index_patterns": ["tenx-logs-*"], "priority": 0, "template": {"settings": {"number_of_replicas": 0}}}' >/dev/null
+    -d '{"index_patterns": ["*"], "priority": 0, "template": {"settings": {"number_of_replicas": 0}}}' >/dev/null
 }
 
 rss_mb() {

@@ -3,7 +3,7 @@
 
 import { ApiError } from "./api.js";
 import { clear, confirmDialog, h, statusBadge, toast } from "./dom.js";
-import { formatDuration, formatStamp, jobJsonOf, jobRow, parseTime, rowDuration, toYaml } from "./model.js";
+import { formatDuration, formatStamp, jobJsonOf, jobRow, parseTime, queueText, rowDuration, toYaml } from "./model.js";
 
 function cell(text, cls) { return h("td", { class: cls, text: text === null || text === undefined ? "" : String(text) }); }
 
@@ -33,6 +33,8 @@ export function mountJob(root, ctx, name) {
   const del = h("button", { type: "button", class: "button danger", id: "job-delete", text: "Delete" });
   const error = h("p", { class: "error", role: "alert", hidden: true, id: "job-error" });
   const held = h("div", { class: "notice", role: "status", hidden: true, id: "job-held" });
+  const queued = h("div", { class: "notice", role: "status", hidden: true, id: "job-queue" });
+  let queueTimer = null;
   const facts = h("dl", { class: "facts", id: "job-facts" });
   const conditions = h("tbody");
   const instances = h("tbody", { id: "job-instances" });
@@ -47,7 +49,7 @@ export function mountJob(root, ctx, name) {
     h("p", { class: "crumbs" }, h("a", { href: "#/jobs", text: "Jobs" }), " / ", name),
     h("div", { class: "toolbar" }, title, badge, live,
       h("a", { href: logsHref, class: "button", id: "job-logs", text: "Logs" }), del),
-    error, held, facts,
+    error, queued, held, facts,
     h("section", { "aria-labelledby": "h-instances" }, h("h2", { id: "h-instances", text: "Instances" }),
       h("div", { class: "scroll-x" }, h("table", { class: "grid" },
         h("thead", {}, h("tr", {}, ["Instance", "Phase", "Node", "Exit code", "Reason", "Restarts", "Started", "Finished"].map((t) => h("th", { scope: "col", text: t })))),
@@ -125,8 +127,21 @@ export function mountJob(root, ctx, name) {
     specJson.textContent = JSON.stringify(jobJsonOf(job), null, 2);
     const shown = { ...job };
     delete shown.instance_names;
+    delete shown.queue;
     specYaml.textContent = toYaml(shown);
+    renderQueue(job.queue);
     return row;
+  }
+
+  // A queued job's place moves as others are admitted, which its own watch stream does not tell: read it again
+  // every 2 s while it waits.
+  function renderQueue(queue) {
+    queued.hidden = !queue;
+    queued.textContent = queueText(queue);
+    clearTimeout(queueTimer);
+    if (queue && queue.state === "queued" && !stopped) {
+      queueTimer = setTimeout(() => { readJob().catch(fail); }, 2000);
+    }
   }
 
   async function poll() {
@@ -161,7 +176,9 @@ export function mountJob(root, ctx, name) {
       reconnecting: () => { live.textContent = "reconnecting…"; refresh(); },
       status: (data) => {
         if (!data) return;
-        renderStatus(data.status);
+        const waiting = job && job.queue && job.queue.state === "queued";
+        renderStatus(waiting && data.status === "pending" ? "queued" : data.status);
+        if (waiting && data.status !== "pending") readJob().catch(fail);  // admitted: say when
         renderConditions(data.conditions);
         renderInstances({ instances: data.instances });
         const row = { ...jobRow(job), ...data };
@@ -190,5 +207,5 @@ export function mountJob(root, ctx, name) {
 
   const ticker = setInterval(() => { if (current && !finished) renderFacts(current); }, 1000);
   start();
-  return () => { stopped = true; clearTimeout(timer); clearInterval(ticker); if (stream) stream.close(); };
+  return () => { stopped = true; clearTimeout(timer); clearTimeout(queueTimer); clearInterval(ticker); if (stream) stream.close(); };
 }

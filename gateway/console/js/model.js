@@ -1,16 +1,23 @@
 // Pure functions over the API's objects: a Job's state, job.json <-> Kubernetes Job, YAML, error paths, times.
 // No DOM here, so each is easy to reason about.
 
-export const STATUSES = ["pending", "running", "succeeded", "failed", "suspended"];
+export const STATUSES = ["queued", "pending", "running", "succeeded", "failed", "suspended"];
+const QUEUE_LABEL = "kueue.x-k8s.io/queue-name";
+
+// Waiting its turn in a Kueue queue (GATEWAY_QUEUE=kueue): suspended until Kueue admits it.
+export function isQueued(job) {
+  return Boolean((job.spec || {}).suspend) && QUEUE_LABEL in (((job.metadata || {}).labels) || {});
+}
 
 function conditionTrue(job, type) {
   return ((job.status || {}).conditions || []).some((c) => c.type === type && c.status === "True");
 }
 
-// The one status word a Job shows, as the watch stream names it (plus "suspended").
+// The one status word a Job shows, as the watch stream names it (plus "queued" and "suspended").
 export function jobStatus(job) {
   if (conditionTrue(job, "Complete")) return "succeeded";
   if (conditionTrue(job, "Failed")) return "failed";
+  if (isQueued(job)) return "queued";
   if ((job.spec || {}).suspend) return "suspended";
   if (((job.status || {}).active || 0) > 0) return "running";
   return "pending";
@@ -31,6 +38,7 @@ export function jobRow(job) {
     name: (job.metadata || {}).name || "",
     status: jobStatus(job),
     suspended: Boolean(spec.suspend),
+    queued: isQueued(job),
     succeeded: status.succeeded || 0,
     failed: status.failed || 0,
     active: status.active || 0,
@@ -49,8 +57,19 @@ export function mergeSummary(row, summary) {
   for (const key of ["status", "active", "succeeded", "failed", "completions", "parallelism"]) {
     if (summary[key] !== undefined && summary[key] !== null) merged[key] = summary[key];
   }
-  if (merged.suspended && merged.status === "pending") merged.status = "suspended";
+  if (merged.suspended && merged.status === "pending") merged.status = merged.queued ? "queued" : "suspended";
   return merged;
+}
+
+// A queued job's place, as GET /jobs/{name} says it in `queue` (gateway/queueing.py): one line for a person.
+export function queueText(queue) {
+  if (!queue) return "";
+  if (queue.state === "admitted") {
+    return `Admitted from queue ${queue.name}${queue.admitted_at ? ` at ${formatStamp(queue.admitted_at)}` : ""}.`;
+  }
+  const place = queue.position ? ` — ${queue.position} of ${queue.waiting} waiting` : "";
+  const why = queue.message ? ` (${queue.reason}: ${queue.message})` : queue.reason ? ` (${queue.reason})` : "";
+  return `Queued in ${queue.name}${place}${why}.`;
 }
 
 const EXTENSIONS = {

@@ -2,4 +2,5 @@
 
 It talks HTTP only and never imports the ``gateway`` package, so it starts fast and works alone.
 """
-__version__ = "0.1.0"
+# Released together with the gateway, under the same version (tests/tenx/test_version.py checks that they agree).
+__version__ = "0.2.0.dev0"

@@ -2,7 +2,7 @@
 ``--profile`` and ``--region``, so they may come after the command name too (``tenx login --profile work``)."""
 import click
 
-from . import account, jobs, reads  # noqa: F401
+from . import account, jobs, reads, version  # noqa: F401
 from ..main import cli
 
 

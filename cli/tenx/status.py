@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 PENDING, RUNNING, SUCCEEDED, FAILED, DELETED = "pending", "running", "succeeded", "failed", "deleted"
+QUEUED = "queued"  # waiting its turn in a Kueue queue (the gateway's GATEWAY_QUEUE=kueue)
+QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 TERMINAL = (SUCCEEDED, FAILED, DELETED)
 
 
@@ -17,11 +19,14 @@ def _true(job: dict[str, Any], kind: str) -> dict[str, Any] | None:
 
 
 def job_status(job: dict[str, Any]) -> str:
-    """pending | running | succeeded | failed, from the Job's conditions (Complete/Failed) and active pods."""
+    """queued | pending | running | succeeded | failed, from the Job's conditions (Complete/Failed), its queue
+    label with suspend (Kueue has not admitted it yet) and active pods."""
     if _true(job, "Complete"):
         return SUCCEEDED
     if _true(job, "Failed"):
         return FAILED
+    if (job.get("spec") or {}).get("suspend") and QUEUE_LABEL in ((job.get("metadata") or {}).get("labels") or {}):
+        return QUEUED
     if ((job.get("status") or {}).get("active") or 0) > 0:
         return RUNNING
     return PENDING
@@ -100,6 +105,19 @@ def held_back(job: dict[str, Any]) -> str | None:
     """Why the job has fewer pods than it wants (the gateway's PodsHeldBack condition), if it says so."""
     condition = _true(job, "PodsHeldBack")
     return condition.get("message") or condition.get("reason") if condition else None
+
+
+def queue_place(job: dict[str, Any]) -> str | None:
+    """Where the job stands in its queue (the gateway's ``queue`` object): its place and why it waits, or when it
+    was admitted."""
+    queue = job.get("queue")
+    if not queue:
+        return None
+    if queue.get("state") == "admitted":
+        return f"{queue.get('name')}, admitted {queue.get('admitted_at') or ''}".rstrip()
+    place = f", {queue['position']} of {queue.get('waiting')} waiting" if queue.get("position") else ""
+    why = ": ".join(part for part in (queue.get("reason"), queue.get("message")) if part)
+    return f"{queue.get('name')}{place}" + (f" ({why})" if why else "")
 
 
 def failure_reason(job: dict[str, Any]) -> str | None:

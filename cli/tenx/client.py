@@ -2,7 +2,7 @@
 headers on every call under ``/v1/regions/{region}``. Failures become ``errors.TenxError``s."""
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple
 from urllib.parse import quote
 
 import requests
@@ -13,8 +13,8 @@ from .errors import TenxError, Unavailable, from_response
 
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 60.0
-# A stream sends a heartbeat every few seconds (STREAMS.md: 5 s by default): this long without a byte means it is
-# dead, and the caller reconnects from the last event it got.
+# A stream sends a heartbeat every few seconds (the README's "Follow and watch": 5 s by default): this long without
+# a byte means it is dead, and the caller reconnects from the last event it got.
 STREAM_READ_TIMEOUT = 30.0
 EVENT_STREAM = "text/event-stream"
 
@@ -80,15 +80,13 @@ class Client:
         self.get_job(name)  # not found: raises
         return None
 
-    def instance_logs(self, name: str, instance: str, **query: Any) -> tuple[list[str], bool]:
-        """A page of one instance's lines, and whether the gateway cut it short (``X-Log-Truncated``)."""
-        response = self.request("GET", f"/jobs/{_segment(name)}/instances/{_segment(instance)}/logs",
-                                params=_log_params(query))
-        return response.json(), response.headers.get("X-Log-Truncated") == "true"
+    def instance_logs(self, name: str, instance: str, **query: Any) -> LogPage:
+        """A page of one instance's lines."""
+        return _log_page(self.request("GET", f"/jobs/{_segment(name)}/instances/{_segment(instance)}/logs",
+                                      params=_log_params(query)))
 
-    def job_logs(self, name: str, **query: Any) -> tuple[list[str], bool]:
-        response = self.request("GET", f"/jobs/{_segment(name)}/logs", params=_log_params(query))
-        return response.json(), response.headers.get("X-Log-Truncated") == "true"
+    def job_logs(self, name: str, **query: Any) -> LogPage:
+        return _log_page(self.request("GET", f"/jobs/{_segment(name)}/logs", params=_log_params(query)))
 
     def open_stream(self, path: str, params: dict[str, Any] | None = None,
                     last_event_id: str | None = None) -> requests.Response | None:
@@ -122,6 +120,27 @@ def regions(url: str) -> list[str] | None:
         return None
 
 
+def server_version(url: str) -> dict[str, Any]:
+    """The gateway's ``GET /version`` (no credentials needed): ``{"version", "commit"?}``. A gateway older than
+    that call (or the original API) answers 404: its version is then unknown."""
+    try:
+        response = requests.get(f"{url.rstrip('/')}/version", timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
+                                headers={"User-Agent": f"tenx/{__version__}"})
+    except requests.Timeout:
+        raise Unavailable(f"the gateway at {url} did not answer in time") from None
+    except requests.ConnectionError as exc:
+        raise Unavailable(f"cannot reach the gateway at {url}: {_reason(exc)}") from None
+    if response.status_code == 404:
+        return {"version": "unknown (the gateway has no GET /version)"}
+    if response.status_code >= 400:
+        raise error_of(response)
+    try:
+        body = response.json()
+        return {key: str(body[key]) for key in ("version", "commit") if body.get(key) is not None}
+    except (ValueError, AttributeError, TypeError):
+        raise Unavailable("the gateway's answer to GET /version is not its version") from None
+
+
 def error_of(response: requests.Response) -> TenxError:
     try:
         body = response.json()
@@ -131,18 +150,44 @@ def error_of(response: requests.Response) -> TenxError:
                          response.headers.get("Retry-After"))
 
 
+class LogPage(NamedTuple):
+    lines: list[str]
+    truncated: bool       # the gateway cut the page short (X-Log-Truncated): ask again from where it ends
+    offset: int | None    # with ``since``: the line the page starts at (X-Log-Offset), which ``from`` may not be
+
+
+def _log_page(response: requests.Response) -> LogPage:
+    start = response.headers.get("X-Log-Offset", "")
+    return LogPage(response.json(), response.headers.get("X-Log-Truncated") == "true",
+                   int(start) if start.isascii() and start.isdigit() else None)
+
+
 def _log_params(query: dict[str, Any]) -> dict[str, Any]:
-    return {("from" if key == "offset" else key): value for key, value in query.items() if value is not None}
+    """``offset`` is ``from``; ``timestamps`` is sent only when asked for (an old gateway ignores what it does not
+    know, and the original API knows neither it nor ``since``)."""
+    params = {("from" if key == "offset" else key): value for key, value in query.items()
+              if value is not None and value is not False}
+    if params.get("timestamps") is True:
+        params["timestamps"] = "true"
+    return params
 
 
-def _reason(exc: Exception) -> str:
-    """The innermost reason of a connection error ("Connection refused"), not urllib3's whole repr."""
-    text = str(exc)
-    for marker in ("] ", "Errno"):
-        if marker in text:
-            tail = text.rsplit(marker, 1)[1]
-            return tail.split("'")[0].split(")")[0].strip(" :") or text
-    return text
+def _reason(exc: BaseException) -> str:
+    """The innermost reason of a connection error ("Connection refused", "Name or service not known"): the OS
+    error at the end of requests' and urllib3's chain of wrappers, not their whole repr (whose quotes used to end
+    the message)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    reason = None
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.strerror:
+            reason = current.strerror
+        inner = getattr(current, "reason", None)
+        if not isinstance(inner, BaseException):
+            inner = next((arg for arg in current.args if isinstance(arg, BaseException)), None)
+        current = inner or current.__cause__ or current.__context__
+    return reason or type(exc).__name__
 
 
 def iter_chunks(response: requests.Response) -> Iterator[bytes]:

@@ -1,10 +1,10 @@
 """Following a job: its log lines as they come and how it ended.
 
-Where the gateway has the streams (STREAMS.md: ``follow=true`` logs, ``/watch``), one Server-Sent Events stream
-does it, resumed from the last event id when it breaks or the server ends it with ``shutdown``. A gateway that
-answers anything but ``text/event-stream`` (one without streams, the original API) is polled instead: the job
-(``GET /jobs/{name}``), each instance's log from the offset reached (``from``), and at the end the instance
-records for the exit codes.
+Where the gateway has the streams (the README's "Follow and watch": ``follow=true`` logs, ``/watch``), one
+Server-Sent Events stream does it, resumed from the last event id when it breaks or the server ends it with
+``shutdown``. A gateway that answers anything but ``text/event-stream`` (one without streams, the original API) is
+polled instead: the job (``GET /jobs/{name}``), each instance's log from the offset reached (``from``), and at the
+end the instance records for the exit codes.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import requests
 
 from . import status as st
 from .client import Client, iter_chunks
-from .errors import NotFound, TenxError, Unavailable, from_response
+from .errors import USAGE, NotFound, TenxError, Unavailable, from_response
 from .sse import Parser
 
 PAGE = 1000
@@ -39,7 +39,7 @@ def streams_allowed() -> bool:
     return not os.environ.get("TENX_NO_STREAMS")
 
 
-Emit = Callable[[str | None, str], None]      # (instance or None, line)
+Emit = Callable[..., None]  # (instance or None, line[, time]): time, the line's RFC 3339 stamp, with timestamps
 OnStatus = Callable[[dict[str, Any]], None]  # a job summary: name, status, active, succeeded, failed, ...
 
 
@@ -69,15 +69,32 @@ def _outcomes_of(instances: list[dict[str, Any]] | None) -> list[st.Outcome]:
     return [o for o in result if o.exit_code not in (None, 0) or o.reason not in (None, "Completed")]
 
 
+def _emit(emit: Emit, instance: str | None, data: dict[str, Any]) -> None:
+    """An event's line, with its ``time`` when the gateway sent one (timestamps=true)."""
+    if data.get("time") is None:
+        emit(instance, data.get("line", ""))
+    else:
+        emit(instance, data.get("line", ""), data["time"])
+
+
 class Follower:
     def __init__(self, client: Client, name: str, *, poll_seconds: float = POLL_SECONDS,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep, since: str | None = None, timestamps: bool = False,
+                 start: int | None = None):
+        """``since``, ``timestamps``: as the logs calls take them; ``start``: the job's log from that offset."""
         self.client = client
         self.name = name
         self.poll_seconds = poll_seconds
         self.sleep = sleep
         self.offsets: dict[str, int] = {}
         self.streamed = False
+        self.since = since
+        self.timestamps = timestamps
+        self.start = start
+
+    def _log_query(self) -> dict[str, Any]:
+        return {key: value for key, value in (("since", self.since), ("timestamps", "true" if self.timestamps
+                                                                      else None)) if value is not None}
 
     # --- streams ---
 
@@ -127,22 +144,24 @@ class Follower:
                 instance = data.get("instance")
                 if instance:  # where polling would carry on from, should the stream fail
                     self.offsets[instance] = self.offsets.get(instance, 0) + 1
-                emit(instance, data.get("line", ""))
+                _emit(emit, instance, data)
             elif event.event == "end":
                 return JobEnd(data.get("status") or st.DELETED, _outcomes_of(data.get("instances")),
                               streamed=True)
             return None
-        return self._stream_or_none(f"/jobs/{self.name}/logs", {"follow": "true"}, handle)
+        params = {"follow": "true", **self._log_query(), **({"from": self.start} if self.start else {})}
+        return self._stream_or_none(f"/jobs/{self.name}/logs", params, handle)
 
     def stream_instance(self, instance: str, emit: Emit, **query: Any) -> JobEnd | None:
-        params = {"follow": "true", **{("from" if k == "offset" else k): v for k, v in query.items() if v is not None}}
+        params = {"follow": "true", **self._log_query(),
+                  **{("from" if k == "offset" else k): v for k, v in query.items() if v is not None}}
 
         def handle(event):
             data = event.json()
             if event.event == "message":
                 if isinstance(data.get("offset"), int):
                     self.offsets[instance] = data["offset"] + 1
-                emit(None, data.get("line", ""))
+                _emit(emit, None, data)
             elif event.event == "end":
                 code = data.get("exit_code")
                 phase = data.get("phase")
@@ -180,14 +199,15 @@ class Follower:
         while True:
             offset = self.offsets.get(instance, query.get("offset") or 0)
             try:
-                lines, truncated = self.client.instance_logs(self.name, instance, date=query.get("date"),
-                                                             offset=offset, size=PAGE)
+                page = self.client.instance_logs(self.name, instance, date=query.get("date"), offset=offset,
+                                                 size=PAGE, **self._log_query())
             except NotFound:
                 return  # gone between the listing and the read, and not archived (yet)
-            for line in lines:
+            start = since_start(page, self.since, offset)
+            for line in page.lines:  # with timestamps, the gateway put the time in the line
                 emit(instance if prefix else None, line)
-            self.offsets[instance] = offset + len(lines)
-            if len(lines) < PAGE and not truncated:
+            self.offsets[instance] = start + len(page.lines)
+            if len(page.lines) < PAGE and not page.truncated:
                 return
 
     def _job_or_deleted(self) -> dict[str, Any] | None:
@@ -254,7 +274,7 @@ class Follower:
         try:
             end.reason = st.failure_reason(self.client.get_job(self.name))
             # the records hold the previous attempt too: a program's own code rather than the 143 of the restart
-            # the Job controller stopped (STREAMS.md's notes)
+            # the Job controller stopped (the README's "Follow and watch")
             records = self.client.instances(self.name)
             if records:
                 end.outcomes = st.failed_outcomes(records) or end.outcomes
@@ -273,6 +293,17 @@ class Follower:
         return self.poll_job(lambda *_: None, on_status, logs=False)
 
 
+def since_start(page: Any, since: str | None, offset: int) -> int:
+    """Where a page asked for at ``offset`` starts: where ``since`` moved it (X-Log-Offset). A gateway that sent no
+    such header ignored ``since``: its lines would not be the ones asked for."""
+    if since is None:
+        return offset
+    if page.offset is None:
+        raise TenxError("this gateway does not take --since (its logs calls have no `since` parameter)",
+                        exit_code=USAGE)
+    return page.offset
+
+
 def multi(job: dict[str, Any], names: list[str]) -> bool:
     """Prefix lines with their instance when the job has, or may have, more than one."""
     spec = job.get("spec") or {}
@@ -288,4 +319,4 @@ def summary(job: dict[str, Any]) -> dict[str, Any]:
             "parallelism": spec.get("parallelism")}
 
 
-__all__ = ["Follower", "JobEnd", "TenxError", "multi", "summary"]
+__all__ = ["Follower", "JobEnd", "TenxError", "multi", "since_start", "summary"]

@@ -11,9 +11,11 @@ import sys
 from contextlib import contextmanager
 from typing import Any, Iterator, Sequence, TextIO
 
+from .escape import escape
+
 FORMATS = ("table", "wide", "json", "yaml", "name")
 STATUS_STYLES = {"succeeded": "green", "failed": "red", "running": "cyan", "pending": "yellow",
-                 "deleted": "magenta", "Succeeded": "green", "Failed": "red", "Running": "cyan",
+                 "queued": "yellow", "deleted": "magenta", "Succeeded": "green", "Failed": "red", "Running": "cyan",
                  "Pending": "yellow"}
 
 
@@ -70,7 +72,9 @@ def rich_table(headers: Sequence[str], rows: Sequence[Sequence[str]], status_col
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, status_column: int | None = None,
                 stream: TextIO | None = None) -> None:
+    """Cells come from the gateway (reasons, commands): shown escaped, as log lines are."""
     stream = stream or sys.stdout
+    rows = [[escape(str(cell)) for cell in row] for row in rows]
     if colour_on(stream):
         from rich.console import Console
         Console(file=stream).print(rich_table(headers, rows, status_column))

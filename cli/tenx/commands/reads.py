@@ -2,14 +2,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sys
 import time
+from collections import deque
+from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import click
 
 from .. import status as st
 from ..errors import INTERRUPTED, UsageError
+from ..escape import escape
 from ..lines import LinePrinter
 from ..main import State, cli, complete_job_names
 from ..output import FORMATS, colour_on, emit_document, print_table, styled
@@ -211,8 +216,10 @@ def get(state: State, name: str, fmt: str) -> int:
         fields.append(("Failed", st.failure_reason(job)))
     if st.held_back(job):
         fields.append(("Held back", st.held_back(job)))
+    if st.queue_place(job):
+        fields.append(("Queue", st.queue_place(job)))
     for label, value in fields:
-        click.echo(f"{label + ':':<15}{value}")
+        click.echo(f"{label + ':':<15}{value if label == 'Status' else escape(str(value))}")
     records = client.instances(name)
     if records is None:
         records = [{"name": n} for n in job.get("instance_names") or []]
@@ -246,80 +253,140 @@ def days_between(start: str | None, end: str | None, today: dt.date) -> list[str
     return [(begin + dt.timedelta(days=n)).strftime("%Y.%m.%d") for n in range((finish - begin).days + 1)]
 
 
-def _pages(fetch, offset: int, size: int | None):
-    """Lines from ``offset``: ``size`` of them, or all (page by page) when ``size`` is None."""
-    page = 1000
-    while True:
-        want = page if size is None else min(page, size)
-        lines, truncated = fetch(offset, want)
-        yield from lines
-        offset += len(lines)
-        if size is not None:
-            size -= len(lines)
-            if size <= 0:
+class Pages:
+    """The lines of one log (an instance's, or the job's) from ``offset``: ``size`` of them, or all, page by page.
+    ``offset`` ends past the last line read (where ``since`` moved the first page's start, it starts there)."""
+
+    PAGE = 1000
+
+    def __init__(self, fetch, offset: int, size: int | None, since: str | None = None):
+        self.fetch, self.offset, self.size, self.since = fetch, offset, size, since
+
+    def __iter__(self):
+        from ..follow import since_start
+        size = self.size
+        while True:
+            want = self.PAGE if size is None else min(self.PAGE, size)
+            page = self.fetch(self.offset, want)
+            self.offset = since_start(page, self.since, self.offset)
+            for line in page.lines:
+                self.offset += 1
+                yield line
+            if size is not None:
+                size -= len(page.lines)
+                if size <= 0:
+                    return
+            if not page.lines or (len(page.lines) < want and not page.truncated):
                 return
-        if not lines or (len(lines) < want and not truncated):
-            return
+
+
+def _last(lines, tail: int | None):
+    """All of ``lines``, or only the last ``tail`` (read to the end, keeping that many)."""
+    return lines if tail is None else deque(lines, maxlen=tail)
+
+
+# kubectl and docker: a duration back from now (Go style) or an RFC 3339 time; the gateway checks it again
+_SINCE = re.compile(r"(?:[0-9]+h)?(?:[0-9]+m)?(?:[0-9]+s)?|[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}"
+                    r"(?:\.[0-9]{1,9})?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})")
+
+
+def parse_since(text: str | None) -> str | None:
+    if text is None:
+        return None
+    if not text or not _SINCE.fullmatch(text):
+        raise UsageError(f"--since {text!r}: expected a duration such as 10m, 1h30m or 45s, or an RFC 3339 time "
+                         "such as 2026-11-28T09:00:00Z")
+    return text
 
 
 @cli.command()
 @click.argument("name", shell_complete=complete_job_names)
 @click.argument("instance", required=False)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until the job (or instance) ends.")
+@click.option("--tail", type=click.IntRange(-1), default=-1, metavar="N", show_default=True,
+              help="Only the last N lines (of the job's log, or of each instance read alone); -1: all.")
+@click.option("--since", metavar="DURATION|TIME",
+              help="Only lines from then on: 10m, 1h30m, 45s back from now, or an RFC 3339 time.")
+@click.option("--timestamps", "-t", is_flag=True, help="Each line's time (RFC 3339, UTC) before its text.")
+@click.option("--raw", is_flag=True, help="The lines exactly as the job wrote them, terminal control sequences "
+              "included (by default they are shown escaped: \\x1b, \\r, ...).")
 @click.option("--date", metavar="YYYY.MM.DD", help="Only that day's lines (also YYYY-MM-DD, today, yesterday).")
 @click.option("--from", "offset", type=click.IntRange(0), default=0, help="Start at this line (0-based).")
 @click.option("--size", type=click.IntRange(0), help="At most this many lines (default: all).")
 @click.option("--all-days", is_flag=True, help="Ask day by day (date=...), for gateways that need a date.")
 @click.pass_obj
-def logs(state: State, name: str, instance: str | None, follow: bool, date: str | None, offset: int,
-         size: int | None, all_days: bool) -> int:
-    """Print a job's logs: one instance's, or every instance's prefixed with its name."""
+def logs(state: State, name: str, instance: str | None, follow: bool, tail: int, since: str | None,
+         timestamps: bool, raw: bool, date: str | None, offset: int, size: int | None, all_days: bool) -> int:
+    """Print a job's logs: one instance's, or every instance's prefixed with its name.
+
+    \b
+    tenx logs hello --tail 20 -f      the last 20 lines, then new ones as they come
+    tenx logs hello --since 10m -t    the last ten minutes' lines, with their times
+    """
     if all_days and (date or follow):
         raise UsageError("--all-days goes with neither --date nor --follow")
     day = parse_date(date)
+    read = Read(since=parse_since(since), timestamps=timestamps, tail=None if tail < 0 else tail,
+                printer=LinePrinter(raw=raw))
     client = state.client()
     try:
         if follow:
-            return _follow_logs(client, name, instance, day, offset)
-        _print_logs(client, name, instance, day, offset, size, all_days)
+            return _follow_logs(client, name, instance, day, offset, read)
+        _print_logs(client, name, instance, day, offset, size, all_days, read)
     except KeyboardInterrupt:
         return INTERRUPTED
     return 0
 
 
-def _print_logs(client, name, instance, day, offset, size, all_days) -> None:
+@dataclass
+class Read:
+    """How ``logs`` reads and prints: the gateway's ``since`` and ``timestamps``, kubectl's ``--tail``."""
+    since: str | None
+    timestamps: bool
+    tail: int | None
+    printer: LinePrinter
+
+    def query(self) -> dict[str, Any]:
+        return {"since": self.since, "timestamps": self.timestamps}
+
+
+def _targets(client, name: str, instance: str | None) -> list[str]:
     if instance is not None:
-        targets, several = [instance], False
-    else:
-        records = client.instances(name)
-        targets = [r["name"] for r in records] if records is not None else \
-            list(client.get_job(name).get("instance_names") or [])
-        several = len(targets) > 1
-        if several and not all_days and _job_level(client, name, day, offset, size):
-            return
+        return [instance]
+    records = client.instances(name)
+    return [r["name"] for r in records] if records is not None else \
+        list(client.get_job(name).get("instance_names") or [])
+
+
+def _print_logs(client, name, instance, day, offset, size, all_days, read: Read) -> None:
+    targets = _targets(client, name, instance)
+    several = instance is None and len(targets) > 1
+    if several and not all_days and _job_level(client, name, day, offset, size, read):
+        return
     records_by_name = {}
     if all_days:
         records_by_name = {r["name"]: r for r in (client.instances(name) or [])}
+    read.printer.prefix = several
     for target in targets:
-        prefix = f"[{target}] " if several else ""
         days = [day]
         if all_days:
             record = records_by_name.get(target, {})
             days = days_between(record.get("started") or record.get("created"), record.get("finished"),
                                 _now().date())
-        for one_day in days:
-            fetch = (lambda o, s, d=one_day, t=target:
-                     client.instance_logs(name, t, date=d, offset=o, size=s))
-            for line in _pages(fetch, offset, size):
-                click.echo(prefix + line)
+        lines = (line for one_day in days for line in Pages(
+            lambda o, s, d=one_day, t=target: client.instance_logs(name, t, date=d, offset=o, size=s,
+                                                                   **read.query()), offset, size, read.since))
+        for line in _last(lines, read.tail):
+            read.printer(target if several else None, line)
 
 
-def _job_level(client, name, day, offset, size) -> bool:
+def _job_level(client, name, day, offset, size, read: Read) -> bool:
     """The extension's job-level call: every instance's lines in time order, ``[instance] line``. False from a
     gateway without it (the original API), before anything is printed: the caller then reads instance by
     instance."""
     from ..errors import TenxError
-    pages = _pages(lambda o, s: client.job_logs(name, date=day, offset=o, size=s), offset, size)
+    pages = iter(Pages(lambda o, s: client.job_logs(name, date=day, offset=o, size=s, **read.query()), offset, size,
+                       read.since))
     try:
         first = next(pages, None)
     except TenxError as exc:
@@ -327,20 +394,48 @@ def _job_level(client, name, day, offset, size) -> bool:
             return False
         raise
     if first is not None:
-        click.echo(first)
-        for line in pages:
-            click.echo(line)
+        for line in _last(chain([first], pages), read.tail):
+            read.printer(None, line)  # the gateway prefixed them
     return True
 
 
-def _follow_logs(client, name, instance, day, offset) -> int:
+def _tail_start(client, name, instance, day, offset, read: Read) -> int | None:
+    """``-f --tail N``: print the last N lines there are now and return the offset after them, where following
+    goes on (None: the gateway has no job-level log; each instance is then followed from its start)."""
+    if instance is not None:
+        fetch = (lambda o, s: client.instance_logs(name, instance, date=day, offset=o, size=s, **read.query()))
+    else:
+        fetch = (lambda o, s: client.job_logs(name, date=day, offset=o, size=s, **read.query()))
+    pages = Pages(fetch, offset, None, read.since)
+    from ..errors import TenxError
+    try:
+        kept = deque(pages, maxlen=read.tail)
+    except TenxError as exc:
+        if instance is None and exc.status in (404, 405):
+            return None
+        raise
+    for line in kept:
+        if instance is None and line.startswith("[") and "] " in line:
+            # the job's log: "[instance] text", printed as the stream's lines are (prefixed only once there are
+            # several instances)
+            who, _, text = line[1:].partition("] ")
+            read.printer(who, text)
+        else:
+            read.printer(None, line)
+    return pages.offset
+
+
+def _follow_logs(client, name, instance, day, offset, read: Read) -> int:
     from ..follow import Follower
-    follower = Follower(client, name)
+    start = _tail_start(client, name, instance, day, offset, read) if read.tail is not None else None
+    follower = Follower(client, name, since=read.since, timestamps=read.timestamps,
+                        start=start if instance is None else None)
     try:
         if instance is not None:
-            end = follower.follow_instance(instance, LinePrinter(), date=day, offset=offset or None)
+            end = follower.follow_instance(instance, read.printer, date=day,
+                                           offset=(start if start is not None else offset) or None)
         else:
-            end = follower.follow_job(LinePrinter())
+            end = follower.follow_job(read.printer)
     except KeyboardInterrupt:
         click.echo(f"\ntenx: stopped following; job {name} keeps running", err=True)
         return INTERRUPTED
