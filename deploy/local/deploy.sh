@@ -92,13 +92,25 @@ apply_overlay() {
   kc apply -k "$OUT" >/dev/null
 }
 
+# "N/N": how many pods of the label exist, and how many of them are Ready and not on their way out
+pods_ready() {  # NAMESPACE SELECTOR
+  kc -n "$1" get pods -l "$2" -o \
+    'jsonpath={range .items[*]}{.metadata.deletionTimestamp}{"|"}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' \
+    | awk -F'|' '{n++} $1 == "" && $2 == "True" {r++} END {printf "%d/%d", r, n}'
+}
+
 wait_ready() {
   kc -n "$NAMESPACE" rollout status deployment/tenx-gateway --timeout="${TIMEOUT}s" >&2
   kc -n "$NODES_NAMESPACE" rollout status daemonset/tenx-gateway-node-collector --timeout="${TIMEOUT}s" >&2
-  # every pod Ready, not only the newest (rollout status waits for the old ones to go)
-  kc -n "$NAMESPACE" wait pod -l app.kubernetes.io/name=tenx-gateway --for=condition=Ready --timeout=60s >/dev/null
-  kc -n "$NODES_NAMESPACE" wait pod -l app.kubernetes.io/name=tenx-gateway-node-collector --for=condition=Ready \
-    --timeout=60s >/dev/null
+  # rollout status returns while the old pods are still terminating: wait until only the wanted ones are left
+  local replicas nodes deadline=$((SECONDS + TIMEOUT))
+  replicas="$(kc -n "$NAMESPACE" get deployment/tenx-gateway -o 'jsonpath={.spec.replicas}')"
+  nodes="$(kc -n "$NODES_NAMESPACE" get daemonset/tenx-gateway-node-collector -o 'jsonpath={.status.desiredNumberScheduled}')"
+  until [ "$(pods_ready "$NAMESPACE" app.kubernetes.io/name=tenx-gateway)" = "$replicas/$replicas" ] \
+      && [ "$(pods_ready "$NODES_NAMESPACE" app.kubernetes.io/name=tenx-gateway-node-collector)" = "$nodes/$nodes" ]; do
+    [ "$SECONDS" -lt "$deadline" ] || die "the pods are not all Ready: kubectl -n $NAMESPACE get pods"
+    sleep 1
+  done
 }
 
 wait_url() {  # the API through its Service from the host: /readyz answers 200 (kube-proxy may take a sync)

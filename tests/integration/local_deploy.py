@@ -112,8 +112,9 @@ class LocalDeployment:
                 folder.rmdir()
 
     def pods(self, namespace: str = NAMESPACE, selector: str = API_SELECTOR) -> list[dict]:
+        """The pods that serve, not those on their way out (a rollout's old ones, terminating)."""
         listed = kubectl("get", "pods", "-n", namespace, "-l", selector, "-o", "json")
-        return json.loads(listed.stdout)["items"]
+        return [pod for pod in json.loads(listed.stdout)["items"] if not pod["metadata"].get("deletionTimestamp")]
 
 
 def _b64(text: str) -> str:
