@@ -9,7 +9,7 @@ GATEWAY_BIND ?= 127.0.0.1:8080
 export GATEWAY_BIND
 
 .PHONY: help venv lock promtool promtool-path test-deps run test unit go-test integration cluster cluster-down \
-	kueue opensearch bench soak clean image image-push
+	kueue opensearch bench soak clean image image-push deploy-local deploy-local-down
 
 help:
 	@echo "make run           serve the API on $(GATEWAY_BIND) (brings up the local cluster unless KUBECONFIG is set)"
@@ -20,6 +20,8 @@ help:
 	@echo "make cluster-down  stop it"
 	@echo "make image         the gateway's OCI image, without Docker (deploy/image/; build/image/oci)"
 	@echo "make image-push    it, into the local cluster's registry as registry.local/tenx-gateway:<version>-<commit> and :dev"
+	@echo "make deploy-local  the gateway deployed into the local cluster from deploy/ and the image; prints its URL last"
+	@echo "make deploy-local-down  delete what make deploy-local runs"
 	@echo "make soak          10 minutes of mixed load with apiserver faults (SOAK_SECONDS=180 for 3); not in make test"
 
 # The dev venv: the server and tenx (cli/), both editable, with their test and bench extras, at the versions of the
@@ -127,6 +129,16 @@ image-push: image cluster
 	  $(CLUSTER) real-push "oci:$$IMAGE_LAYOUT:$$IMAGE_TAG" "$$IMAGE_NAME:$$IMAGE_TAG" && \
 	  $(CLUSTER) real-push "oci:$$IMAGE_LAYOUT:dev" "$$IMAGE_NAME:dev" && \
 	  echo "$$IMAGE_NAME:$$IMAGE_TAG ($$IMAGE_DIGEST) and $$IMAGE_NAME:dev in the local registry"
+
+# deploy/ applied to the local cluster as an operator applies it, through deploy/local/overlay (deploy/local/deploy.sh):
+# the image above, two API replicas and a node collector as pods on the real node, the archive in the local
+# OpenSearch, the API on http://127.0.0.1:30080 (a NodePort the local cluster publishes on the host). Each step's time
+# is printed, and the API's URL last. deploy-local-down deletes what runs (namespaces, RBAC, policies and users stay).
+deploy-local:
+	deploy/local/deploy.sh up
+
+deploy-local-down:
+	deploy/local/deploy.sh down
 
 # Debian packages the tests use: PostgreSQL (archive store tests) and Chromium (renders /docs).
 test-deps:

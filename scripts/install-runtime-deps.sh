@@ -2,7 +2,8 @@
 # Installs the real node's runtime from Debian's packages (deploy/local/runtime.sh uses them):
 # containerd + runc (the container runtime), containernetworking-plugins (bridge/host-local/loopback CNI),
 # docker-registry (the local image registry), umoci + skopeo (build and push OCI images),
-# busybox-static (the content of the local images), iproute2 (ip netns), util-linux (unshare).
+# busybox-static (the content of the local images), iproute2 (ip netns), util-linux (unshare), iptables (kube-proxy's
+# rules, inside the node's network namespace), socat (the node's ports to and from the host, realnode/network.sh).
 # Idempotent: apt runs only when a command is missing. Needs root for apt (CI runs as root).
 set -euo pipefail
 
@@ -17,6 +18,8 @@ declare -A want=(
     [/bin/busybox]=busybox-static
     [ip]=iproute2
     [unshare]=util-linux
+    [iptables]=iptables
+    [socat]=socat
     [gcc]=gcc
 )
 missing=()

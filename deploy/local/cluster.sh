@@ -51,7 +51,7 @@ REAL_DIR="$LOCAL/real"
 REAL_SRC="$HERE/realnode"
 KUBELET_PORT=10251
 
-K8S_CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet)
+K8S_CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy)
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler tenx-node-agent tenx-real-node)
 
 # ---------------------------------------------------------------- helpers
@@ -329,8 +329,9 @@ pid_of() {  # prints the pid of a running component, or fails
 # bytes keeps the old file (install_bin), so it does not count as a change
 component_sig() {
   if [ "$1" = tenx-real-node ]; then
-    { component_args "$1"; stat -c '%Y %s' "$BIN/kubelet" 2>/dev/null || true
-      cat "$REAL_SRC/node.sh" "$REAL_SRC/images.list" "$REAL_DIR/images/.stamp" 2>/dev/null || true; } | hash_stdin
+    { component_args "$1"; stat -c '%Y %s' "$BIN/kubelet" "$BIN/kube-proxy" 2>/dev/null || true
+      cat "$REAL_SRC/node.sh" "$REAL_SRC/network.sh" "$REAL_SRC/ports.list" "$REAL_SRC/images.list" \
+        "$REAL_DIR/images/.stamp" 2>/dev/null || true; } | hash_stdin
     return
   fi
   { component_args "$1"; stat -c '%Y %s' "$BIN/$1" 2>/dev/null || true; } | hash_stdin
@@ -495,6 +496,38 @@ real_prepare() {  # everything the real node needs before it starts: packages, i
     "subjectAltName=IP:$ip,IP:127.0.0.1,DNS:$REAL_NODE_NAME"
   sign kubelet-real-client "/O=system:nodes/CN=system:node:$REAL_NODE_NAME" "extendedKeyUsage=clientAuth"
   write_kubeconfig "$PKI/kubelet-real.kubeconfig" kubelet-real-client
+  # kube-proxy in the node's network namespace (realnode/network.sh), as system:kube-proxy (the bootstrap
+  # ClusterRoleBinding system:node-proxier)
+  sign kube-proxy "/CN=system:kube-proxy" "extendedKeyUsage=clientAuth"
+  write_kubeconfig "$PKI/kube-proxy.kubeconfig" kube-proxy
+}
+
+# The `kubernetes` Service for the real node's pods: with --endpoint-reconciler-type=none it has no endpoints (the
+# apiserver binds 127.0.0.1 only, which an Endpoints object refuses), so this EndpointSlice gives it one: the
+# apiserver as the node's pods reach it, 10.88.0.1:6443 (realnode/network.sh forwards that port to the host's
+# 127.0.0.1:6443). kube-proxy reads EndpointSlices; the v1 Endpoints stay empty, so nothing else changes (the
+# gateway's tenant walls, which read them, still see none).
+REAL_APISERVER_ENDPOINT="10.88.0.1"
+real_apiserver_endpoints() {
+  kubectl_ apply -f - >/dev/null <<EOF
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: kubernetes-$REAL_NODE_NAME
+  namespace: default
+  labels:
+    kubernetes.io/service-name: kubernetes
+    endpointslice.kubernetes.io/managed-by: tenx-local-cluster
+addressType: IPv4
+endpoints:
+  - addresses: [$REAL_APISERVER_ENDPOINT]
+    conditions: {ready: true}
+    nodeName: $REAL_NODE_NAME
+ports:
+  - name: https
+    port: $APISERVER_PORT
+    protocol: TCP
+EOF
 }
 
 # after the node's namespaces are gone: its cgroups (runc and kubelet leave them) and the empty /var/lib/cni
@@ -515,9 +548,11 @@ real_cleanup() {
   rmdir /var/lib/cni 2>/dev/null || true
 }
 
-# Ready can be left over from before a restart: the kubelet's port must be open too
+# Ready can be left over from before a restart: the kubelet must answer on its port too (any HTTP status: it
+# refuses anonymous requests; the listener on the host's side is network.sh's forwarder, which accepts before the
+# kubelet behind it is up, so an open port alone says nothing)
 real_node_ready() {
-  (exec 3<>"/dev/tcp/$(node_ip)/$KUBELET_PORT") 2>/dev/null \
+  [ "$(curl -sk -m 3 -o /dev/null -w '%{http_code}' "https://$(node_ip):$KUBELET_PORT/healthz" 2>/dev/null)" != 000 ] \
     && [ "$(kubectl_ get node "$REAL_NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = "True" ]
 }
 
@@ -570,6 +605,7 @@ cmd_up() {
   fi
   if real_enabled; then
     wait_for "node $REAL_NODE_NAME to be Ready (kubelet + containerd, log $REAL_DIR/logs/)" "$deadline" "${watch[@]}" -- real_node_ready
+    real_apiserver_endpoints || die "cannot write the EndpointSlice of the kubernetes Service for $REAL_NODE_NAME"
   fi
   log "cluster is up (start took $(elapsed "$t0"), total $(elapsed "$t_all"))"
   log "  export KUBECONFIG=$KUBECONFIG_FILE   # context $CONTEXT, server https://127.0.0.1:$APISERVER_PORT"
@@ -645,6 +681,7 @@ cmd_restart_real() {
   start_component tenx-real-node
   local deadline=$(( $(now) + READY_TIMEOUT ))
   wait_for "node $REAL_NODE_NAME to be Ready" "$deadline" tenx-real-node -- real_node_ready
+  real_apiserver_endpoints || die "cannot write the EndpointSlice of the kubernetes Service for $REAL_NODE_NAME"
   log "real node restarted; node $REAL_NODE_NAME is Ready"
 }
 
@@ -695,7 +732,8 @@ usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
 # A second checkout of the repository (a git worktree) whose .local is a link to the first one's shares that
 # checkout's cluster: its processes run that checkout's binaries and scripts, which this copy would not recognise
 # as its own (and would start again beside them). So it only looks: `up` checks the cluster is up, and what would
-# build, start or stop something is refused; run those in the checkout that owns the cluster.
+# build, start or stop something is refused; run those in the checkout that owns the cluster. What looks into the
+# running processes (status, real-ctr, real-push) is the owner's cluster.sh's to do: it is handed over.
 borrowed() {
   [ -z "${TENX_LOCAL_DIR:-}" ] && [ -L "$ROOT/.local" ]
 }
@@ -717,6 +755,8 @@ main() {
       up) cmd_up_borrowed; return ;;
       build|down|clean|restart-agent|restart-real)
         die "$ROOT/.local is a link to $(readlink -f "$ROOT/.local"): $cmd that cluster from the checkout it belongs to" ;;
+      status|real-ctr|real-push)
+        exec "$(dirname "$(readlink -f "$ROOT/.local")")/deploy/local/cluster.sh" "$cmd" "$@" ;;
     esac
   fi
   case "$cmd" in

@@ -5,8 +5,9 @@ root filesystem; the API starts as deploy/deployment.yaml runs it, with only /tm
 writable. A pod, not a chroot: the user, the read-only root, the dropped capabilities and the pull are the
 runtime's, as in production.
 
-The API's pod cannot reach the apiserver yet (the real node's pods have no route to it): /healthz and /metrics,
-which make no cluster call, are what is checked of the running server here."""
+Here the API's pod runs alone, on settings that name no reachable region: /healthz and /metrics, which make no
+cluster call, are what is checked of the running server. The whole deployment, in-cluster config and all, is
+test_deployed_gateway.py's."""
 from __future__ import annotations
 
 import configparser

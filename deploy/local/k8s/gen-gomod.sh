@@ -37,7 +37,7 @@ n="$(printf '%s\n' "$mods" | grep -c . || true)"
   [ -n "$godebug_lines" ] && { echo; echo "$godebug_lines"; }
   echo
   echo "tool ("
-  for c in kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet; do
+  for c in kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy; do
     echo "	k8s.io/kubernetes/cmd/$c"
   done
   echo ")"

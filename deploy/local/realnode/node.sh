@@ -9,9 +9,13 @@
 #   finds them set and the host keeps its own. /run is a private tmpfs (containerd's shim sockets, runc state,
 #   pod netns files), /var/lib/cni a bind of our own dir. Every mount made by kubelet, containerd and runc lives
 #   and dies with this namespace: nothing is left on the host when it ends.
-# - net: the registry, containerd and the pods (on the bridge cni0) live in a network namespace of their own, so
-#   the CNI bridge, its routes and its sysctls never touch the host's network. kubelet stays in the host's
-#   (it talks to the API server on 127.0.0.1:6443, and to containerd over a unix socket).
+# - net: the registry, containerd, kubelet, kube-proxy and the pods (on the bridge cni0) live in a network namespace
+#   of their own, so the CNI bridge, its routes, its sysctls and kube-proxy's iptables rules never touch the host's
+#   network. The kubelet is in there because it reaches the pods over the network (HTTP and TCP probes, the
+#   runtime's exec and port-forward streams); the node's address (the host's own, NODE_IP) is on that namespace's
+#   loopback, where the kubelet listens. network.sh joins the two namespaces through Unix sockets only: the
+#   apiserver (and ports.list's other host ports) for the node, the kubelet's port on the host's NODE_IP for the
+#   apiserver, NodePorts on the host's loopback.
 # - pid: when this process exits the kernel kills everything left in the namespace (shims, containers), so
 #   `cluster.sh down` cannot leave a container behind.
 #
@@ -40,9 +44,10 @@ shutdown() {
   [ -n "${pids[kubelet]:-}" ] && kill -TERM "${pids[kubelet]}" 2>/dev/null
   local i
   for ((i = 0; i < 100; i++)); do kill -0 "${pids[kubelet]:-0}" 2>/dev/null || break; sleep 0.1; done
-  for name in containerd registry; do [ -n "${pids[$name]:-}" ] && kill -TERM "${pids[$name]}" 2>/dev/null; done
+  for name in containerd registry network; do [ -n "${pids[$name]:-}" ] && kill -TERM "${pids[$name]}" 2>/dev/null; done
   for ((i = 0; i < 100; i++)); do
-    kill -0 "${pids[containerd]:-0}" 2>/dev/null || kill -0 "${pids[registry]:-0}" 2>/dev/null || break
+    kill -0 "${pids[containerd]:-0}" 2>/dev/null || kill -0 "${pids[registry]:-0}" 2>/dev/null \
+      || kill -0 "${pids[network]:-0}" 2>/dev/null || break
     sleep 0.1
   done
   # returning from PID 1 makes the kernel SIGKILL the rest of the namespace: shims and containers
@@ -87,6 +92,9 @@ touch "$NETNS"
 unshare --net="$NETNS" true
 innet() { nsenter --net="$NETNS" "$@"; }
 innet ip link set lo up
+# the node's address, the host's: kubelet listens there and requires it on one of its interfaces; pods that
+# connect to their node's address reach the node, as anywhere
+innet ip addr add "$NODE_IP/32" dev lo
 
 # ------------------------------------------------------------------ configuration
 rm -rf "$CONF/certs.d"
@@ -217,6 +225,10 @@ start registry nsenter --net="$NETNS" docker-registry serve "$CONF/registry.yml"
 start containerd nsenter --net="$NETNS" containerd --config "$CONF/containerd.toml"
 wait_for registry 150 innet curl -fsS "http://$REGISTRY/v2/"
 wait_for containerd 150 ctr --address "$SOCK" version
+# kube-proxy and the ports between the host and the node (network.sh): the kubelet reaches the apiserver through it
+start network bash "$HERE/network.sh" "$CONF" "$REAL/logs" "$REAL/sockets" "$BIN" "$PKI" "$NETNS" "$NODE_IP" \
+  "$KUBELET_PORT"
+wait_for "the apiserver from the node's network namespace" 150 innet curl -sk -o /dev/null https://127.0.0.1:6443/healthz
 
 # the images built by images.sh (an OCI layout per content, one ref per image name): pushed to the local registry
 # under <registry host>/<path>, where the hosts.toml mirrors look
@@ -228,7 +240,7 @@ while read -r ref content; do
 done < "$HERE/images.list"
 log "images pushed to the local registry"
 
-start kubelet "$BIN/kubelet" --config="$CONF/kubelet.yaml" --kubeconfig="$PKI/kubelet-real.kubeconfig" \
+start kubelet nsenter --net="$NETNS" "$BIN/kubelet" --config="$CONF/kubelet.yaml" --kubeconfig="$PKI/kubelet-real.kubeconfig" \
   --hostname-override="$NODE_NAME" --node-ip="$NODE_IP" --root-dir="$REAL/kubelet" \
   --node-labels=tenx.io/runtime=containerd --v=1
 
@@ -238,7 +250,7 @@ while :; do
   wait -n
   set -e
   [ "$stopping" = 1 ] && continue
-  for name in registry containerd kubelet; do
+  for name in registry containerd network kubelet; do
     if ! kill -0 "${pids[$name]}" 2>/dev/null; then
       log "$name exited; stopping the node (see $REAL/logs/$name.log)"
       shutdown
