@@ -12,6 +12,7 @@ The seed job.json is ``tests.seed.SEED_JOB``. Nothing here imports pytest, so be
 """
 from __future__ import annotations
 
+import http.client
 import os
 import re
 import secrets
@@ -271,17 +272,76 @@ class GatewayServer:
                               text=True, check=check, timeout=60, stdin=subprocess.DEVNULL)
 
     def add_user(self, prefix: str = "u", *, check: bool = True) -> ApiClient:
-        """A new user, once every worker is sure to know it (each learns it through its watch on the users Secret,
-        within ``NEW_USER_VISIBLE_SECONDS``). Polling instead would count failed logins, which are throttled.
-        ``check``: also make sure a GET /jobs is a 200."""
-        from gateway.accounts.users import NEW_USER_VISIBLE_SECONDS
+        """A new user, once every worker accepts its token (``wait_until_known``). ``check``: also make sure a
+        GET /jobs is a 200."""
         name = f"{prefix}{secrets.token_hex(3)}"
         token = GatewayServer.cli(self, "users", "add", name).stdout.strip()  # the base cli, not an override
-        time.sleep(NEW_USER_VISIBLE_SECONDS)
         client = ApiClient(self.url, name, token)
+        self.wait_until_known(client)
         if check and (status := client.get("/jobs").status_code) != 200:
             raise RuntimeError(f"user {name} not accepted by the gateway: {status}")
         return client
+
+    def wait_until_known(self, client: ApiClient, timeout: float = 120) -> None:
+        """Wait until every worker accepts ``client``'s token: each learns a new user through its watch on the users
+        Secret, in milliseconds on a quiet machine, in seconds on a loaded one (a fixed sleep failed unrelated
+        tests with 401). A connection stays with the worker that accepted it, so one kept connection per worker
+        asks each in turn; they come from a loopback address of their own, so the failed logins they may count
+        are that address's, not the tests' (127.0.0.1). The call, GET /jobs/- (a name no Job has), is answered
+        404 once the credentials pass, without a call to the cluster."""
+        deadline = time.monotonic() + timeout
+        source = f"127.{secrets.randbelow(250) + 2}.{secrets.randbelow(256)}.{secrets.randbelow(254) + 1}"
+        headers = dict(client.session.headers)
+        path = client.base[len(self.url):] + "/jobs/-"
+        by_worker: dict[int, http.client.HTTPConnection] = {}
+        try:
+            while not set(self.worker_pids()) <= set(by_worker):
+                assert time.monotonic() < deadline, f"no connection reached every worker in {timeout}s"
+                connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30,
+                                                        source_address=(source, 0))
+                connection.connect()
+                local_port = connection.sock.getsockname()[1]
+                worker = wait_until(lambda: self._worker_serving(local_port), 10)
+                if worker is None or worker in by_worker:
+                    connection.close()
+                else:
+                    by_worker[worker] = connection
+            for worker, connection in by_worker.items():
+                interval = 0.02
+                while True:
+                    connection.request("GET", path, headers=headers)
+                    response = connection.getresponse()
+                    response.read()
+                    if response.status not in (401, 429, 503):
+                        break
+                    assert time.monotonic() < deadline, \
+                        f"worker {worker} still answers {response.status} for {client.username} after {timeout}s"
+                    time.sleep(interval)  # a backing-off poll: each 401 counts as a failed login of the user
+                    interval = min(1.0, interval * 2)
+        finally:
+            for connection in by_worker.values():
+                connection.close()
+
+    def _worker_serving(self, client_port: int) -> int | None:
+        """The worker holding the server end of the loopback connection from ``client_port`` (None until one has
+        accepted it): the socket's inode in /proc/net/tcp, looked up among the workers' open files."""
+        sockets = set()
+        for row in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+            fields = row.split()
+            if int(fields[1].split(":")[1], 16) == self.port and int(fields[2].split(":")[1], 16) == client_port:
+                sockets.add(f"socket:[{fields[9]}]")
+        for pid in self.worker_pids():
+            try:
+                descriptors = os.listdir(f"/proc/{pid}/fd")
+            except OSError:
+                continue
+            for fd in descriptors:
+                try:
+                    if os.readlink(f"/proc/{pid}/fd/{fd}") in sockets:
+                        return pid
+                except OSError:
+                    continue
+        return None
 
     def namespace_of(self, client: ApiClient) -> str:
         from gateway.names import namespace_for

@@ -105,9 +105,10 @@ def test_churn_of_many_pods_races_nothing(store, make_collector, caplog):
     assert kube.lists.count("app.kubernetes.io/managed-by=tenx-gateway") == 1  # no periodic LIST
 
 
-def test_a_deposed_leader_stops_writing(store, make_collector):
+def test_a_deposed_leader_stops_writing(store, make_collector, caplog):
     """Leadership lost: the follower writes nothing more, even as its stream goes on; the store refuses a write
     that carries an older token than one the stream has seen."""
+    caplog.set_level(logging.INFO, logger="gateway.collector.region")
     kube = FakeKube()
     elector = FakeElector(token=3)
     collector = make_collector(kube, elector)
@@ -115,9 +116,11 @@ def test_a_deposed_leader_stops_writing(store, make_collector):
     kube.write("tenx-alice", "job-a", "job", [(stamp(n), f"old leader {n}") for n in range(3)])
     wait_for(lambda: len(lines_of(store, "job-a")) == 3, what="three lines")
     elector.token = None
-    time.sleep(0.3)
     kube.write("tenx-alice", "job-a", "job", [(stamp(10), "after the loss")])
-    time.sleep(0.5)
+    kube.end("tenx-alice", "job-a", "job")  # the follower must then flush what it holds: it gives up instead
+    # (it says so only on a write tried after the loss)
+    wait_for(lambda: any("leadership lost; stopped following" in r.getMessage() for r in caplog.records),
+             what="the follower to give up")
     assert lines_of(store, "job-a") == [f"old leader {n}" for n in range(3)]
     from gateway.store import Deposed
     from gateway.store.base import LogLine
@@ -139,8 +142,8 @@ def test_a_new_leader_continues_exactly_where_the_old_one_stopped(store, make_co
     kube.write("tenx-alice", "job-a", "job", [(stamp(5 + n), f"line {5 + n}") for n in range(5)])
     make_collector(kube, FakeElector(token=2))
     kube.end("tenx-alice", "job-a", "job")
-    wait_for(lambda: len(lines_of(store, "job-a")) >= 10, what="ten lines")
-    time.sleep(0.3)
+    # the last line written: everything before it in the stream has been read and stored by then, duplicates too
+    wait_for(lambda: lines_of(store, "job-a")[-1:] == ["line 9"], what="the last line")
     assert lines_of(store, "job-a") == [f"line {n}" for n in range(10)]
     assert old.pool.running == 0 or not old._elector.token
 

@@ -30,9 +30,6 @@ from ..names import MANAGED_BY, MANAGED_BY_LABEL, is_username, namespace_for
 log = logging.getLogger(__name__)
 
 TABLE_KEY = "users.json"
-# A user just added (or removed) is known to every gateway process within this long: each watches the users
-# Secret, which usually takes milliseconds; the margin is for a loaded machine. Tests wait this long after `users add`.
-NEW_USER_VISIBLE_SECONDS = 1.0
 _FIRST_LOAD_SECONDS = 10.0  # how long the first logins of a process wait for the table before 503
 _NO_USER_DIGEST = hashlib.sha256(b"no such user").hexdigest()
 

@@ -70,6 +70,28 @@ class ServiceClient:
         return self.call("DELETE", path, **kwargs)
 
 
+KNOWN_IN_A_ROW = 12  # answers in a row that must accept a new user's token before it is used
+
+
+def wait_until_known(client: ServiceClient, timeout: float = 120) -> None:
+    """Wait until the replicas accept ``client``'s new token: each of their workers learns it through its watch
+    on the users Secret, in milliseconds on a quiet machine, in seconds on a loaded one. Each call is a connection
+    of its own, which the Service and gunicorn hand to any worker of any replica, so KNOWN_IN_A_ROW answers in a
+    row that let it in stand for all of them (none of them can be asked on its own from here). The call, GET
+    /jobs/- (a name no Job has), is 404 once the credentials pass, without a call to the cluster; the poll backs
+    off, as each 401 counts as a failed login."""
+    deadline, interval, in_a_row = time.monotonic() + timeout, 0.02, 0
+    while in_a_row < KNOWN_IN_A_ROW:
+        status = client.get("/jobs/-").status_code
+        if status not in (401, 429, 503):
+            in_a_row += 1
+            continue
+        in_a_row = 0
+        assert time.monotonic() < deadline, f"{client.username} still answered {status} after {timeout}s"
+        time.sleep(interval)
+        interval = min(1.0, interval * 2)
+
+
 @dataclass
 class LocalDeployment:
     url: str
@@ -91,15 +113,14 @@ class LocalDeployment:
         return url.replace("10.88.0.1", "127.0.0.1")
 
     def add_user(self, prefix: str) -> ServiceClient:
-        """A user made by the operator's CLI, once each replica has had the time to learn it (its watch on the
-        users Secret); polling instead would count failed logins, which are throttled."""
-        from gateway.users import NEW_USER_VISIBLE_SECONDS
+        """A user made by the operator's CLI, once the replicas accept its token (``wait_until_known``)."""
         name = f"{prefix}{os.urandom(3).hex()}"
         token = subprocess.run([str(VENV_BIN / "tenx-gateway"), "users", "add", name], env=self.admin_env,
                                capture_output=True, text=True, check=True, timeout=60).stdout.strip()
         self.users.append(name)
-        time.sleep(2 * NEW_USER_VISIBLE_SECONDS)
-        return ServiceClient(self.url, name, token)
+        client = ServiceClient(self.url, name, token)
+        wait_until_known(client)
+        return client
 
     def remove_users(self) -> None:
         """The users this run made, their namespaces, archived lines and host folders."""

@@ -10,7 +10,6 @@ import time
 import requests
 
 from gateway.names import MANAGED_BY, MANAGED_BY_LABEL, USERNAME_ANNOTATION, namespace_for
-from gateway.accounts.users import NEW_USER_VISIBLE_SECONDS
 
 from ..harness import VENV_BIN, ApiClient
 from .helpers import condition
@@ -147,8 +146,8 @@ def test_a_removed_name_comes_back_only_purged_or_adopted(gateway, make_user, lo
     assert "--purge" in refused.stderr and "--adopt" in refused.stderr
 
     token = gateway.cli("users", "add", user.username, "--adopt").stdout.strip()
-    time.sleep(NEW_USER_VISIBLE_SECONDS)
     adopted = ApiClient(gateway.url, user.username, token)
+    gateway.wait_until_known(adopted)
     assert adopted.get(f"/jobs/{job}").status_code == 200  # the earlier user's job is the new one's
 
     purged = gateway.cli("users", "remove", user.username, "--purge")

@@ -8,7 +8,6 @@ import os
 import secrets
 import signal
 import subprocess
-import time
 
 import psycopg
 import pytest
@@ -84,7 +83,9 @@ def test_a_frozen_leader_resumed_after_its_lease_neither_loses_nor_duplicates(lo
         _wait(lambda: len(archived()) > frozen_at + 40, 60, "the standby to take over")
         os.kill(first.process.pid, signal.SIGCONT)  # it still believes it leads, and has lines in hand
         _wait(lambda: len(archived()) >= LINES, 120, "every line")
-        time.sleep(3)  # any late write of the old leader would land now
+        # the old leader knows it is deposed and has no follower left: any late write of its would have landed
+        _wait(lambda: first.metric("tenx_collector_leader") == 0
+              and first.metric("tenx_collector_streams_followed") == 0, 60, "the old leader to stand down")
         numbers = archived()
         assert numbers == list(range(1, LINES + 1)), (
             f"{len(numbers)} lines, duplicated: {len(numbers) - len(set(numbers))}, "

@@ -8,6 +8,7 @@ import json
 import secrets
 import statistics
 import time
+from pathlib import Path
 
 import pytest
 
@@ -18,10 +19,24 @@ from .helpers import until
 TICKS = 15  # lines of the ticking job, one every 200 ms, each "<n> <unix time written>"
 
 
-def ticking(lines: int = TICKS, period: float = 0.2, exit_code: int = 0, start_delay: float = 0) -> dict:
+def ticking(lines: int = TICKS, period: float = 0.2, exit_code: int = 0, start_delay: float = 0,
+            gate: bool = False) -> dict:
+    """``gate``: after its lines the container waits for a file ``go`` in its host volume ``gate`` (``gate_file``)
+    before it exits; without one after 5 minutes it exits 97 instead."""
+    wait = ("n=0; while [ ! -e /gate/go ] && [ $n -lt 3000 ]; do sleep 0.1; n=$((n+1)); done; "
+            "[ -e /gate/go ] || exit 97; ") if gate else ""
     script = (f"sleep {start_delay}; i=0; while [ $i -lt {lines} ]; do echo \"$i $(date +%s.%N)\"; i=$((i+1)); "
-              f"sleep {period}; done; exit {exit_code}")
-    return {"containers": [{"image": "busybox", "command": ["sh", "-c", script]}], "backoff_limit": 0}
+              f"sleep {period}; done; {wait}exit {exit_code}")
+    spec = {"containers": [{"image": "busybox", "command": ["sh", "-c", script]}], "backoff_limit": 0}
+    if gate:
+        spec["containers"][0]["volumeMounts"] = [{"name": "gate", "mountPath": "/gate"}]
+        spec["volumes"] = [{"name": "gate", "type": "host"}]
+    return spec
+
+
+def gate_file(gateway, user, name: str) -> Path:
+    """Where a ``ticking(gate=True)`` job of ``name`` looks for ``go``, as the host sees it."""
+    return Path(gateway.volume_root) / user.username / "job" / name / "gate" / "go"
 
 
 class EventReader:
@@ -78,18 +93,23 @@ def lines_of(events) -> list[tuple[int, str]]:
     return [(int(e["id"]), json.loads(e["data"])["line"]) for e in events if "event" not in e]
 
 
-def test_lines_arrive_as_written_and_the_end_carries_exit_code_0(user, record_property):
-    name, instance = create(user, ticking())
+def test_lines_arrive_as_written_and_the_end_carries_exit_code_0(user, gateway, record_property):
+    """The container writes its lines, then waits for a file that the test makes only once it has received all of
+    them: they cannot have come at the container's end. How late each came is reported, not asserted."""
+    name, instance = create(user, ticking(gate=True))
     with follow(user, f"/jobs/{name}/instances/{instance}/logs") as response:
-        events = read_events(response)
+        reader = EventReader(response)
+        events = reader.read(stop_after=lambda e: e.get("id") == str(TICKS - 1))
+        gate_file(gateway, user, name).touch()  # only now may the container end
+        events += reader.read()
     lines = [e for e in events if "event" not in e]
     assert [int(e["id"]) for e in lines] == list(range(TICKS))
     assert [json.loads(e["data"])["offset"] for e in lines] == list(range(TICKS))
+    assert [int(json.loads(e["data"])["line"].split()[0]) for e in lines] == list(range(TICKS))
     lags = [e["received"] - float(json.loads(e["data"])["line"].split()[1]) for e in lines]
     record_property("follow_lag_ms", {"p50": round(statistics.median(lags) * 1000, 1),
                                       "max": round(max(lags) * 1000, 1)})
     print(f"follow lag: p50 {statistics.median(lags) * 1000:.1f} ms, max {max(lags) * 1000:.1f} ms")
-    assert max(lags) < 10, lags  # loose: the figure is reported, not enforced (a shared machine)
     end = events[-1]
     assert end["event"] == "end"
     assert json.loads(end["data"]) == {"instance": instance, "exit_code": 0, "reason": "Completed",
@@ -108,7 +128,7 @@ def test_a_failing_container_ends_with_its_non_zero_exit_code(user):
     name, instance = create(user, ticking(lines=3, exit_code=3))
     with follow(user, f"/jobs/{name}/instances/{instance}/logs") as response:
         events = read_events(response)
-    assert lines_of(events)[:3] == [(n, lines_of(events)[n][1]) for n in range(3)]
+    assert [(offset, int(line.split()[0])) for offset, line in lines_of(events)[:3]] == [(n, n) for n in range(3)]
     end = json.loads(events[-1]["data"])
     assert events[-1]["event"] == "end" and end["instance"] == instance
     # exit 3; if the Job controller stopped the restarted container first, its SIGTERM's 143
