@@ -285,41 +285,38 @@ class GatewayServer:
     def wait_until_known(self, client: ApiClient, timeout: float = 120) -> None:
         """Wait until every worker accepts ``client``'s token: each learns a new user through its watch on the users
         Secret, in milliseconds on a quiet machine, in seconds on a loaded one (a fixed sleep failed unrelated
-        tests with 401). A connection stays with the worker that accepted it, so one kept connection per worker
-        asks each in turn; they come from a loopback address of their own, so the failed logins they may count
-        are that address's, not the tests' (127.0.0.1). The call, GET /jobs/- (a name no Job has), is answered
-        404 once the credentials pass, without a call to the cluster."""
+        tests with 401). A connection stays with the worker that accepted it (found in /proc), so new connections
+        are made until each worker has let the user in on one; they come from a loopback address of their own, so
+        the failed logins they may count are that address's, not the tests' (127.0.0.1). The call, GET /jobs/- (a
+        name no Job has), is answered 404 once the credentials pass, without a call to the cluster."""
         deadline = time.monotonic() + timeout
         source = f"127.{secrets.randbelow(250) + 2}.{secrets.randbelow(256)}.{secrets.randbelow(254) + 1}"
         headers = dict(client.session.headers)
         path = client.base[len(self.url):] + "/jobs/-"
-        by_worker: dict[int, http.client.HTTPConnection] = {}
-        try:
-            while not set(self.worker_pids()) <= set(by_worker):
-                assert time.monotonic() < deadline, f"no connection reached every worker in {timeout}s"
-                connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30,
-                                                        source_address=(source, 0))
+        confirmed: set[int] = set()
+        interval = 0.02
+        while not set(self.worker_pids()) <= confirmed:
+            assert time.monotonic() < deadline, \
+                f"not every worker accepted {client.username} within {timeout}s (those that did: {confirmed})"
+            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30, source_address=(source, 0))
+            try:
                 connection.connect()
                 local_port = connection.sock.getsockname()[1]
                 worker = wait_until(lambda: self._worker_serving(local_port), 10)
-                if worker is None or worker in by_worker:
-                    connection.close()
-                else:
-                    by_worker[worker] = connection
-            for worker, connection in by_worker.items():
-                interval = 0.02
-                while True:
+                while worker is not None and worker not in confirmed:
                     connection.request("GET", path, headers=headers)
                     response = connection.getresponse()
                     response.read()
                     if response.status not in (401, 429, 503):
+                        confirmed.add(worker)
+                    elif time.monotonic() < deadline:
+                        time.sleep(interval)  # a backing-off poll: each 401 counts as a failed login of the user
+                        interval = min(1.0, interval * 2)
+                    else:
                         break
-                    assert time.monotonic() < deadline, \
-                        f"worker {worker} still answers {response.status} for {client.username} after {timeout}s"
-                    time.sleep(interval)  # a backing-off poll: each 401 counts as a failed login of the user
-                    interval = min(1.0, interval * 2)
-        finally:
-            for connection in by_worker.values():
+            except (http.client.HTTPException, OSError):
+                pass  # the worker dropped the connection: ask again on a new one
+            finally:
                 connection.close()
 
     def _worker_serving(self, client_port: int) -> int | None:

@@ -90,6 +90,15 @@ def wait_for(check, timeout: float = 20.0, what: str = "condition"):
     return wait_until(check, timeout, 0.02, what=what)
 
 
+def rounds(collector: NodeCollector, count: int = 2) -> None:
+    """Wait until the reader has come round ``count`` more times (with its pod list in): what it would still read,
+    it has read by then."""
+    wait_for(collector.pods.synced.is_set, what="the collector's pod list")
+    for _ in range(count):
+        since = collector.loop_started
+        wait_for(lambda: collector.loop_started > since, what="another round of the reader")
+
+
 def test_lines_and_records_of_the_node_s_pods_only(start, store, tmp_path):
     kube = FakeKube()
     mine = on_node(pod("p1", "job1"), "u1")
@@ -97,11 +106,12 @@ def test_lines_and_records_of_the_node_s_pods_only(start, store, tmp_path):
     for obj in (mine, other):
         kube.put(obj)
         FakeContainerLog(container_dir(tmp_path / "pods", obj, obj["spec"]["containers"][0]["name"])).lines(25)
-    start(kube)
+    collector = start(kube)
     wait_for(lambda: len(archived(store, mine, "job1")) == 25, what="p1's lines")
     assert numbers(archived(store, mine, "job1")) == list(range(25))
     assert [r["name"] for r in store.instances("tenx-alice", "job1")] == ["p1"]
-    time.sleep(0.3)
+    rounds(collector)  # p2's files are there all along: rounds that read p1's would have read them too
+    assert [p["metadata"]["name"] for p in collector.pods.snapshot()] == ["p1"]
     assert archived(store, other, "job2") == [] and store.instances("tenx-alice", "job2") == []
 
 
@@ -132,10 +142,12 @@ def test_a_collector_stopped_at_any_moment_resumes_without_loss_or_repeat(start,
         kills += 1
     writer.join()
     assert kills >= 5
-    start(kube, region="kill")
-    wait_for(lambda: len(archived(store, obj, "flood")) >= kubelet.written, what="every line")
-    time.sleep(0.2)
+    last = start(kube, region="kill")
+    # exactly the lines written: a repeat or a loss on the way there would keep it from ever being so
+    wait_until(lambda: first_difference(archived(store, obj, "flood"), kubelet.written) is None, 20, 0.02)
     assert first_difference(archived(store, obj, "flood"), kubelet.written) is None
+    rounds(last)
+    assert first_difference(archived(store, obj, "flood"), kubelet.written) is None  # nothing read again since
 
 
 def test_files_deleted_while_it_was_down_leave_a_marker_with_about_how_many_lines(start, store, tmp_path):
@@ -247,8 +259,7 @@ def test_a_container_read_to_its_end_whose_files_are_gone_is_no_gap(start, store
     wait_for(lambda: (store.resume_point(key).position or {}).get("attempt") == 1, what="the attempt's end committed")
     kill(first)
     shutil.rmtree(tmp_path / "pods")  # the kubelet removes the pod's logs with the pod
-    start(kube, region="whole")
-    time.sleep(1)
+    rounds(start(kube, region="whole"))
     assert numbers(archived(store, obj, "whole")) == list(range(5))
     assert store.resume_point(key).position["attempt"] == 1  # met again, not read again
 

@@ -1,6 +1,5 @@
 """Liveness, readiness, /v1/status and /v1/regions, with stand-in apiservers instead of a cluster."""
 import threading
-import time
 
 import pytest
 
@@ -88,10 +87,9 @@ def test_not_ready_names_the_region_and_why(app, client):
 def test_a_hung_apiserver_costs_the_timeout_and_one_thread(app, client, hang):
     kube = FakeKube(hang)
     use(app, FakeRegions(us=kube), timeout=0.2)
-    for _ in range(3):
-        started = time.monotonic()
+    for _ in range(3):  # a probe that waited the hang out (10 s) would have had an answer: not this 503
         response = client.get("/readyz")
-        assert response.status_code == 503 and time.monotonic() - started < 2
+        assert response.status_code == 503
         assert response.get_json()["errors"] == {"us": "the apiserver did not answer GET /version within 0.2 s"}
     assert kube.calls == 1  # the probe still waiting is reused, not started again
 

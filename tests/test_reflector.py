@@ -26,10 +26,10 @@ class Recorder:
 
 
 def test_list_then_watch_without_relisting():
-    kube, seen = FakeKube(), Recorder()
+    kube, seen, progress = FakeKube(), Recorder(), []
     kube.put(pod("a-1", "a"))
     reflector = Reflector(kube, "/api/v1/pods", label_selector="app.kubernetes.io/managed-by=tenx-gateway",
-                          on_event=seen).start()
+                          on_event=seen, on_progress=progress.append).start()
     try:
         wait_for(reflector.synced.is_set)
         kube.put(pod("b-1", "b"))
@@ -40,7 +40,8 @@ def test_list_then_watch_without_relisting():
         assert seen.events == [("ADDED", "a-1"), ("ADDED", "b-1"), ("MODIFIED", "b-1"), ("DELETED", "a-1")]
         assert reflector.get("tenx-alice", "b-1")["status"]["phase"] == "Succeeded"
         assert [p["metadata"]["name"] for p in reflector.snapshot()] == ["b-1"]
-        time.sleep(1.2)  # bookmarks move the resourceVersion on; still no second LIST
+        heard = len(progress)
+        wait_for(lambda: len(progress) >= heard + 2)  # bookmarks move the resourceVersion on; still no second LIST
         assert int(reflector.resource_version) == kube.version
         assert kube.lists == ["app.kubernetes.io/managed-by=tenx-gateway"]
     finally:

@@ -36,7 +36,9 @@ def crowded(local_cluster, tmp_path_factory):
         assert user.post("/jobs/load-0000", json=spec).status_code == 200
         # creation stamps have whole seconds, and the table orders a second's jobs by name: load-0000 is the
         # oldest, last in the table, only if no other job shares its second
-        time.sleep(1.05)
+        made = user.get("/jobs/load-0000").json()["metadata"]["creationTimestamp"]
+        wait_until(lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) > made, 30, interval=0.05,
+                   what="the second load-0000 was made in to pass")
         namespace = server.namespace_of(user)
         batch = client.BatchV1Api(api)
         loaded = JobSpecSchema().load(spec)

@@ -265,7 +265,8 @@ def test_a_replica_killed_mid_request_gives_retryable_errors_and_no_wrong_answer
     killed = kill_container(victim, "api")
     until(lambda: _restarts(_pod(victim["metadata"]["name"])) > restarts and _ready(_pod(victim["metadata"]["name"])),
           WAIT, "the killed replica to be back")
-    time.sleep(2)  # answers from both replicas again
+    answered = outcomes["right"]  # calls after it is back, on connections of their own, meet both replicas
+    until(lambda: outcomes["right"] >= answered + 16, WAIT, "the readers to be answered again")
     stop.set()
     for thread in threads:
         thread.join(timeout=120)

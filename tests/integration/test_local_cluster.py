@@ -10,7 +10,6 @@ import os
 import re
 import secrets
 import threading
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -170,9 +169,13 @@ def test_on_failure_restarts_count_toward_backoff_limit(core, batch, ns):
     stop = threading.Event()
     watcher = watch.Watch()
 
+    # the watch starts from a LIST made before the pod exists: it replays every change after that, however late
+    # the watch request itself goes out
+    since = core.list_namespaced_pod(ns).metadata.resource_version
+
     def observe():
         try:
-            for event in watcher.stream(core.list_namespaced_pod, ns, timeout_seconds=90):
+            for event in watcher.stream(core.list_namespaced_pod, ns, resource_version=since, timeout_seconds=90):
                 for status in event["object"].status.container_statuses or []:
                     seen["restarts"] = max(seen["restarts"], status.restart_count)
                     last = status.last_state.terminated if status.last_state else None
@@ -187,7 +190,6 @@ def test_on_failure_restarts_count_toward_backoff_limit(core, batch, ns):
 
     thread = threading.Thread(target=observe, daemon=True)
     thread.start()
-    time.sleep(0.5)  # let the watch start before the pod exists
     marker = secrets.token_hex(8)
     make_job(batch, ns, "boom", [container(["sh", "-c", "echo boom; exit 3"], env=marker_env(marker))],
              restart="OnFailure", backoff_limit=2)

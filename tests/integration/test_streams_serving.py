@@ -1,6 +1,6 @@
 """Streams on a gateway of the test's own: the per-user cap holds across workers (429 with Retry-After), and
-SIGTERM ends every open stream at once with a ``shutdown`` event naming where to resume, well within gunicorn's
-graceful timeout."""
+SIGTERM ends every open stream with a ``shutdown`` event naming where to resume (one cut off by gunicorn at its
+graceful timeout would have none); how long after the signal each ended is recorded, not asserted."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,8 @@ import time
 import pytest
 import requests
 
-from ..harness import start_gateway
+from ..harness import start_gateway, wait_until
+from .reliability import record
 from .test_streams import EventReader, create, ticking
 
 CAP = 3
@@ -59,10 +60,8 @@ def test_over_the_per_user_cap_is_429_across_workers(own_gateway):
                 return False
             return True
 
-        deadline = time.monotonic() + 10
-        while not reopened():  # the slot comes back when the worker sees the client gone (its next write)
-            assert time.monotonic() < deadline, again.status_code
-            time.sleep(0.5)
+        # the slot comes back when the worker sees the client gone (its next write, within a heartbeat)
+        wait_until(reopened, 60, interval=0.5, what="the slot of the closed stream to come back")
         held.append(again)
     finally:
         for response in held:
@@ -79,15 +78,17 @@ def test_sigterm_ends_open_streams_with_shutdown_and_a_resume_point(own_gateway)
     firsts = [reader.read(stop_after=lambda e: e.get("id") == "3") for reader in readers]
     signalled = time.monotonic()
     own_gateway.process.send_signal(signal.SIGTERM)
+    took = []
     for stream, reader, first in zip(streams, readers, firsts):
         with stream:
-            events = first + reader.read(timeout=30)
-        took = time.monotonic() - signalled
+            events = first + reader.read(timeout=60)
+        took.append(round(time.monotonic() - signalled, 2))
         last = events[-1]
         assert last["event"] == "shutdown", events[-3:]
         sent = [int(e["id"]) for e in events if "event" not in e]
         assert json.loads(last["data"]) == {"reason": "shutdown", "resume": sent[-1]}
         assert sent == list(range(len(sent)))
-        assert took < 15, took  # gunicorn would have cut it off after GATEWAY_GRACEFUL_TIMEOUT (25 s)
-    assert own_gateway.process.wait(timeout=30) == 0
-    assert time.monotonic() - signalled < 20
+    assert own_gateway.process.wait(timeout=60) == 0
+    record("sigterm_streams", {"what": "two followed streams open, SIGTERM to gunicorn (graceful timeout 25 s)",
+                               "ended_after_signal_s": took,
+                               "exited_after_signal_s": round(time.monotonic() - signalled, 2)})
