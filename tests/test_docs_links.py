@@ -30,7 +30,9 @@ INLINE_LINK = re.compile(r"!?\[(?:[^\[\]]|\[[^\[\]]*\])*\]\(\s*<?([^\s()<>]*(?:\
 REFERENCE_DEF = re.compile(r"^ {0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s+\"[^\"]*\")?\s*$")
 HTML_SRC = re.compile(r"<(?:img|a)\s[^>]*(?:src|href)=\"([^\"]+)\"", re.IGNORECASE)
 # a .md path in code: `deploy/README.md`, `RELIABILITY.md#streams`, and an optional `, "Section"` after it
-CODE_MENTION = re.compile(r"(?<![\w./-])((?:\.\./|[\w.-]+/)*[\w.-]*\w\.md)(#[\w-]+)?(?:,? \"([^\"\n]+)\")?")
+CODE_MENTION = re.compile(r"(?<![\w./-])((?:\.\./|[\w.-]+/)*[\w.-]*\w\.md)(#[\w-]+)?(?:,?\s+\\?\"([^\"\\]+)\\?\")?")
+# "the README's "Follow and watch"", "README "Queueing"": the README at the repo's root
+README_MENTION = re.compile(r"\bREADME(?:'s)?,?\s+\\?\"([^\"\\]+)\\?\"")
 
 
 def slug(text: str) -> str:
@@ -118,24 +120,31 @@ def broken_links(files, root: Path) -> list[str]:
 
 
 def broken_mentions(files, root: Path) -> list[str]:
-    """The .md files that code names and that do not exist (looked for from the repo's root and the file's folder),
-    the #anchors that are not in them, and the sections quoted after one (`deploy/README.md, "Regions"`) that no
-    heading starts with."""
+    """The .md files that code (or a doc's prose) names and that do not exist (looked for from the repo's root and
+    the naming file's folder), the #anchors that are not in them, and the sections quoted after one
+    (`deploy/README.md, "Regions"`, also across a line break) that no heading starts with."""
     broken = []
     for source in files:
-        for number, line in enumerate(source.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
-            for name, fragment, section in CODE_MENTION.findall(line):
-                if name in GENERATED:
-                    continue
-                where = next((p for p in (root / name, source.parent / name) if p.is_file()), None)
-                if where is None:
-                    broken.append(f"{source.relative_to(root)}:{number}: {name}: no such file")
-                    continue
-                have = anchors(where.read_text(encoding="utf-8"))
-                # a #fragment must be an anchor; a section quoted in prose may leave out the heading's tail
-                if fragment and fragment[1:] not in have or section and not any(
-                        a == slug(section) or a.startswith(slug(section) + "-") for a in have):
-                    broken.append(f"{source.relative_to(root)}:{number}: {name}: no section {section or fragment}")
+        text = source.read_text(encoding="utf-8", errors="replace")
+        if source.suffix == ".md":  # prose only: a code span or block may name what does not exist on purpose
+            prose = dict(prose_lines(text))
+            text = "\n".join(CODE_SPAN.sub("", prose.get(n, "")) for n in range(1, text.count("\n") + 2))
+        mentions = [(m, m.group(1), m.group(2), m.group(3)) for m in CODE_MENTION.finditer(text)]
+        mentions += [(m, "README.md", None, m.group(1)) for m in README_MENTION.finditer(text)]
+        for match, name, fragment, section in sorted(mentions, key=lambda m: m[0].start()):
+            if name in GENERATED:
+                continue
+            where = f"{source.relative_to(root)}:{text.count(chr(10), 0, match.start()) + 1}: {name}"
+            found = next((p for p in (root / name, source.parent / name) if p.is_file()), None)
+            if found is None:
+                broken.append(f"{where}: no such file")
+                continue
+            have = anchors(found.read_text(encoding="utf-8"))
+            section = section and " ".join(section.split())
+            # a #fragment must be an anchor; a section quoted in prose may leave out the heading's tail
+            if fragment and fragment[1:] not in have or section and not any(
+                    a == slug(section) or a.startswith(slug(section) + "-") for a in have):
+                broken.append(f"{where}: no section {section or fragment}")
     return broken
 
 
@@ -169,8 +178,8 @@ def test_every_link_in_the_docs_points_somewhere():
     assert not broken, "broken links:\n" + "\n".join(broken)
 
 
-def test_every_doc_the_code_names_exists():
-    broken = broken_mentions(code_files(), ROOT)
+def test_every_doc_the_code_and_the_docs_name_exists():
+    broken = broken_mentions(code_files() + markdown_files(), ROOT)
     assert not broken, "code names docs that do not exist:\n" + "\n".join(broken)
 
 
@@ -216,11 +225,14 @@ def test_a_missing_doc_named_in_code_is_found(tmp_path):
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "api.md").write_text("# API\n## Follow and watch\n")
     code = tmp_path / "follow.py"
+    (tmp_path / "README.md").write_text("# Tool\n## Quick start\n")
     code.write_text('# see docs/api.md, "Follow and watch", and latest.md\n'
                     'HELP = "streams: STREAMS.md; docs/api.md#errors"\n'
-                    '# why one queue: docs/api.md, "Queueing"\n')
+                    '# why one queue: docs/api.md, "Queueing"; the README\'s "Quick start"\n'
+                    'DOC = "See the README\'s \\"Follow and watch\\"."\n')
     assert broken_mentions([code], tmp_path) == [
         "follow.py:2: STREAMS.md: no such file",
         "follow.py:2: docs/api.md: no section #errors",
         "follow.py:3: docs/api.md: no section Queueing",
+        "follow.py:4: README.md: no section Follow and watch",
     ]
