@@ -27,6 +27,7 @@ CODE_SPAN = re.compile(r"(`+)(.+?)\1")
 # [text](target "title") and ![alt](target); text may hold one level of brackets (an image inside a link)
 INLINE_LINK = re.compile(r"!?\[(?:[^\[\]]|\[[^\[\]]*\])*\]\(\s*<?([^\s()<>]*(?:\([^\s()]*\)[^\s()<>]*)*)>?"
                          r"(?:\s+\"[^\"]*\")?\s*\)")
+LINK_TARGET = re.compile(r"\]\([^)\s]*")
 REFERENCE_DEF = re.compile(r"^ {0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s+\"[^\"]*\")?\s*$")
 HTML_SRC = re.compile(r"<(?:img|a)\s[^>]*(?:src|href)=\"([^\"]+)\"", re.IGNORECASE)
 # a .md path in code: `deploy/README.md`, `RELIABILITY.md#streams`, and an optional `, "Section"` after it
@@ -128,7 +129,8 @@ def broken_mentions(files, root: Path) -> list[str]:
         text = source.read_text(encoding="utf-8", errors="replace")
         if source.suffix == ".md":  # prose only: a code span or block may name what does not exist on purpose
             prose = dict(prose_lines(text))
-            text = "\n".join(CODE_SPAN.sub("", prose.get(n, "")) for n in range(1, text.count("\n") + 2))
+            text = "\n".join(LINK_TARGET.sub("](", CODE_SPAN.sub("", prose.get(n, "")))  # links: checked above
+                             for n in range(1, text.count("\n") + 2))
         mentions = [(m, m.group(1), m.group(2), m.group(3)) for m in CODE_MENTION.finditer(text)]
         mentions += [(m, "README.md", None, m.group(1)) for m in README_MENTION.finditer(text)]
         for match, name, fragment, section in sorted(mentions, key=lambda m: m[0].start()):
