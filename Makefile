@@ -9,7 +9,7 @@ GATEWAY_BIND ?= 127.0.0.1:8080
 export GATEWAY_BIND
 
 .PHONY: help venv lock promtool promtool-path test-deps run test unit go-test integration cluster cluster-down \
-	kueue opensearch bench soak clean image image-push deploy-local deploy-local-down
+	kueue opensearch bench soak clean image image-push deploy-local deploy-local-down screenshots
 
 help:
 	@echo "make run           serve the API on $(GATEWAY_BIND) (brings up the local cluster unless KUBECONFIG is set)"
@@ -22,6 +22,7 @@ help:
 	@echo "make image-push    it, into the local cluster's registry as registry.local/tenx-gateway:<version>-<commit> and :dev"
 	@echo "make deploy-local  the gateway deployed into the local cluster from deploy/ and the image; prints its URL last"
 	@echo "make deploy-local-down  delete what make deploy-local runs"
+	@echo "make screenshots   the console's jobs list and a log, as docs/console-jobs.png and docs/console-log.png"
 	@echo "make soak          10 minutes of mixed load with apiserver faults (SOAK_SECONDS=180 for 3); not in make test"
 
 # The dev venv: the server and tenx (cli/), both editable, with their test and bench extras, at the versions of the
@@ -103,17 +104,12 @@ run: venv
 	trap 'kill $$collector 2>/dev/null; wait $$collector' EXIT INT TERM; \
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
-# promtool, Prometheus' rule checker, built from the Go module proxy at a pinned version (Prometheus 3.16.0) into
-# .local/tools/ once (minutes: the Prometheus module and its dependencies), then reused: the tests load the alert
-# rules of deploy/components/monitoring in it.
-PROMTOOL_VERSION := v0.316.0
-PROMTOOL := $(CURDIR)/.local/tools/promtool-$(PROMTOOL_VERSION)
+# promtool, Prometheus' rule checker, from Debian's prometheus package (unpacked, not installed) into .local/tools/
+# once: the tests load the alert rules of deploy/components/monitoring in it.
+PROMTOOL := $(CURDIR)/.local/tools/promtool-debian
 promtool: $(PROMTOOL)
 $(PROMTOOL):
-	@mkdir -p $(@D)
-	@echo "building promtool $(PROMTOOL_VERSION) from the Go module proxy (once)"
-	tmp=$$(mktemp -d) && GOBIN=$$tmp GOFLAGS=-buildvcs=false go install \
-	  github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION) && mv $$tmp/promtool $@ && rmdir $$tmp
+	scripts/install-promtool.sh $@
 promtool-path:
 	@echo $(PROMTOOL)
 
@@ -144,6 +140,12 @@ deploy-local-down:
 test-deps:
 	scripts/install-postgres.sh
 	scripts/install-test-deps.sh
+
+# The console's pictures in docs/ (scripts/screenshots.py): a gateway of its own on the local cluster, which must be
+# up (make cluster; the script never starts or restarts it), a fresh user's jobs, headless Chromium.
+screenshots: venv
+	scripts/install-test-deps.sh >/dev/null
+	$(BIN)/python scripts/screenshots.py
 
 unit: venv
 	$(BIN)/pytest -q -m "not integration" tests

@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def documented() -> set[str]:
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "docs" / "operators.md").read_text()
     return set(re.findall(r"^\| `([A-Z_]+)` \|", text, flags=re.MULTILINE))
 
 
