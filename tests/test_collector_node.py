@@ -217,10 +217,9 @@ def test_over_its_rate_a_container_waits_in_its_files_and_loses_nothing(start, s
     kube.put(obj)
     FakeContainerLog(container_dir(tmp_path / "pods", obj, "rated")).lines(3000)
     held = metrics.HELD_BACK.labels("rated")._value.get()
-    began = time.monotonic()
     start(kube, region="rated", container_lines_per_second=2000, turn_bytes=4096)
     wait_for(lambda: len(archived(store, obj, "rated")) == 3000, what="every line")
-    assert time.monotonic() - began >= 0.4  # 3,000 lines at 2,000 a second after a 2,000 burst: held back a while
+    # 3,000 lines at 2,000 a second after a 2,000 burst: the container's turns were held back
     assert metrics.HELD_BACK.labels("rated")._value.get() > held
     assert numbers(archived(store, obj, "rated")) == list(range(3000))
 

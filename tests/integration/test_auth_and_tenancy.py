@@ -64,7 +64,7 @@ def test_cli_lists_and_removes_users(gateway, make_user):
     listed = gateway.cli("users", "list").stdout
     assert any(line.split("\t")[0] == user.username for line in listed.splitlines())
     gateway.cli("users", "remove", user.username)
-    deadline = time.monotonic() + 10  # the gateway trusts its cached user table for GATEWAY_AUTH_CACHE_SECONDS
+    deadline = time.monotonic() + 60  # each worker learns it through its watch: usually milliseconds
     while user.get("/jobs").status_code != 401:
         assert time.monotonic() < deadline, "a removed user still gets in"
         time.sleep(0.2)
@@ -134,7 +134,7 @@ def test_a_removed_name_comes_back_only_purged_or_adopted(gateway, make_user, lo
     assert user.post(f"/jobs/{job}", json={"containers": [{"image": "busybox", "command": ["echo", "kept"]}]}
                      ).status_code == 200
     user.wait_for(job, lambda j: condition(j, "Complete") is not None)
-    deadline = time.monotonic() + 30  # the collector archives the line within a few seconds
+    deadline = time.monotonic() + 120  # the collector archives the line, usually within a few seconds
     while user.get(f"/jobs/{job}/logs").json() != [f"[{user.get(f'/jobs/{job}').json()['instance_names'][0]}] kept"]:
         assert time.monotonic() < deadline, "the job's log was not archived"
         time.sleep(0.5)
