@@ -118,9 +118,9 @@ def test_a_node_collector_sigkilled_in_the_middle_of_a_flood_loses_and_repeats_n
     try:
         for _ in range(3):
             # each kill once the collector running (the first, or the one restarted after the last kill) has
-            # archived a second or so of the flood more: it is in the middle of its work
+            # archived a few seconds of the flood more (of about 40,000 lines): it is in the middle of its work
             since = archive.resume_point(key).next_seq
-            until(lambda: archive.resume_point(key).next_seq >= since + 2000, WAIT, "the collector to archive more")
+            until(lambda: archive.resume_point(key).next_seq >= since + 5000, WAIT, "the collector to archive more")
             killed_at.append(archive.resume_point(key).next_seq)
             nodes_gateway.collectors[REAL_NODE].send_signal(signal.SIGKILL)
             nodes_gateway.collectors[REAL_NODE].wait(timeout=30)
