@@ -73,7 +73,8 @@ def gateway(local_cluster, gateway_identity, tmp_path_factory) -> GatewayServer:
 
 @pytest.fixture(scope="session")
 def make_user(gateway):
-    """Creates gateway users through the real CLI; returns an ApiClient for each (no call made as the user yet)."""
+    """Creates gateway users through the real CLI; returns an ApiClient for each, once every worker accepts it (the
+    only calls made as the user: GET /jobs/-, answered 404 without a call to the cluster)."""
     def make(prefix: str = "u") -> ApiClient:
         return gateway.add_user(prefix, check=False)
     return make
