@@ -142,3 +142,28 @@ def test_a_file_held_while_empty_is_not_read_again_from_its_gzipped_copy(tmp_pat
     log.refresh()
     seen += drain(log, joiner)
     assert numbers(seen) == list(range(kubelet.written))
+
+
+def test_a_resume_whose_live_file_rotated_between_the_listing_and_the_open_is_not_a_gap(tmp_path, monkeypatch):
+    """The listing names <n>.log, the kubelet renames it and opens a new one, then the open takes the new one: the
+    start's file is under its rotated name, which a second listing finds (a SIGKILL test hit this: a gap marker
+    and the whole attempt read again)."""
+    kubelet = FakeContainerLog(tmp_path, max_files=5)
+    kubelet.lines(40)
+    first = AttemptLog(str(tmp_path), 0, None)
+    first.refresh()
+    joiner = Joiner()
+    seen = numbers([line.text for line in joiner.feed(first.read(500))])
+    position = first.position
+    first.close()
+    stale = os.listdir(tmp_path)  # ["0.log"], listed before the rotation
+    kubelet.rotate()
+    kubelet.lines(5)
+    real_listdir = os.listdir
+    listings = iter([stale])
+    monkeypatch.setattr("gateway.collector.files.os.listdir",
+                        lambda path: next(listings, None) or real_listdir(path))
+    resumed = AttemptLog(str(tmp_path), 0, position, settle=0)
+    resumed.refresh()
+    assert resumed.gap is None
+    assert seen + numbers(drain(resumed)) == list(range(kubelet.written))

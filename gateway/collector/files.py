@@ -134,8 +134,13 @@ class AttemptLog:
         if not self.found and self.files:
             self.began_rotated = self.files[0].stamp != LIVE_STAMP
         self.found = self.found or bool(self.files)
-        if self._start is not None and self.files:
-            self._seek_start()
+        if self._start is not None and self.files and not self._seek_start():
+            # The start's file may have been renamed between the listing and the opens (the live file rotated: the
+            # name <n>.log opened the new one): a second listing sees it under its rotated name. Gone only if not.
+            self._look()
+            if not self._seek_start():
+                self.gap = Gap(self._start)  # every file still there comes after it (the oldest go first)
+                self._start = None
 
     def _look(self) -> bool:
         """One listing; True if a listed file was gone before it could be opened."""
@@ -190,9 +195,11 @@ class AttemptLog:
             if copied is not None:
                 self._restamp(copied, stamp)  # its rotated name may never have been seen: the copy's says where
             return True
-        # in stamp order behind the file being read (a file older than that one can only be a copy)
+        # in stamp order behind the file being read (a file older than that one can only be a copy); before the
+        # start is found none is being read yet: all in stamp order
+        floor = 0 if self._start is not None else 1
         index = len(self.files)
-        while index > 1 and self.files[index - 1].stamp > stamp:
+        while index > floor and self.files[index - 1].stamp > stamp:
             index -= 1
         self.files.insert(index, candidate)
         return True
@@ -200,13 +207,14 @@ class AttemptLog:
     def _restamp(self, file: LogFile, stamp: str) -> None:
         """A held file's place in the order, learnt from a later name of it; the file being read stays first."""
         file.stamp = stamp
-        self.files[1:] = sorted(self.files[1:], key=lambda f: f.stamp)
+        floor = 0 if self._start is not None else 1  # as in _add
+        self.files[floor:] = sorted(self.files[floor:], key=lambda f: f.stamp)
 
-    def _seek_start(self) -> None:
-        """Drop the files before the start position; record a gap if its file is gone."""
-        start, self._start = self._start, None
+    def _seek_start(self) -> bool:
+        """Drop the files before the start position; False if its file is not among those held."""
+        start = self._start
         if start is None:
-            return
+            return True
         for index, file in enumerate(self.files):
             if file.identify() == start.file:
                 for earlier in self.files[:index]:
@@ -214,8 +222,9 @@ class AttemptLog:
                     earlier.close()
                 del self.files[:index]
                 self.offset = start.offset
-                return
-        self.gap = Gap(start)  # every file still there comes after it (the kubelet deletes the oldest first)
+                self._start = None
+                return True
+        return False
 
     # -- reading ---------------------------------------------------------------------------------------------
 
