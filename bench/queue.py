@@ -1,7 +1,7 @@
 """How soon a waiting job starts once capacity frees, on the local cluster: ``python -m bench.queue [--quick]``.
 
 Two paths, same load: ``CAPACITY`` jobs fit, ``CAPACITY + ROUNDS`` are submitted (each sleeps for an hour), through
-a gateway as shipped (tests/harness.py) acting as admin.
+a gateway as shipped (tests/support/harness.py) acting as admin.
 
 - **kueue**: GATEWAY_QUEUE=kueue on a ClusterQueue of the bench's own with a ``pods`` quota of ``CAPACITY``; the
   jobs over it wait suspended in the user's LocalQueue until Kueue admits them.
@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.harness import ROOT, GatewayServer, kubectl
+from tests.support.harness import ROOT, GatewayServer, kubectl
 
 from .measure import percentile
 

@@ -12,9 +12,9 @@ import pytest
 
 from gateway.store import ContainerKey
 
-from ..harness import GatewayServer, kubectl
-from .helpers import condition, until
-from .reliability import record
+from tests.support.harness import GatewayServer, kubectl
+from tests.support.conditions import condition, until
+from tests.support.reliability import record
 
 SELECTOR = "tenx.io/runtime=containerd"
 TOLERATION = "tenx.io/runtime=containerd:NoSchedule"

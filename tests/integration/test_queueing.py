@@ -18,10 +18,10 @@ import time
 
 import pytest
 
-from ..harness import GatewayServer, kubectl
-from .helpers import until
-from .test_console import Tab, browser, token_of  # noqa: F401 (browser: a fixture)
-from .test_tenx_cli import logged_in
+from tests.support.harness import GatewayServer, kubectl
+from tests.support.conditions import until
+from tests.support.console_tab import Tab, token_of
+from tests.support.tenx_cli import logged_in
 
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 HOLD = {"containers": [{"image": "busybox", "command": ["sh", "-c", "sleep 3600"]}]}

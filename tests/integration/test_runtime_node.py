@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from ..harness import GatewayServer, kubectl
-from ..seed import SEED_JOB
-from .helpers import condition, until
+from tests.support.harness import GatewayServer, kubectl
+from tests.support.seed import SEED_JOB
+from tests.support.conditions import condition, until
 
 REAL_NODE = "tenx-real"
 SELECTOR = "tenx.io/runtime=containerd"
