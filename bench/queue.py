@@ -25,24 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.harness import ROOT, GatewayServer, kubectl
+from tests.support.kueue import cluster_queue
 
 from .measure import percentile
 
 CAPACITY = 2
 HOLD = {"containers": [{"image": "busybox", "command": ["sh", "-c", "sleep 3600"]}]}
 ROUND_TIMEOUT = 180.0
-
-
-def cluster_queue(name: str, pods: int) -> dict[str, Any]:
-    """deploy/components/kueue/queues.yaml's ClusterQueue, with a capacity of ``pods`` jobs."""
-    return {"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "ClusterQueue", "metadata": {"name": name},
-            "spec": {"namespaceSelector": {"matchLabels": {"app.kubernetes.io/managed-by": "tenx-gateway"}},
-                     "queueingStrategy": "BestEffortFIFO",
-                     "admissionScope": {"admissionMode": "UsageBasedAdmissionFairSharing"},
-                     "resourceGroups": [{"coveredResources": ["cpu", "memory", "pods"], "flavors": [{
-                         "name": "tenx-gateway", "resources": [{"name": "cpu", "nominalQuota": "4"},
-                                                               {"name": "memory", "nominalQuota": "46Gi"},
-                                                               {"name": "pods", "nominalQuota": str(pods)}]}]}]}}
 
 
 def running_pods(namespace: str) -> dict[str, str]:

@@ -14,7 +14,7 @@ import pytest
 
 from gateway.collector import metrics
 from gateway.collector.node import NodeCollector, NodeOptions
-from gateway.store import ContainerKey, open_store
+from gateway.store import ContainerKey
 
 from tests.support.fake_kube import FakeKube, pod
 from tests.support.harness import wait_until
@@ -31,13 +31,6 @@ def on_node(obj: dict, uid: str, node: str = NODE) -> dict:
 def container_dir(root: Path, obj: dict, container: str) -> Path:
     meta = obj["metadata"]
     return root / f"{meta['namespace']}_{meta['name']}_{meta['uid']}" / container
-
-
-@pytest.fixture
-def store(tmp_path):
-    store = open_store(f"sqlite:///{tmp_path}/archive.db")
-    yield store
-    store.close()
 
 
 @pytest.fixture
