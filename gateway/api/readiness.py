@@ -65,11 +65,27 @@ def _describe(exc: BaseException) -> str:
 def archive_problems(heartbeats: dict[str, tuple[float, float]], limit: float) -> dict[str, str]:
     """Region -> why its log archive is behind: the leading collector reported a lag past ``limit`` seconds, or
     has not reported for that long (stopped, hung, or cut off). No heartbeat at all (no collector ever ran
-    against this archive) is not a problem of this API replica's."""
+    against this archive) is not a problem of this API replica's.
+
+    Node collectors (``<region>/node/<node>``) report one heartbeat each, and a node's outlives the node: one that
+    has gone silent while others of its region still report is a node gone (or its collector restarting, which the
+    DaemonSet does), not an archive every replica should leave the Service for. Silence counts only when every node
+    collector of the region is silent; a lag counts from any that still reports."""
     found: dict[str, str] = {}
-    for region, (age, lag) in sorted(heartbeats.items()):
-        if age > limit:
-            found[f"archive:{region}"] = f"archive lagging: the collector last reported {age:.0f} s ago"
+    nodes: dict[str, list[tuple[float, float]]] = {}
+    for key, (age, lag) in sorted(heartbeats.items()):
+        if "/node/" in key:
+            nodes.setdefault(key.split("/node/", 1)[0], []).append((age, lag))
+        elif age > limit:
+            found[f"archive:{key}"] = f"archive lagging: the collector last reported {age:.0f} s ago"
         elif lag > limit:
-            found[f"archive:{region}"] = f"archive lagging: lines reach the archive {lag:.0f} s after they are written"
+            found[f"archive:{key}"] = f"archive lagging: lines reach the archive {lag:.0f} s after they are written"
+    for region, beats in nodes.items():
+        reporting = [lag for age, lag in beats if age <= limit]
+        if not reporting:
+            newest = min(age for age, _ in beats)
+            found[f"archive:{region}/node"] = f"archive lagging: no node collector has reported for {newest:.0f} s"
+        elif max(reporting) > limit:
+            found[f"archive:{region}/node"] = (f"archive lagging: lines reach the archive {max(reporting):.0f} s "
+                                               "after they are written")
     return found
