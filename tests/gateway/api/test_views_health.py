@@ -109,7 +109,7 @@ def test_not_ready_when_the_archive_lags(app, client, beats, message):
     ({"us/node/a": (90.0, 0.1), "us/node/b": (400.0, 0.1)}, "archive lagging: no node collector has reported for 90 s"),
 ])
 def test_not_ready_when_the_node_collectors_lag_or_all_are_silent(app, client, beats, message):
-    use(app, FakeRegions(us=FakeKube(answers)), archive=FakeArchive(beats))
+    use(app, FakeRegions(us=FakeKube(version=answers)), archive=FakeArchive(beats))
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.get_json()["errors"] == {"archive:us/node": message}
@@ -117,7 +117,7 @@ def test_not_ready_when_the_node_collectors_lag_or_all_are_silent(app, client, b
 
 def test_a_silent_node_collector_beside_reporting_ones_is_a_node_gone_not_a_lag(app, client):
     """A deleted node's heartbeat stays in the archive: every replica leaving the Service for it was an outage."""
-    use(app, FakeRegions(us=FakeKube(answers)), archive=FakeArchive({"us/node/gone": (5486.0, 0.0),
+    use(app, FakeRegions(us=FakeKube(version=answers)), archive=FakeArchive({"us/node/gone": (5486.0, 0.0),
                                                                        "us/node/real": (3.0, 1.0)}))
     assert client.get("/readyz").status_code == 200
 
