@@ -9,7 +9,7 @@ GATEWAY_BIND ?= 127.0.0.1:8080
 export GATEWAY_BIND
 
 .PHONY: help venv lock promtool promtool-path test-deps run test unit go-test integration cluster cluster-down \
-	kueue opensearch bench soak clean image image-push deploy-local deploy-local-down
+	kueue opensearch bench soak clean image image-push deploy-local deploy-local-down screenshots
 
 help:
 	@echo "make run           serve the API on $(GATEWAY_BIND) (brings up the local cluster unless KUBECONFIG is set)"
@@ -22,6 +22,7 @@ help:
 	@echo "make image-push    it, into the local cluster's registry as registry.local/tenx-gateway:<version>-<commit> and :dev"
 	@echo "make deploy-local  the gateway deployed into the local cluster from deploy/ and the image; prints its URL last"
 	@echo "make deploy-local-down  delete what make deploy-local runs"
+	@echo "make screenshots   the console's jobs list and a log, as docs/console-jobs.png and docs/console-log.png"
 	@echo "make soak          10 minutes of mixed load with apiserver faults (SOAK_SECONDS=180 for 3); not in make test"
 
 # The dev venv: the server and tenx (cli/), both editable, with their test and bench extras, at the versions of the
@@ -144,6 +145,12 @@ deploy-local-down:
 test-deps:
 	scripts/install-postgres.sh
 	scripts/install-test-deps.sh
+
+# The console's pictures in docs/ (scripts/screenshots.py): a gateway of its own on the local cluster, which must be
+# up (make cluster; the script never starts or restarts it), a fresh user's jobs, headless Chromium.
+screenshots: venv
+	scripts/install-test-deps.sh >/dev/null
+	$(BIN)/python scripts/screenshots.py
 
 unit: venv
 	$(BIN)/pytest -q -m "not integration" tests

@@ -13,7 +13,7 @@ from .errors import TenxError, Unavailable, from_response
 
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 60.0
-# A stream sends a heartbeat every few seconds (the README's "Follow and watch": 5 s by default): this long without
+# A stream sends a heartbeat every few seconds (docs/api.md, "Follow and watch": 5 s by default): this long without
 # a byte means it is dead, and the caller reconnects from the last event it got.
 STREAM_READ_TIMEOUT = 30.0
 EVENT_STREAM = "text/event-stream"

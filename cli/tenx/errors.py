@@ -1,4 +1,4 @@
-"""What can go wrong, and the exit status each failure gives (the README's "For job users" table)."""
+"""What can go wrong, and the exit status each failure gives (docs/users.md, "The tenx command line": its table)."""
 from __future__ import annotations
 
 from typing import Any

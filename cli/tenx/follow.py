@@ -1,6 +1,6 @@
 """Following a job: its log lines as they come and how it ended.
 
-Where the gateway has the streams (the README's "Follow and watch": ``follow=true`` logs, ``/watch``), one
+Where the gateway has the streams (docs/api.md, "Follow and watch": ``follow=true`` logs, ``/watch``), one
 Server-Sent Events stream does it, resumed from the last event id when it breaks or the server ends it with
 ``shutdown``. A gateway that answers anything but ``text/event-stream`` (one without streams, the original API) is
 polled instead: the job (``GET /jobs/{name}``), each instance's log from the offset reached (``from``), and at the
@@ -274,7 +274,7 @@ class Follower:
         try:
             end.reason = st.failure_reason(self.client.get_job(self.name))
             # the records hold the previous attempt too: a program's own code rather than the 143 of the restart
-            # the Job controller stopped (the README's "Follow and watch")
+            # the Job controller stopped (docs/api.md, "Follow and watch")
             records = self.client.instances(self.name)
             if records:
                 end.outcomes = st.failed_outcomes(records) or end.outcomes

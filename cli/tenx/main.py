@@ -2,7 +2,7 @@
 ``commands/``).
 
 Every failure is one line on stderr, ``tenx: <what went wrong>`` (the gateway's own message where there is one),
-and an exit status from ``errors`` (documented in the README's "For job users" table).
+and an exit status from ``errors`` (documented in docs/users.md, "The tenx command line").
 """
 from __future__ import annotations
 

@@ -143,7 +143,7 @@ FOLLOW = ("With `follow=true` (or `1`) the answer is instead a stream of Server-
           "each line an event whose `id` is its offset as `from` counts it and whose `data` is one line of JSON "
           "({data}); a `: keepalive` comment every few seconds; at the end `event: end` ({end}). `Last-Event-ID` "
           "(or `last_event_id=N`) resumes after line N; `size` is ignored; `stream_token` may replace the headers. "
-          "Over the per-user cap of concurrent streams: 429. See the README's \"Follow and watch\".")
+          "Over the per-user cap of concurrent streams: 429. See docs/api.md, \"Follow and watch\".")
 
 
 # One event of a stream, as an SSE client parses it (the form schemathesis checks each event against): its

@@ -181,8 +181,8 @@ class VolumeSchema(StrictSchema):
 
 
 class JobSpecSchema(StrictSchema):
-    """job.json of the original API, plus the snake_case extensions documented in the README. With ``limits``,
-    a request over a cap is refused with the field, the cap and the setting that sets it."""
+    """job.json of the original API, plus the snake_case extensions documented in docs/api.md, "job.json". With
+    ``limits``, a request over a cap is refused with the field, the cap and the setting that sets it."""
 
     containers = fields.List(fields.Nested(ContainerSchema), required=True,
                              validate=Length(min=1, error="at least one container is required"))

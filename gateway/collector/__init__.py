@@ -6,7 +6,7 @@ outlive the pods. Two sources, one writer path (``writer.py``), one record keepe
   nothing is lost while it runs, and it scales with the nodes. Needs the node's ``/var/log/pods``.
 - ``tenx-gateway collect`` (``region.py``): one active per region, chosen by a Lease (``lease.py``), following each
   container's log through the apiserver (``followers.py``). For clusters where the gateway may not read node paths;
-  it can fall behind the kubelet's rotation under a flood (see the README's limits).
+  it can fall behind the kubelet's rotation under a flood (docs/architecture.md, "Limits").
 
 A health and metrics listener (``health.py``). The main thread is a watchdog: if a thread that must never end has
 died, the process exits 1, so ``make run`` and the Deployment restart it, rather than staying up and archiving

@@ -1,8 +1,8 @@
 """The gateway's settings: every one, its default, its bounds (``metadata``), and what it is for.
 
-Every setting is a ``GATEWAY_*`` environment variable (``gateway.settings.from_env``) and is documented in the README's
-configuration table; keep the two in step. gunicorn's own (bind, workers, ...) are here too: gunicorn.conf.py reads
-them from the one ``Settings`` its master builds and checks at start.
+Every setting is a ``GATEWAY_*`` environment variable (``gateway.settings.from_env``) and is documented in
+docs/operators.md, "Configuration"; keep the two in step. gunicorn's own (bind, workers, ...) are here too:
+gunicorn.conf.py reads them from the one ``Settings`` its master builds and checks at start.
 """
 from __future__ import annotations
 

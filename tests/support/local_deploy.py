@@ -93,7 +93,7 @@ class LocalDeployment:
     def add_user(self, prefix: str) -> ServiceClient:
         """A user made by the operator's CLI, once each replica has had the time to learn it (its watch on the
         users Secret); polling instead would count failed logins, which are throttled."""
-        from gateway.users import NEW_USER_VISIBLE_SECONDS
+        from gateway.accounts.users import NEW_USER_VISIBLE_SECONDS
         name = f"{prefix}{os.urandom(3).hex()}"
         token = subprocess.run([str(VENV_BIN / "tenx-gateway"), "users", "add", name], env=self.admin_env,
                                capture_output=True, text=True, check=True, timeout=60).stdout.strip()

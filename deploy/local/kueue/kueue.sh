@@ -96,7 +96,7 @@ pki() {
 
 # Upstream's config/components/manager/controller_manager_config.yaml, for one manager on loopback: no leader
 # election, no metrics or visibility listener, batch/v1 Jobs only, certificates from kueue.sh, and admission fair
-# sharing (the gateway's ClusterQueue orders its tenants' LocalQueues by their recent usage; README "Queueing").
+# sharing (the gateway's ClusterQueue orders its tenants' LocalQueues by their recent usage; docs/architecture.md, "Queueing").
 write_config() {
   cat >"$CONFIG.new" <<EOF
 apiVersion: config.kueue.x-k8s.io/v1beta2

@@ -1,4 +1,4 @@
-"""The stream calls (README "Follow and watch"): ``follow=true`` on the two logs calls (their views in
+"""The stream calls (docs/api.md, "Follow and watch"): ``follow=true`` on the two logs calls (their views in
 views/jobs.py hand over to ``follow_instance_response`` / ``follow_job_response``), watching a job, and stream
 tokens for browsers."""
 from __future__ import annotations
