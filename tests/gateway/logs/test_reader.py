@@ -4,7 +4,6 @@ pod alone only while nothing is archived; the archive alone once the pod is gone
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 from itertools import islice
 
 from gateway.logs.instance import Instance
@@ -12,6 +11,8 @@ from gateway.logs.reader import InstanceLog, Start
 from gateway.store import ResumePoint
 from gateway.jobs.tenancy import Tenant
 from gateway.timefmt import NS, from_ns
+
+from tests.support.fake_kube import FakeKube, pod
 
 TENANT = Tenant("alice", "tenx-alice", "us")
 T0 = 1_795_856_400 * NS  # 2026-11-28T09:00:00Z
@@ -42,19 +43,18 @@ class Archive:
         self.searchable = self.held
 
 
-class Kube:
+def pod_log(first: int, last: int) -> FakeKube:
     """The pod's log: lines ``first``..``last`` (the kubelet rotated the ones before ``first`` away)."""
+    kube = FakeKube()
+    kube.put(pod("job-abcde", "job"))
+    kube.write("tenx-alice", "job-abcde", "job",
+               [(stamp(T0 + i * 1_000_000), f"line {i}") for i in range(first, last + 1)])
+    return kube
 
-    def __init__(self, first: int, last: int):
-        self.first, self.last, self.asked = first, last, []
 
-    @contextlib.contextmanager
-    def pod_log(self, namespace, name, *, container, timestamps=False, since_time=None, **_):
-        self.asked.append({"timestamps": timestamps, "since_time": since_time})
-        since = 0 if since_time is None else int(dt.datetime.fromisoformat(since_time).timestamp()) * NS
-        lines = [(T0 + i * 1_000_000, f"line {i}") for i in range(self.first, self.last + 1)]
-        body = "".join(f"{stamp(ts)} {text}\n" if timestamps else f"{text}\n" for ts, text in lines if ts >= since)
-        yield iter([body.encode()])
+def asked(kube: FakeKube) -> list[dict]:
+    """What each read of the pod's log asked for."""
+    return [{"timestamps": call["timestamps"], "since_time": call["since"]} for call in kube.log_calls]
 
 
 def page(kube, archive, offset: int, size: int, live=LIVE) -> list[str]:
@@ -64,37 +64,37 @@ def page(kube, archive, offset: int, size: int, live=LIVE) -> list[str]:
 
 
 def test_the_archive_then_only_the_pods_lines_after_its_end():
-    kube = Kube(first=0, last=14)
+    kube = pod_log(first=0, last=14)
     assert page(kube, Archive(10), 8, 5) == ["line 8", "line 9", "line 10", "line 11", "line 12"]
-    assert kube.asked == [{"timestamps": True, "since_time": "2026-11-28T09:00:00Z"}]
-    assert page(Kube(0, 14), Archive(10), 12, 2) == ["line 12", "line 13"]  # past the archive's end
+    assert asked(kube) == [{"timestamps": True, "since_time": "2026-11-28T09:00:00Z"}]
+    assert page(pod_log(0, 14), Archive(10), 12, 2) == ["line 12", "line 13"]  # past the archive's end
 
 
 def test_a_rotated_pod_log_does_not_shift_the_numbering():
     """The kubelet's live log holds only its newest file (lines 900.. here): a page from 0 is still line 0."""
-    assert page(Kube(first=900, last=1200), Archive(1000), 0, 3) == ["line 0", "line 1", "line 2"]
-    assert page(Kube(first=900, last=1200), Archive(1000), 999, 3) == ["line 999", "line 1000", "line 1001"]
+    assert page(pod_log(first=900, last=1200), Archive(1000), 0, 3) == ["line 0", "line 1", "line 2"]
+    assert page(pod_log(first=900, last=1200), Archive(1000), 999, 3) == ["line 999", "line 1000", "line 1001"]
 
 
 def test_a_page_below_the_archives_end_reads_no_pod_log():
-    kube = Kube(0, 14)
+    kube = pod_log(0, 14)
     assert page(kube, Archive(100), 10, 5) == [f"line {i}" for i in range(10, 15)]
-    assert kube.asked == []
+    assert asked(kube) == []
 
 
 def test_a_store_whose_search_trails_its_end_is_caught_up_not_left_to_the_pod():
     archive = Archive(100, searchable=12)
-    assert page(Kube(0, 14), archive, 10, 5) == [f"line {i}" for i in range(10, 15)]
+    assert page(pod_log(0, 14), archive, 10, 5) == [f"line {i}" for i in range(10, 15)]
     assert archive.caught_up == 1
 
 
 def test_the_pod_alone_while_nothing_is_archived_yet():
-    kube = Kube(0, 5)
+    kube = pod_log(0, 5)
     assert page(kube, Archive(0), 2, 2) == ["line 2", "line 3"]
-    assert kube.asked == [{"timestamps": False, "since_time": None}]
+    assert asked(kube) == [{"timestamps": False, "since_time": None}]
 
 
 def test_a_gone_pods_lines_are_the_archives_alone():
-    kube = Kube(0, 0)
+    kube = pod_log(0, 0)
     assert page(kube, Archive(50), 48, 5, live=None) == ["line 48", "line 49"]
-    assert kube.asked == []
+    assert asked(kube) == []
