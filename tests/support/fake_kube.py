@@ -1,7 +1,8 @@
 """The gateway's narrow ``Kube`` interface (gateway/kube/client.py) in memory: the one fake of it the unit tests use.
 
 Pods with their LIST, WATCH (410 Gone on demand) and container logs, for the reflector, the watch cache and the
-collector; namespaces, Jobs, cluster Events and the version, for the views, tenancy, the users' CLI and readiness.
+collector; namespaces, Jobs, Leases, cluster Events and the version, for the views, tenancy, the users' CLI, the
+collector's leader election and readiness.
 Every call is recorded in ``calls`` as ``(method, what)``; ``called(method)`` gives the ``what`` of each. A test that
 needs a failure configures it (``version=refuses``, a scripted ``stream``) or subclasses one method. Integration
 tests use the real local cluster; this is for what a cluster cannot be made to do on demand (a 410 at a chosen
@@ -9,6 +10,7 @@ moment, 200 pods churning in a second, a list stream that breaks off)."""
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime as dt
 import threading
 from typing import Any, Callable, Iterator
@@ -88,6 +90,7 @@ class FakeKube:
                  cluster_events: list[dict[str, Any]] = (), version: Callable[[], dict[str, Any]] = answers) -> None:
         self.namespaces = dict(namespaces or {})
         self.jobs: dict[tuple[str, str], dict[str, Any]] = {}
+        self.leases: dict[tuple[str, str], dict[str, Any]] = {}
         self.cluster_events = list(cluster_events)  # what list_events answers
         self.answer_version = version  # called by version(): may answer, raise or hang
         self.stream: Any = None  # what list_jobs_stream gives: an iterator of a JobList's chunks
@@ -192,6 +195,34 @@ class FakeKube:
     def list_jobs_stream(self, namespace: str, limit: int | None = None) -> Any:
         self.calls.append(("list_jobs_stream", namespace))
         return self.stream
+
+    def get_lease(self, namespace: str, name: str) -> dict[str, Any]:
+        self.calls.append(("get_lease", name))
+        if (namespace, name) not in self.leases:
+            raise errors.NotFound("no lease")
+        return copy.deepcopy(self.leases[(namespace, name)])
+
+    def create_lease(self, namespace: str, manifest: dict[str, Any]) -> dict[str, Any]:
+        self.calls.append(("create_lease", manifest["metadata"]["name"]))
+        if (namespace, manifest["metadata"]["name"]) in self.leases:
+            raise errors.Conflict("exists")
+        return self._store_lease(namespace, manifest)
+
+    def replace_lease(self, namespace: str, name: str, manifest: dict[str, Any]) -> dict[str, Any]:
+        """With the apiserver's optimistic concurrency: a stale resourceVersion is a Conflict."""
+        self.calls.append(("replace_lease", name))
+        current = self.leases.get((namespace, name))
+        if current is None or manifest["metadata"].get("resourceVersion") != current["metadata"]["resourceVersion"]:
+            raise errors.Conflict("stale")
+        return self._store_lease(namespace, manifest)
+
+    def _store_lease(self, namespace: str, manifest: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            self.resource_version += 1
+            lease = copy.deepcopy(manifest)
+            lease["metadata"]["resourceVersion"] = str(self.resource_version)
+            self.leases[(namespace, lease["metadata"]["name"])] = lease
+        return copy.deepcopy(lease)
 
     def list_pods(self, namespace: str, label_selector: str) -> dict[str, Any]:
         self.calls.append(("list_pods", label_selector))

@@ -1,48 +1,22 @@
 """LeaderElector against an in-memory Lease with the apiserver's optimistic concurrency: who leads, when a
 contender may take over, and the fencing token each new leader gets."""
-import copy
-
 import pytest
 
-from gateway import errors
 from gateway.collector.lease import LeaderElector
 from gateway.timefmt import parse_rfc3339
 
 from tests.support.clock import Clock
+from tests.support.fake_kube import FakeKube
 
 
-class LeaseKube:
-    """get/create/replace of one Lease; a replace with a stale resourceVersion is a Conflict, as on a real one."""
-
-    def __init__(self):
-        self.lease = None
-        self.version = 0
-
-    def get_lease(self, namespace, name):
-        if self.lease is None:
-            raise errors.NotFound("no lease")
-        return copy.deepcopy(self.lease)
-
-    def create_lease(self, namespace, manifest):
-        if self.lease is not None:
-            raise errors.Conflict("exists")
-        self.version += 1
-        self.lease = copy.deepcopy(manifest)
-        self.lease["metadata"]["resourceVersion"] = str(self.version)
-        return copy.deepcopy(self.lease)
-
-    def replace_lease(self, namespace, name, manifest):
-        if manifest["metadata"].get("resourceVersion") != str(self.version):
-            raise errors.Conflict("stale")
-        self.version += 1
-        self.lease = copy.deepcopy(manifest)
-        self.lease["metadata"]["resourceVersion"] = str(self.version)
-        return copy.deepcopy(self.lease)
+def lease(kube):
+    """The one Lease the electors contend for, as stored."""
+    return kube.leases[("ns", "collector")]
 
 
 @pytest.fixture
 def kube():
-    return LeaseKube()
+    return FakeKube()
 
 
 @pytest.fixture
@@ -59,7 +33,7 @@ def test_the_first_contender_creates_the_lease_and_leads(kube, clock):
     a = elector(kube, clock, "a")
     assert a.try_lead()
     assert a.token == 1 and a.leading
-    spec = kube.lease["spec"]
+    spec = lease(kube)["spec"]
     assert spec["holderIdentity"] == "a" and spec["leaseTransitions"] == 1 and spec["leaseDurationSeconds"] == 15
     assert parse_rfc3339(spec["renewTime"]) is not None and parse_rfc3339(spec["acquireTime"]) is not None
 
@@ -72,10 +46,10 @@ def test_a_new_lease_starts_above_the_stores_highest_token(kube, clock):
 def test_renewal_keeps_the_token_and_the_acquire_time(kube, clock):
     a = elector(kube, clock, "a")
     a.try_lead()
-    acquired = kube.lease["spec"]["acquireTime"]
+    acquired = lease(kube)["spec"]["acquireTime"]
     clock.now += 3
     assert a.try_lead() and a.token == 1
-    assert kube.lease["spec"]["acquireTime"] == acquired
+    assert lease(kube)["spec"]["acquireTime"] == acquired
 
 
 def test_a_contender_waits_a_full_duration_after_it_last_saw_a_change(kube, clock):
@@ -86,7 +60,7 @@ def test_a_contender_waits_a_full_duration_after_it_last_saw_a_change(kube, cloc
     assert not b.try_lead()  # the record has not changed, but 15 s have not passed since b first saw it
     clock.now += 6
     assert b.try_lead()
-    assert b.token == 2 and kube.lease["spec"]["holderIdentity"] == "b"
+    assert b.token == 2 and lease(kube)["spec"]["holderIdentity"] == "b"
     assert not a.leading  # a's own trust in its renewal ran out after 10 s without one
 
 
@@ -114,5 +88,5 @@ def test_release_lets_a_successor_in_at_once(kube, clock):
     a, b = elector(kube, clock, "a"), elector(kube, clock, "b")
     a.try_lead()
     a.release()
-    assert kube.lease["spec"]["holderIdentity"] is None
+    assert lease(kube)["spec"]["holderIdentity"] is None
     assert b.try_lead() and b.token == 2
