@@ -104,17 +104,12 @@ run: venv
 	trap 'kill $$collector 2>/dev/null; wait $$collector' EXIT INT TERM; \
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
-# promtool, Prometheus' rule checker, built from the Go module proxy at a pinned version (Prometheus 3.16.0) into
-# .local/tools/ once (minutes: the Prometheus module and its dependencies), then reused: the tests load the alert
-# rules of deploy/components/monitoring in it.
-PROMTOOL_VERSION := v0.316.0
-PROMTOOL := $(CURDIR)/.local/tools/promtool-$(PROMTOOL_VERSION)
+# promtool, Prometheus' rule checker, from Debian's prometheus package (unpacked, not installed) into .local/tools/
+# once: the tests load the alert rules of deploy/components/monitoring in it.
+PROMTOOL := $(CURDIR)/.local/tools/promtool-debian
 promtool: $(PROMTOOL)
 $(PROMTOOL):
-	@mkdir -p $(@D)
-	@echo "building promtool $(PROMTOOL_VERSION) from the Go module proxy (once)"
-	tmp=$$(mktemp -d) && GOBIN=$$tmp GOFLAGS=-buildvcs=false go install \
-	  github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION) && mv $$tmp/promtool $@ && rmdir $$tmp
+	scripts/install-promtool.sh $@
 promtool-path:
 	@echo $(PROMTOOL)
 

@@ -103,15 +103,20 @@ class Client:
         return response
 
 
-def regions(url: str) -> list[str] | None:
-    """The gateway's regions (``GET /v1/regions`` needs no credentials); None if it has no such call."""
+def _get_open(url: str, path: str) -> requests.Response:
+    """A GET of a call that needs no credentials; no answer is Unavailable."""
     try:
-        response = requests.get(f"{url.rstrip('/')}/v1/regions", timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
-                                headers={"User-Agent": f"tenx/{__version__}"})
+        return requests.get(f"{url.rstrip('/')}{path}", timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
+                            headers={"User-Agent": f"tenx/{__version__}"})
     except requests.Timeout:
         raise Unavailable(f"the gateway at {url} did not answer in time") from None
     except requests.ConnectionError as exc:
         raise Unavailable(f"cannot reach the gateway at {url}: {_reason(exc)}") from None
+
+
+def regions(url: str) -> list[str] | None:
+    """The gateway's regions (``GET /v1/regions`` needs no credentials); None if it has no such call."""
+    response = _get_open(url, "/v1/regions")
     if response.status_code != 200:
         return None
     try:
@@ -123,13 +128,7 @@ def regions(url: str) -> list[str] | None:
 def server_version(url: str) -> dict[str, Any]:
     """The gateway's ``GET /version`` (no credentials needed): ``{"version", "commit"?}``. A gateway older than
     that call (or the original API) answers 404: its version is then unknown."""
-    try:
-        response = requests.get(f"{url.rstrip('/')}/version", timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
-                                headers={"User-Agent": f"tenx/{__version__}"})
-    except requests.Timeout:
-        raise Unavailable(f"the gateway at {url} did not answer in time") from None
-    except requests.ConnectionError as exc:
-        raise Unavailable(f"cannot reach the gateway at {url}: {_reason(exc)}") from None
+    response = _get_open(url, "/version")
     if response.status_code == 404:
         return {"version": "unknown (the gateway has no GET /version)"}
     if response.status_code >= 400:

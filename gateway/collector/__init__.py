@@ -18,6 +18,7 @@ import logging
 import signal
 import threading
 import time
+from typing import Callable
 
 from .. import errors, jsonlog
 from ..settings import Settings, from_env
@@ -80,31 +81,16 @@ def run(settings: Settings | None = None) -> int:
     def unready() -> dict[str, str]:
         return {c.region: "the pod list is not in yet" for c, _, _ in collectors if not c.pods.synced.is_set()}
 
-    stopping = threading.Event()
+    def start() -> None:
+        for collector, elector, thread in collectors:
+            elector.start()
+            collector.start()
+            thread.start()
 
-    def stop(signum, frame):
-        stopping.set()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    server = (health.serve(settings.collector_port, problems, unready, host=settings.collector_host)
-              if settings.collector_port else None)
-    for collector, elector, thread in collectors:
-        elector.start()
-        collector.start()
-        thread.start()
-    code = 0
-    while not stopping.wait(1.0):
-        found = problems()
-        if found:
-            log.critical("collector: %s; exiting so that it is restarted", found)
-            code = 1
-            break
+    code = _serve_until_stopped("collector", settings, problems, unready, start)
     for collector, elector, _ in collectors:
         collector.stop()
         elector.stop()  # gives the Lease up, so a standby takes over at once
-    if server is not None:
-        server.shutdown()
     store.close()
     return code
 
@@ -144,24 +130,34 @@ def run_node(node: str, region: str | None = None, settings: Settings | None = N
     def unready() -> dict[str, str]:
         return {} if collector.pods.synced.is_set() else {node: "the pod list is not in yet"}
 
+    log.info("node collector for node %s of region %s: reading %s", node, region, options.pod_logs_dir)
+    code = _serve_until_stopped("node collector", settings, problems, unready, collector.start)
+    collector.stop()
+    store.close()
+    return code
+
+
+def _serve_until_stopped(what: str, settings: Settings, problems: Callable[[], dict[str, str]],
+                         unready: Callable[[], dict[str, str]], start: Callable[[], None]) -> int:
+    """Start, with /healthz and /metrics on the collector port if set, until SIGTERM or SIGINT (0) or until
+    ``problems`` names one (1: the process exits so that it is restarted)."""
+    from . import health
+
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
     signal.signal(signal.SIGINT, lambda signum, frame: stopping.set())
     server = (health.serve(settings.collector_port, problems, unready, host=settings.collector_host)
               if settings.collector_port else None)
-    log.info("node collector for node %s of region %s: reading %s", node, region, options.pod_logs_dir)
-    collector.start()
+    start()
     code = 0
     while not stopping.wait(1.0):
         found = problems()
         if found:
-            log.critical("node collector: %s; exiting so that it is restarted", found)
+            log.critical("%s: %s; exiting so that it is restarted", what, found)
             code = 1
             break
-    collector.stop()
     if server is not None:
         server.shutdown()
-    store.close()
     return code
 
 

@@ -10,8 +10,9 @@ Two threads besides the pod reflector:
 - the reader takes the containers in turn, each at most ``turn_bytes`` of its files per turn and only while its
   own and its namespace's rate allow (``rate.Bucket``): one container's flood never delays another's lines by more
   than a turn, and a flood over its rate waits in the node's files (backpressure), never dropped;
-- the writer appends the reader's batches in order (the one writer path, ``writer.Writer``), a few containers'
-  batches per transaction round; a full queue stops the reader, which is the backpressure of a slow archive.
+- the writer appends the reader's batches (the one writer path, ``writer.Writer``), all that are queued in one round,
+  the containers with the fewest lines first, each container's in order; a full queue stops the reader, which is
+  the backpressure of a slow archive.
 """
 from __future__ import annotations
 
@@ -53,7 +54,9 @@ class NodeOptions:
     namespace_lines_per_second: float = 100_000
     turn_bytes: int = 256 * 1024
     poll_seconds: float = 0.1  # a round that found nothing new waits this long
-    queue_batches: int = 16
+    # Batches read and not yet written: the longest a neighbour's lines can wait behind a flood's, about
+    # queue_batches * turn_bytes of lines (1 MiB: ~0.5 s at 20,000 lines/s), and the writer's largest round.
+    queue_batches: int = 4
 
 
 @dataclass(frozen=True)
@@ -271,7 +274,7 @@ class NodeCollector:
             self._write_all(items)
 
     def _write_all(self, items: list[Any]) -> None:
-        for item in _merged(items):
+        for item in _fair_order(_merged(items)):
             self._write(item)
 
     def _write(self, item: Any) -> None:
@@ -338,6 +341,19 @@ def _merged(items: list[Any]) -> list[Any]:
             latest[id(item.tail)] = len(merged)
         merged.append(item)
     return merged
+
+
+def _fair_order(merged: list[Any]) -> list[Any]:
+    """A round's writes, the containers with the fewest lines first: a neighbour's few lines are not written after a
+    flood's thousands that happened to be queued before them. Each container's batches keep their order (the sort
+    is stable and keyed by container); records and beats follow the lines, as they were read after them or beside."""
+    batches = [item for item in merged if isinstance(item, Batch)]
+    others = [item for item in merged if not isinstance(item, Batch)]
+    lines: dict[int, int] = {}
+    for batch in batches:
+        lines[id(batch.tail)] = lines.get(id(batch.tail), 0) + len(batch.lines)
+    batches.sort(key=lambda batch: lines[id(batch.tail)])
+    return batches + others
 
 
 def _started(status: dict[str, Any]) -> bool:

@@ -205,10 +205,11 @@ class LogStore(ABC):
         with contextlib.closing(self.iter_read_job(namespace, job, day=day, offset=offset, size=size)) as rows:
             return list(rows)
 
-    @abstractmethod
     def iter_read_job(self, namespace: str, job: str, *, day: dt.date | None = None, offset: int = 0,
                       size: int = 1000) -> Iterator[tuple[str, str]]:
         """``read_job`` as a stream, walked along an index from a remembered keyset cursor (no sort)."""
+        return ((instance, text) for instance, _, text in self.iter_read_job_stamped(namespace, job, day=day,
+                                                                                   offset=offset, size=size))
 
     @abstractmethod
     def iter_read_job_stamped(self, namespace: str, job: str, *, day: dt.date | None = None, offset: int = 0,

@@ -524,11 +524,6 @@ class OpenSearchStore(LogStore):
         explained = "; ".join(e.get("explanation", "") for e in found.get("explanations", []))
         return f"indices={index} search_after sort=day,ts_ns,stream_no,stream,seq\n{explained}"
 
-    def iter_read_job(self, namespace: str, job: str, *, day: dt.date | None = None, offset: int = 0,
-                      size: int = 1000) -> Iterator[tuple[str, str]]:
-        return ((instance, text) for instance, _, text in self.iter_read_job_stamped(namespace, job, day=day,
-                                                                                   offset=offset, size=size))
-
     def iter_read_job_stamped(self, namespace: str, job: str, *, day: dt.date | None = None, offset: int = 0,
                               size: int = 1000) -> Iterator[tuple[str, int, str]]:
         check_page(offset, size)

@@ -299,11 +299,6 @@ class SqlStore(LogStore):
         query, params = self._read_query(namespace, instance, container, day, offset, size, "ts_ns, text")
         return ((ts_ns, text) for (ts_ns, text) in self._iterate(query, params))
 
-    def iter_read_job(self, namespace: str, job: str, *, day: dt.date | None = None, offset: int = 0,
-                      size: int = 1000) -> Iterator[tuple[str, str]]:
-        return ((instance, text) for instance, _, text in self.iter_read_job_stamped(namespace, job, day=day,
-                                                                                   offset=offset, size=size))
-
     def iter_read_job_stamped(self, namespace: str, job: str, *, day: dt.date | None = None, offset: int = 0,
                               size: int = 1000) -> Iterator[tuple[str, int, str]]:
         check_page(offset, size)

@@ -1,7 +1,7 @@
 """deploy/components/ postgresql, ingress, monitoring and multi-region, one by one and together: each builds with
 kubectl's kustomize into what it says, and the real apiserver accepts it in a server-side dry run. The
 ServiceMonitor and PrometheusRule are checked against the Prometheus Operator's own CRDs (from its Go module, pinned),
-applied to the local cluster; the alert rules load in promtool (built from the Go module proxy: make promtool) and
+applied to the local cluster; the alert rules load in promtool (Debian's: make promtool) and
 fire as their unit tests (alerts_test.yaml) say."""
 from __future__ import annotations
 
@@ -135,7 +135,7 @@ def test_every_component_at_once(rbac_applied, operator_crds, tmp_path):
 
 @pytest.fixture(scope="session")
 def promtool() -> str:
-    """Prometheus' promtool at the Makefile's pinned version: built once by `make promtool` (into .local/tools/),
+    """Prometheus' promtool from Debian's package: unpacked once by `make promtool` (into .local/tools/),
     then reused."""
     built = subprocess.run(["make", "--no-print-directory", "-s", "-C", str(ROOT), "promtool"], capture_output=True,
                            text=True, timeout=1800)

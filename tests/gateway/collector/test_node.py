@@ -279,3 +279,19 @@ def test_an_attempt_first_seen_in_a_rotated_file_long_after_it_started_is_a_gap(
     estimate = int(marker.split()[2].replace(",", ""))
     assert 3500 <= estimate <= 4500 and "lines lost here" in marker  # 4,000 lines are gone
     assert numbers(rest) == list(range(4000, 5000))
+
+
+def test_a_round_writes_the_containers_with_fewest_lines_first_each_in_its_order():
+    from gateway.collector.node import Record, _fair_order
+    from gateway.collector.tail import Batch
+
+    flood, neighbour = object(), object()
+    record = Record({"metadata": {}}, deleted=False)
+
+    def batch(tail, lines, attempt=1):
+        return Batch(tail, 0, [f"{attempt}-{n}" for n in range(lines)], attempt, {})
+
+    merged = [batch(flood, 2600), record, batch(flood, 5, attempt=2), batch(neighbour, 3), ("beat", None)]
+    ordered = _fair_order(merged)
+    assert [(item.tail, item.attempt) for item in ordered[:3]] == [(neighbour, 1), (flood, 1), (flood, 2)]
+    assert ordered[3:] == [record, ("beat", None)]
