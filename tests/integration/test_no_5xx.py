@@ -19,8 +19,8 @@ from kubernetes import config as k8s_config
 
 from gateway.accounts.users import NEW_USER_VISIBLE_SECONDS
 
-from ..harness import VENV_BIN, ApiClient, GatewayServer
-from .helpers import condition
+from tests.support.harness import VENV_BIN, ApiClient, GatewayServer
+from tests.support.conditions import condition
 
 FOREVER = {"containers": [{"image": "busybox", "command": ["sh", "-c",
                                                             "printf 'ctl\\001\\002\\033[1m\\n'; echo hello; sleep 3600"]}]}

@@ -16,8 +16,8 @@ import pytest
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
-from .reliability import (ADMIN_KUBECONFIG, GatewayServer, Load, SecondApiserver, make_namespace, percentile, record,
-                          wait_until)
+from tests.support.reliability import (ADMIN_KUBECONFIG, GatewayServer, Load, SecondApiserver, make_namespace,
+                                       percentile, record, wait_until)
 
 DOWN_BOUND = 5.0  # seconds for a 503 while the apiserver is down or hung
 BACK_BOUND = 10.0  # seconds for calls to succeed once it is back

@@ -10,8 +10,8 @@ import time
 import pytest
 import requests
 
-from ..harness import start_gateway
-from .test_streams import EventReader, create, ticking
+from tests.support.harness import start_gateway
+from tests.support.streams import EventReader, create, ticking
 
 CAP = 3
 
