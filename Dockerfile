@@ -5,7 +5,7 @@
 #     --build-arg REVISION=$(git rev-parse HEAD) -t tenx-gateway:latest .
 # Without Docker, `make image` (deploy/image/build.sh) builds the same image from Debian's packages with mmdebstrap
 # and umoci. Both run deploy/image/install.sh with deploy/image/packages, and build.sh takes the final stage's
-# ENV, USER, WORKDIR, EXPOSE and CMD from this file; tests/test_image_recipe.py checks that the two stay in step.
+# ENV, USER, WORKDIR, EXPOSE and CMD from this file; tests/deploy/test_image_recipe.py checks that the two stay in step.
 # Runs gunicorn with the shipped gunicorn.conf.py as UID 10001 (`tenx-gateway collect` for the log collector);
 # see deploy/README.md.
 

@@ -180,7 +180,7 @@ bench: venv cluster kueue opensearch
 # Mixed load from several users while the gateway's own second apiserver is hung and killed in turn; writes
 # .local/reliability/soak.json. SOAK_SECONDS (600) shortens it. See RELIABILITY.md.
 soak: venv cluster
-	KUBECONFIG=$(LOCAL_KUBECONFIG) $(BIN)/python -m tests.soak
+	KUBECONFIG=$(LOCAL_KUBECONFIG) $(BIN)/python -m tests.support.soak
 
 clean:
 	rm -rf $(VENV) $(LOCK_VENV) build *.egg-info cli/*.egg-info cli/build .pytest_cache

@@ -1,7 +1,7 @@
 """Archive reads and writes on the three stores, as the logs call and the collectors make them:
 ``python -m bench.archive [--lines N] [--stores sqlite,postgres,opensearch] [--cases pages,ingest,node]``.
 
-For each store (SQLite in a temporary file, a throwaway PostgreSQL (tests/archive_pg.py), the local OpenSearch
+For each store (SQLite in a temporary file, a throwaway PostgreSQL (tests/support/archive_pg.py), the local OpenSearch
 (deploy/local/opensearch, started if needed)), with the store's shipped settings:
 
 - ``pages``: loads one container's log of N lines (one day) in batches of 5,000, then times the pages the HTTP bench
@@ -52,14 +52,14 @@ def _archive_url(kind: str, tmp: str) -> Iterator[tuple[str, Callable[[], float]
     elif kind == "postgres":
         import psycopg
 
-        from tests.archive_pg import local_postgres
+        from tests.support.archive_pg import local_postgres
         with local_postgres() as dsn:
             with psycopg.connect(dsn) as conn:
                 data = conn.execute("SHOW data_directory").fetchone()[0]
             postmaster = int(Path(data, "postmaster.pid").read_text().split()[0])
             yield dsn, lambda: _tree_cpu(postmaster)
     else:
-        from tests.archive_opensearch import SCRIPT, drop_prefix, opensearch_url
+        from tests.support.archive_opensearch import SCRIPT, drop_prefix, opensearch_url
         subprocess.run(["bash", str(SCRIPT), "up"], check=True, stdin=subprocess.DEVNULL)
         base = subprocess.run(["bash", str(SCRIPT), "url"], capture_output=True, text=True,
                               check=True).stdout.strip().split("/tenx-logs-")[0]

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from gateway.store import ContainerKey
-from tests.harness import wait_until
+from tests.support.harness import wait_until
 
 from . import cluster, ops
 from .measure import Samples, Side, concurrent_pair, paired

@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable
 
 import requests
 
-from tests.harness import wait_until
+from tests.support.harness import wait_until
 
 DELETE_BACKGROUND = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
 _RETRY_STATUSES = {429, 500, 502, 503, 504}

@@ -26,7 +26,7 @@ from typing import Any
 
 import requests
 
-from tests.harness import CollectorProcess, free_port, wait_until
+from tests.support.harness import CollectorProcess, free_port, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 KUBECONFIG = os.environ.get("KUBECONFIG") or str(ROOT / ".local" / "kubeconfig")
@@ -237,7 +237,7 @@ def scale_case(containers: int, per_pod: int, seconds: int, workdir: Path) -> di
 
 def start_postgres(workdir: Path) -> tuple[str, Any]:
     """PostgreSQL of Debian's (installed by scripts/install-postgres.sh), as the archive tests start it."""
-    from tests import archive_pg
+    from tests.support import archive_pg
     bin_dir = archive_pg._bin_dir()  # noqa: SLF001
     home = Path(tempfile.mkdtemp(prefix="tenx-bench-pg-"))  # not in workdir: the postgres user must reach it
     data, log, port = home / "data", home / "server.log", free_port()

@@ -1,8 +1,8 @@
 """A log flood, node collectors against the apiserver collector: ``python -m bench.flood [--quick]``.
 
-The same load twice, each on a fresh gateway (tests/harness.py, shipped settings) whose pods run on the real node
-``tenx-real`` (containerd; its kubelet rotates container logs at 1 MiB every 3 s, keeping 3 files): once with a node
-collector per node (``collect --node``), once with the collector that follows logs through the apiserver. The load:
+The same load twice, each on a fresh gateway (tests/support/harness.py, shipped settings) whose pods run on the real
+node ``tenx-real`` (containerd; its kubelet rotates container logs at 1 MiB every 3 s, keeping 3 files): once with a
+node collector per node (``collect --node``), once with the collector that follows logs through the apiserver. The load:
 3 jobs of one tenant printing numbered ~100-byte lines as fast as the runtime takes them for ``--seconds``, and a
 neighbour tenant's short job every ``--every`` seconds meanwhile. Reported per mode, as numbers (nothing asserted):
 lines written, archived, lost, duplicated, the lost-lines markers; each line's archive lag; the neighbour's lag; the
@@ -29,7 +29,7 @@ from typing import Any, Iterator
 import requests
 
 from gateway.store import ContainerKey
-from tests.harness import ROOT, GatewayServer, kubectl, wait_until
+from tests.support.harness import ROOT, GatewayServer, kubectl, wait_until
 
 from . import flood_figures as figures
 from .flood_load import FLOOD, ArchiveWatch, Neighbours, ProcSampler, create_job, instance_of

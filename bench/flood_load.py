@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.store import ContainerKey
-from tests.harness import ApiClient, wait_until
+from tests.support.harness import ApiClient, wait_until
 
 # ~100-byte lines "f <n> xxx...", numbered from 1, as fast as the runtime takes them for SECONDS, then "done <n>"
 # (as tests/integration/test_node_collector.py); busybox awk buffers its output, so each write is a full pipe buffer

@@ -8,12 +8,12 @@ from typing import Any, Callable
 
 import requests
 
-from tests.seed import SEED_JOB
+from tests.support.seed import SEED_JOB
 
 from .cluster import DELETE_BACKGROUND, Apiserver, jobs_path
 from .measure import Side, UnexpectedResponse, expect
 
-# The seed job.json (tests/seed.py), with parallelism 0 so that the many Jobs the bench creates start no pods.
+# The seed job.json (tests/support/seed.py), with parallelism 0 so that the many Jobs the bench creates start no pods.
 CREATE_SPEC: dict[str, Any] = {**SEED_JOB, "parallelism": 0}
 
 

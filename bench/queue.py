@@ -1,7 +1,7 @@
 """How soon a waiting job starts once capacity frees, on the local cluster: ``python -m bench.queue [--quick]``.
 
 Two paths, same load: ``CAPACITY`` jobs fit, ``CAPACITY + ROUNDS`` are submitted (each sleeps for an hour), through
-a gateway as shipped (tests/harness.py) acting as admin.
+a gateway as shipped (tests/support/harness.py) acting as admin.
 
 - **kueue**: GATEWAY_QUEUE=kueue on a ClusterQueue of the bench's own with a ``pods`` quota of ``CAPACITY``; the
   jobs over it wait suspended in the user's LocalQueue until Kueue admits them.
@@ -24,25 +24,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.harness import ROOT, GatewayServer, kubectl
+from tests.support.harness import ROOT, GatewayServer, kubectl
+from tests.support.kueue import cluster_queue
 
 from .measure import percentile
 
 CAPACITY = 2
 HOLD = {"containers": [{"image": "busybox", "command": ["sh", "-c", "sleep 3600"]}]}
 ROUND_TIMEOUT = 180.0
-
-
-def cluster_queue(name: str, pods: int) -> dict[str, Any]:
-    """deploy/components/kueue/queues.yaml's ClusterQueue, with a capacity of ``pods`` jobs."""
-    return {"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "ClusterQueue", "metadata": {"name": name},
-            "spec": {"namespaceSelector": {"matchLabels": {"app.kubernetes.io/managed-by": "tenx-gateway"}},
-                     "queueingStrategy": "BestEffortFIFO",
-                     "admissionScope": {"admissionMode": "UsageBasedAdmissionFairSharing"},
-                     "resourceGroups": [{"coveredResources": ["cpu", "memory", "pods"], "flavors": [{
-                         "name": "tenx-gateway", "resources": [{"name": "cpu", "nominalQuota": "4"},
-                                                               {"name": "memory", "nominalQuota": "46Gi"},
-                                                               {"name": "pods", "nominalQuota": str(pods)}]}]}]}}
 
 
 def running_pods(namespace: str) -> dict[str, str]:

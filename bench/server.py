@@ -1,12 +1,12 @@
 """The gateway as in production: gunicorn with the shipped gunicorn.conf.py and its collector on a free loopback
-port, started by the tests' harness (tests/harness.py) with the shipped defaults; and its workers' memory."""
+port, started by the tests' harness (tests/support/harness.py) with the shipped defaults; and its workers' memory."""
 from __future__ import annotations
 
 import threading
 import time
 from pathlib import Path
 
-from tests.harness import ROOT, GatewayServer
+from tests.support.harness import ROOT, GatewayServer
 
 __all__ = ["ROOT", "Gateway", "RssSampler", "proc_status_kb"]
 

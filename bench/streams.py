@@ -1,7 +1,7 @@
 """Followed logs at scale, on the local cluster: ``python -m bench.streams [--quick]``.
 
-One gateway as shipped (gunicorn.conf.py: gevent workers, one per core; started by tests/harness.py), one job whose
-container prints ``<n> <unix time>`` every 200 ms. For 1, 100 and 500 concurrent followers of its instance
+One gateway as shipped (gunicorn.conf.py: gevent workers, one per core; started by tests/support/harness.py), one job
+whose container prints ``<n> <unix time>`` every 200 ms. For 1, 100 and 500 concurrent followers of its instance
 (``follow=true``, each from the log's current end): follow lag (receipt minus the time written in the line)
 p50/p99 over a steady window, lines lost; the workers' RSS. Then ``GET /jobs/{name}`` p50/p99 from one client,
 without followers and with 500 streaming (target: p99 at most 2x). The followers run in a process of their own
@@ -22,7 +22,7 @@ from typing import Any
 
 import requests
 
-from tests.harness import ROOT, GatewayServer, wait_until
+from tests.support.harness import ROOT, GatewayServer, wait_until
 
 from .measure import percentile
 

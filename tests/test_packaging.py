@@ -15,7 +15,7 @@ import pytest
 
 import gateway
 
-from .harness import ROOT
+from tests.support.harness import ROOT
 
 CLI = ROOT / "cli"
 _PIN = re.compile(r"^([A-Za-z0-9._-]+)==([^\s\\]+)", re.M)

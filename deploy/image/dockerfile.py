@@ -1,6 +1,6 @@
 """Reads the Dockerfile's stages as JSON, so that `make image` (deploy/image/build.sh) takes the image's
 configuration from the Dockerfile itself instead of a copy that could drift: the final stage's ENV, USER, WORKDIR,
-EXPOSE, CMD and ENTRYPOINT become the OCI config, and tests/test_image_recipe.py checks the rest (what is copied,
+EXPOSE, CMD and ENTRYPOINT become the OCI config, and tests/deploy/test_image_recipe.py checks the rest (what is copied,
 what is run) against what build.sh does.
 
     python3 deploy/image/dockerfile.py [Dockerfile]      prints {"stages": [{"name", "from", "instructions"}]}

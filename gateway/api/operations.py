@@ -1,7 +1,7 @@
 """What each route answers, for the OpenAPI document: summary, parameters, bodies and every status code.
 
 Keyed by Flask endpoint and lower-case method. Schemas are named as registered in gateway/api/openapi.py. When a route
-is added, its entry goes here; tests/test_openapi.py fails until it does.
+is added, its entry goes here; tests/gateway/api/test_openapi.py fails until it does.
 """
 from __future__ import annotations
 

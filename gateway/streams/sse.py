@@ -27,24 +27,3 @@ def event(data: Any, *, id: int | str | None = None, name: str | None = None) ->
 def retry(milliseconds: int) -> bytes:
     """How long an EventSource waits before it reconnects by itself."""
     return f"retry: {int(milliseconds)}\n\n".encode()
-
-
-def parse(text: str) -> list[dict[str, str]]:
-    """The events in ``text`` as ``{"event", "id", "data"}`` dicts (comments and ``retry`` dropped): for tests
-    and for clients written in Python."""
-    events, current = [], {}
-    for line in text.split("\n"):
-        if not line:
-            if current:
-                events.append(current)
-                current = {}
-            continue
-        if line.startswith(":"):
-            continue
-        field, _, value = line.partition(":")
-        value = value[1:] if value.startswith(" ") else value
-        if field == "data":
-            current["data"] = current["data"] + "\n" + value if "data" in current else value
-        elif field in ("event", "id"):
-            current[field] = value
-    return events

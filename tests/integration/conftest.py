@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from ..harness import LOCAL, ROOT, ApiClient, GatewayServer
-from .deployed import (DEPLOY, NAMESPACE, RBAC_KINDS, SERVICE_ACCOUNT, DeployedIdentity, apply,
-                       deployed_service_account, kustomize, point_the_jobs_policy_at, service_account_kubeconfig)
+from tests.support.browser import playwright_browser
+from tests.support.harness import LOCAL, ROOT, ApiClient, GatewayServer
+from tests.support.deployed import (DEPLOY, NAMESPACE, RBAC_KINDS, SERVICE_ACCOUNT, DeployedIdentity, apply,
+                                    deployed_service_account, kustomize, point_the_jobs_policy_at,
+                                    service_account_kubeconfig)
 
 
 def pytest_collection_modifyitems(items):
@@ -54,7 +56,7 @@ def gateway_identity(local_cluster, tmp_path_factory) -> DeployedIdentity:
 @pytest.fixture(scope="session")
 def gateway(local_cluster, gateway_identity, tmp_path_factory) -> GatewayServer:
     """gunicorn serving the gateway as in production, with its collector, on the local cluster, with names unique to
-    this session (tests/harness.py).
+    this session (tests/support/harness.py).
 
     The API server and the collector act as the deployed ServiceAccount (``gateway_identity``), its namespace as
     GATEWAY_NAMESPACE, under the deployed admission policies, so every test on this gateway also shows that the
@@ -106,3 +108,10 @@ def sa_kubeconfig(local_cluster, rbac_applied, tmp_path_factory) -> str:
     """A kubeconfig with a fresh 1 h token of the gateway's ServiceAccount, as deployed (tenx-gateway/tenx-gateway)."""
     return service_account_kubeconfig(tmp_path_factory.mktemp("serviceaccount") / "kubeconfig", NAMESPACE,
                                       SERVICE_ACCOUNT)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's headless Chromium under Playwright, one per test module that asks for it (tests/support/browser.py)."""
+    with playwright_browser() as launched:
+        yield launched

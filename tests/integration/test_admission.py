@@ -18,12 +18,12 @@ from gateway.jobs import walls
 from gateway.settings import Settings
 from gateway.jobs.manifest import build_job, namespace_manifest
 from gateway.api.schemas import JobSpecSchema
-from ..harness import kubectl
-from ..seed import SEED_JOB
+from tests.support.harness import kubectl
+from tests.support.seed import SEED_JOB
 
-from .helpers import until
-from .deployed import (ADMISSION_KINDS, JOBS_POLICY, NAMESPACES_POLICY, SA_USER, TENANT_OBJECTS_POLICY, apply,
-                       host_volume_root_of, one)
+from tests.support.conditions import until
+from tests.support.deployed import (ADMISSION_KINDS, JOBS_POLICY, NAMESPACES_POLICY, SA_USER, TENANT_OBJECTS_POLICY,
+                                    apply, host_volume_root_of, one)
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "tenx-gateway"}
 

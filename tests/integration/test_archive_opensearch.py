@@ -7,11 +7,11 @@ import secrets
 
 import pytest
 
-from ..archive_opensearch import drop_prefix, opensearch_url
-from ..harness import start_gateway, wait_until
-from .helpers import condition
+from tests.support.archive_opensearch import drop_prefix, opensearch_url
+from tests.support.harness import start_gateway, wait_until
+from tests.support.conditions import condition
 
-pytest_plugins = ["tests.archive_opensearch"]
+pytest_plugins = ["tests.support.archive_opensearch"]
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def test_the_opensearch_component_points_both_containers_at_the_secret(local_clu
 
     import yaml
 
-    from ..harness import ROOT
+    from tests.support.harness import ROOT
     deploy = ROOT / "deploy"
     (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump({
         "resources": [os.path.relpath(deploy, tmp_path)],

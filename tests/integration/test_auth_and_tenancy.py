@@ -11,8 +11,8 @@ import requests
 
 from gateway.names import MANAGED_BY, MANAGED_BY_LABEL, USERNAME_ANNOTATION, namespace_for
 
-from ..harness import VENV_BIN, ApiClient
-from .helpers import condition
+from tests.support.harness import VENV_BIN, ApiClient
+from tests.support.conditions import condition
 
 
 def test_each_failure_is_401_json(gateway, user):

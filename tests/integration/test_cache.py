@@ -13,8 +13,8 @@ from collections import Counter
 import pytest
 import requests
 
-from ..harness import ApiClient, GatewayServer, kubectl, start_gateway, wait_until
-from .helpers import condition
+from tests.support.harness import ApiClient, GatewayServer, kubectl, start_gateway, wait_until
+from tests.support.conditions import condition
 
 PAIRS = 1000
 THREADS = 4

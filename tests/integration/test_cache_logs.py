@@ -9,7 +9,7 @@ import secrets
 import pytest
 import requests
 
-from ..harness import kubectl, start_gateway, wait_until
+from tests.support.harness import kubectl, start_gateway, wait_until
 
 FIRST, MORE = 3000, 700  # lines printed before the collector is stopped, and after
 

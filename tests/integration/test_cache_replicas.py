@@ -9,7 +9,7 @@ import secrets
 
 import pytest
 
-from ..harness import ApiClient, GatewayServer
+from tests.support.harness import ApiClient, GatewayServer
 
 ROUNDS = 200
 NO_PODS = {"containers": [{"image": "busybox", "command": ["true"]}], "parallelism": 0}

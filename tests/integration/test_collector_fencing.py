@@ -15,9 +15,9 @@ import pytest
 from gateway.names import MANAGED_BY, MANAGED_BY_LABEL
 from gateway.store import open_store
 
-from ..harness import CollectorProcess, wait_until
+from tests.support.harness import CollectorProcess, wait_until
 
-pytest_plugins = ["tests.archive_pg"]
+pytest_plugins = ["tests.support.archive_pg"]
 
 LINES = 600  # at 20 a second: 30 s of output, long enough to freeze the leader in the middle
 

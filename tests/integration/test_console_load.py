@@ -15,8 +15,8 @@ import pytest
 from gateway.jobs.manifest import build_job
 from gateway.api.schemas import JobSpecSchema
 
-from ..harness import start_gateway, wait_until
-from .test_console import SHOTS, Tab, browser, token_of  # noqa: F401 - browser is a fixture
+from tests.support.harness import start_gateway, wait_until
+from tests.support.console_tab import SHOTS, Tab, token_of
 
 JOBS = 1000
 RUNS = 3
@@ -88,7 +88,7 @@ def medians(runs: list[dict]) -> dict:
             for key in ("first_render_ms", "list_read_ms", "full_list_ms")}
 
 
-def test_a_thousand_jobs_load_fast_and_draw_only_what_is_seen(browser, crowded):  # noqa: F811
+def test_a_thousand_jobs_load_fast_and_draw_only_what_is_seen(browser, crowded):
     server, user = crowded
     tab = Tab(browser, server)
     page = tab.page

@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ..harness import ROOT, kubectl, local_nodes
-from .deployed import (ADMISSION_POLICIES, CLUSTER_SCOPED, DEPLOY, ENDPOINTS_ROLE, JOBS_POLICY, NAMESPACE, SA_USER,
-                       SERVICE_ACCOUNT, apply, deployed_service_account, host_volume_root_of, kustomize, one)
-from .helpers import until
+from tests.support.harness import ROOT, kubectl, local_nodes
+from tests.support.deployed import (ADMISSION_POLICIES, CLUSTER_SCOPED, DEPLOY, ENDPOINTS_ROLE, JOBS_POLICY, NAMESPACE,
+                                    SA_USER, SERVICE_ACCOUNT, apply, deployed_service_account, host_volume_root_of,
+                                    kustomize, one)
+from tests.support.conditions import until
 
 USERS_SECRET = "tenx-gateway-users"
 LEASE = "tenx-gateway-collector"

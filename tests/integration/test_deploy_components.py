@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ..harness import ROOT, kubectl
-from .deployed import DEPLOY, NAMESPACE, kustomize, one
+from tests.support.harness import ROOT, kubectl
+from tests.support.deployed import DEPLOY, NAMESPACE, kustomize, one
 
 COMPONENTS = DEPLOY / "components"
 OPERATOR_MODULE = "github.com/prometheus-operator/prometheus-operator@v0.85.0"

@@ -23,11 +23,11 @@ from tenx.config import Credentials
 from tenx.errors import TenxError, Unavailable
 from tenx.follow import Follower
 
-from ..harness import ROOT, kubectl
-from ..seed import SEED_JOB
-from .helpers import condition, until
-from .local_deploy import (NAMESPACE, NODE_COLLECTOR_SELECTOR, NODES_NAMESPACE, LocalDeployment, ServiceClient,
-                           deployment, kill_container, port_forward, record)
+from tests.support.harness import ROOT, kubectl
+from tests.support.seed import SEED_JOB
+from tests.support.conditions import condition, until
+from tests.support.local_deploy import (NAMESPACE, NODE_COLLECTOR_SELECTOR, NODES_NAMESPACE, LocalDeployment,
+                                        ServiceClient, deployment, kill_container, port_forward, record)
 
 WAIT = 240
 

@@ -1,5 +1,5 @@
-"""The fuzzer, live: the strategies of tests/test_fuzz_api.py against the real gunicorn gateway on the local cluster,
-for a bounded number of examples. Properties: never a 5xx (but a 503 with Retry-After), every error in the one
+"""The fuzzer, live: the strategies of tests/gateway/api/test_fuzz_api.py against the real gunicorn gateway on the local
+cluster, for a bounded number of examples. Properties: never a 5xx (but a 503 with Retry-After), every error in the one
 shape, and nothing created on a 4xx (the user's namespace, listed with the admin kubeconfig before and after).
 
 Requests go out through http.client with the path exactly as generated: requests and urllib3 would remove "." and
@@ -23,11 +23,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ..seed import SEED_JOB
-from ..support import strategies as fuzz
-from ..support.properties import answer_problems
-from .helpers import condition
-from .reliability import make_namespace, record
+from tests.support.seed import SEED_JOB
+from tests.support import strategies as fuzz
+from tests.support.properties import answer_problems
+from tests.support.conditions import condition
+from tests.support.reliability import make_namespace, record
 
 SCALE = float(os.environ.get("FUZZ_LIVE_SCALE", "1"))
 LOG_SCRIPT = r"printf 'start\n\ttab\nnon-ascii \303\251 \345\220\215\nnul \000 byte\n\033[31mred\n'; echo end"

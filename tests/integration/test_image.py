@@ -25,8 +25,8 @@ import pytest
 
 from gateway.cli import parser as gateway_cli
 from gateway.version import __version__
-from ..harness import ROOT, kubectl
-from .helpers import until
+from tests.support.harness import ROOT, kubectl
+from tests.support.conditions import until
 
 IMAGE_DIR = ROOT / "build/image"
 SELECTOR = {"tenx.io/runtime": "containerd"}
@@ -175,7 +175,7 @@ def test_the_image_is_labelled_with_its_version_and_commit(image):
 def test_the_image_config_is_the_dockerfiles(image):
     """build.sh takes ENV, USER, WORKDIR, EXPOSE and CMD from the Dockerfile's final stage: what the Dockerfile
     says is what the built image has."""
-    from ..test_image_recipe import CONFIG
+    from tests.support.dockerfile_recipe import CONFIG
     config = image.config()["config"]
     assert dict(e.split("=", 1) for e in config["Env"]) == CONFIG["env"]
     assert config["User"] == CONFIG["user"] == "10001:10001"

@@ -6,8 +6,8 @@ import secrets
 
 import pytest
 
-from ..seed import SEED_JOB
-from .helpers import condition
+from tests.support.seed import SEED_JOB
+from tests.support.conditions import condition
 
 def job_name(prefix: str = "job") -> str:
     return f"{prefix}-{secrets.token_hex(3)}"

@@ -17,7 +17,7 @@ import pytest
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
-from .helpers import until
+from tests.support.conditions import until
 
 pytestmark = pytest.mark.integration
 

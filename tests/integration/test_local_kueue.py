@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ..harness import LOCAL, ROOT, kubectl
+from tests.support.harness import LOCAL, ROOT, kubectl
 
 KUEUE_SH = ROOT / "deploy/local/kueue/kueue.sh"
 PIDFILE = LOCAL / "kueue/run/kueue.pid"

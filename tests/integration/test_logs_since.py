@@ -7,8 +7,8 @@ import orjson
 
 from gateway.timefmt import stamp_ns
 
-from .helpers import condition
-from .test_archive import job_name, namespace_of, pods_gone, shell_job, wait_until
+from tests.support.conditions import condition
+from tests.support.archive_jobs import job_name, namespace_of, pods_gone, shell_job, wait_until
 
 STAMP = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z "
 # three lines a second or more apart, so that `since` can fall between them

@@ -9,8 +9,8 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from ..harness import GatewayServer
-from .reliability import record
+from tests.support.harness import GatewayServer
+from tests.support.reliability import record
 
 MADE_UP = 2000
 

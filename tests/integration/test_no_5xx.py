@@ -18,8 +18,8 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from ..harness import VENV_BIN, ApiClient, GatewayServer
-from .helpers import condition
+from tests.support.harness import VENV_BIN, ApiClient, GatewayServer
+from tests.support.conditions import condition
 
 FOREVER = {"containers": [{"image": "busybox", "command": ["sh", "-c",
                                                             "printf 'ctl\\001\\002\\033[1m\\n'; echo hello; sleep 3600"]}]}

@@ -11,13 +11,11 @@ import pytest
 
 from gateway.store import ContainerKey
 
-from ..harness import GatewayServer, kubectl
-from .helpers import condition, until
-from .reliability import record
+from tests.support.harness import GatewayServer, kubectl
+from tests.support.conditions import condition, until
+from tests.support.real_node import ON_REAL_NODE, REAL_NODE
+from tests.support.reliability import record
 
-SELECTOR = "tenx.io/runtime=containerd"
-TOLERATION = "tenx.io/runtime=containerd:NoSchedule"
-REAL_NODE = "tenx-real"
 # ~100-byte numbered lines for SECONDS, then "done <last number>", BATCH at a time then a pause of PAUSE µs: paced,
 # so a test's flood takes little CPU from the tests beside it (the suite runs three at once) and is the same on a
 # busy machine, yet fast enough for the kubelet here (1 MiB files, a look every 3 s, 3 files kept) to rotate it.
@@ -32,8 +30,7 @@ WAIT = 300
 @pytest.fixture(scope="module")
 def nodes_gateway(local_cluster, tmp_path_factory):
     """A gateway of this module's own, its pods on the real node, a node collector per node."""
-    server = GatewayServer(tmp_path_factory.mktemp("node-collector"), letter="n", collector=True,
-                           GATEWAY_POD_NODE_SELECTOR=SELECTOR, GATEWAY_POD_TOLERATIONS=TOLERATION)
+    server = GatewayServer(tmp_path_factory.mktemp("node-collector"), letter="n", collector=True, **ON_REAL_NODE)
     server.start()
     yield server
     server.close()

@@ -11,9 +11,9 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from ..openapi_check import OpenApiDocument
-from .browser import run_chromium
-from .helpers import condition
+from tests.support.openapi_check import OpenApiDocument
+from tests.support.browser import run_chromium
+from tests.support.conditions import condition
 
 ROOT = Path(__file__).resolve().parents[2]
 JOB_ROUTES = [("GET", "/v1/regions/<region>/jobs"), ("GET", "/v1/regions/<region>/jobs/<job_name>"),

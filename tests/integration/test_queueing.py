@@ -18,28 +18,17 @@ import time
 
 import pytest
 
-from ..harness import GatewayServer, kubectl
-from .helpers import until
-from .test_console import Tab, browser, token_of  # noqa: F401 (browser: a fixture)
-from .test_tenx_cli import logged_in
+from tests.support.harness import GatewayServer, kubectl
+from tests.support.kueue import cluster_queue
+from tests.support.conditions import until
+from tests.support.console_tab import Tab, token_of
+from tests.support.tenx_cli import logged_in
 
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 HOLD = {"containers": [{"image": "busybox", "command": ["sh", "-c", "sleep 3600"]}]}
 KUEUE_KINDS = ("localqueues.kueue.x-k8s.io", "workloads.kueue.x-k8s.io")
 KUEUE_CLUSTER_KINDS = ("clusterqueues.kueue.x-k8s.io", "resourceflavors.kueue.x-k8s.io", "cohorts.kueue.x-k8s.io",
                        "workloadpriorityclasses.kueue.x-k8s.io", "admissionchecks.kueue.x-k8s.io")
-
-
-def cluster_queue(name: str, pods: int) -> dict:
-    """As deploy/components/kueue/queues.yaml, with a capacity of ``pods`` jobs."""
-    return {"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "ClusterQueue", "metadata": {"name": name},
-            "spec": {"namespaceSelector": {"matchLabels": {"app.kubernetes.io/managed-by": "tenx-gateway"}},
-                     "queueingStrategy": "BestEffortFIFO",
-                     "admissionScope": {"admissionMode": "UsageBasedAdmissionFairSharing"},
-                     "resourceGroups": [{"coveredResources": ["cpu", "memory", "pods"], "flavors": [{
-                         "name": "tenx-gateway", "resources": [{"name": "cpu", "nominalQuota": "4"},
-                                                               {"name": "memory", "nominalQuota": "46Gi"},
-                                                               {"name": "pods", "nominalQuota": str(pods)}]}]}]}}
 
 
 @pytest.fixture(scope="module")

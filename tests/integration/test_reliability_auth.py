@@ -20,7 +20,7 @@ import time
 import pytest
 import requests
 
-from .reliability import GatewayServer, client_from, kubectl, record, wait_until
+from tests.support.reliability import GatewayServer, client_from, kubectl, record, wait_until
 
 LIMIT = 5
 WORKERS = 2

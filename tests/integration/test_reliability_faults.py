@@ -19,8 +19,8 @@ import pytest
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
-from .reliability import (ADMIN_KUBECONFIG, GatewayServer, Load, SecondApiserver, make_namespace, percentile, record,
-                          wait_until)
+from tests.support.reliability import (ADMIN_KUBECONFIG, GatewayServer, Load, SecondApiserver, make_namespace,
+                                       percentile, record, wait_until)
 
 RECOVERY_DEADLINE = 120.0  # seconds to wait for a first success once the apiserver is back: a failure only if never
 READ_TIMEOUT = 3  # GATEWAY_KUBE_READ_TIMEOUT of this test's gateway

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from .reliability import (ADMIN_KUBECONFIG, RESULTS, ROOT, VENV_BIN, GatewayServer, free_port, make_namespace,
-                          record)
+from tests.support.reliability import (ADMIN_KUBECONFIG, RESULTS, ROOT, VENV_BIN, GatewayServer, free_port,
+                                       make_namespace, record)
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "100"))  # per operation and phase; ~40 s on 2 cores
 UNREACHABLE_MAX_EXAMPLES = int(os.environ.get("FUZZ_UNREACHABLE_MAX_EXAMPLES", "25"))
@@ -46,7 +46,7 @@ def run_schemathesis(gateway: GatewayServer, user, workdir: Path, max_examples: 
         "--max-examples", str(max_examples), "--seed", SEED, "--workers", "2", "--request-timeout", "30",
         "--report", "json", "--report-dir", str(report_dir), "--output-truncate", "false",
     ]
-    env = dict(os.environ, SCHEMATHESIS_HOOKS=str(ROOT / "tests/integration/fuzz_hooks.py"),
+    env = dict(os.environ, SCHEMATHESIS_HOOKS=str(ROOT / "tests/support/fuzz_hooks.py"),
                TENX_FUZZ_STATUSES=str(statuses_file))
     started = time.monotonic()
     run = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=540)

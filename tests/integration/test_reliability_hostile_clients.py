@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from ..harness import ROOT, VENV_BIN, free_port, local_nodes, start_gateway, wait_until
-from .reliability import percentile, record
+from tests.support.harness import ROOT, VENV_BIN, free_port, local_nodes, start_gateway, wait_until
+from tests.support.reliability import percentile, record
 
 CLIENTS = 150
 PLACES = 32  # GATEWAY_REQUESTS_MAX_PER_USER's default

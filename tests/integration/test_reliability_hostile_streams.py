@@ -15,9 +15,9 @@ import time
 
 import pytest
 
-from ..harness import start_gateway, wait_until
-from .reliability import client_from, record
-from .test_streams import EventReader, create, follow, lines_of, ticking
+from tests.support.harness import start_gateway, wait_until
+from tests.support.reliability import client_from, record
+from tests.support.streams import EventReader, create, follow, lines_of, ticking
 
 CAP = 20  # GATEWAY_STREAM_MAX_PER_USER's default
 FAILURE_LIMIT = 5

@@ -15,8 +15,8 @@ import pytest
 
 from gateway.names import namespace_for
 
-from .helpers import condition, until
-from .reliability import record
+from tests.support.conditions import condition, until
+from tests.support.reliability import record
 
 
 def raw(gateway_url: str, client, method: str, path: str, body: dict | None = None) -> tuple[int, bytes]:

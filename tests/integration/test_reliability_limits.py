@@ -17,8 +17,8 @@ from collections import Counter
 import pytest
 import requests
 
-from .helpers import condition
-from .reliability import GatewayServer, make_namespace, record, wait_until
+from tests.support.conditions import condition
+from tests.support.reliability import GatewayServer, make_namespace, record, wait_until
 
 LOG_MAX_BYTES = 64 * 1024
 LIST_MAX_JOBS = 5

@@ -11,7 +11,7 @@ from kubernetes import config as k8s_config
 
 from gateway.names import namespace_for
 
-from .reliability import ADMIN_KUBECONFIG, record
+from tests.support.reliability import ADMIN_KUBECONFIG, record
 
 CREATORS = 20
 JOB = {"containers": [{"image": "busybox", "command": ["true"]}]}

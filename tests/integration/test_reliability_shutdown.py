@@ -17,8 +17,8 @@ from collections import Counter
 
 import pytest
 
-from .helpers import condition
-from .reliability import GatewayServer, Load, percentile, record
+from tests.support.conditions import condition
+from tests.support.reliability import GatewayServer, Load, percentile, record
 
 GRACE = 10  # GATEWAY_GRACEFUL_TIMEOUT of this test's gateway
 BIG_LOG = {"containers": [{"image": "busybox", "command": ["seq", "1", "1000000"]}]}

@@ -11,13 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from ..harness import GatewayServer, kubectl
-from ..seed import SEED_JOB
-from .helpers import condition, until
+from tests.support.harness import GatewayServer, kubectl
+from tests.support.seed import SEED_JOB
+from tests.support.conditions import condition, until
+from tests.support.real_node import ON_REAL_NODE, REAL_NODE
 
-REAL_NODE = "tenx-real"
-SELECTOR = "tenx.io/runtime=containerd"
-TOLERATION = "tenx.io/runtime=containerd:NoSchedule"
 BUSYBOX = "busybox"  # docker.io/library/busybox:latest in the local registry
 # a job here takes ~3-4 s; the bound is for a machine whose scheduler is busy with another run's thousands of pods
 WAIT = 240
@@ -29,8 +27,7 @@ def real(local_cluster, tmp_path_factory):
     ready = kubectl("get", "node", REAL_NODE, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
                     check=False)
     assert ready.stdout == "True", f"node {REAL_NODE} is not Ready (deploy/local/cluster.sh up): {ready.stderr}"
-    server = GatewayServer(tmp_path_factory.mktemp("runtime"), letter="k", collector=True,
-                           GATEWAY_POD_NODE_SELECTOR=SELECTOR, GATEWAY_POD_TOLERATIONS=TOLERATION)
+    server = GatewayServer(tmp_path_factory.mktemp("runtime"), letter="k", collector=True, **ON_REAL_NODE)
     server.start()
     yield server
     server.close()

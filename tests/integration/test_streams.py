@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.streams import sse
+from tests.support import sse_events as sse  # the tenx client's parser
 
-from .helpers import until
+from tests.support.conditions import until
 
 TICKS = 15  # lines of the ticking job, one every 200 ms, each "<n> <unix time written>"
 
@@ -168,7 +168,7 @@ def test_a_deleted_jobs_instance_is_replayed_from_the_archive(user, gateway):
 
 
 def _pod_exists(gateway, namespace: str, pod: str) -> bool:
-    from ..harness import kubectl
+    from tests.support.harness import kubectl
     return kubectl("get", "pod", "-n", namespace, pod, "--ignore-not-found", "-o", "name").stdout.strip() != ""
 
 

@@ -3,10 +3,7 @@ the gateway's own origin gets a stream token with the headers, then opens ``Even
 EventSource cannot send headers) and receives every line and the end event."""
 from __future__ import annotations
 
-import pytest
-
-from .browser import playwright_browser
-from .test_streams import create, ticking
+from tests.support.streams import create, ticking
 
 FOLLOW_IN_PAGE = """
 async ([username, token, logs]) => {
@@ -23,12 +20,6 @@ async ([username, token, logs]) => {
   });
 }
 """
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_browser() as launched:
-        yield launched
 
 
 def test_an_eventsource_with_a_stream_token_receives_the_lines(browser, gateway, user):

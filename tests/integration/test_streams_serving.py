@@ -10,9 +10,9 @@ import time
 import pytest
 import requests
 
-from ..harness import start_gateway, wait_until
-from .reliability import record
-from .test_streams import EventReader, create, ticking
+from tests.support.harness import start_gateway, wait_until
+from tests.support.reliability import record
+from tests.support.streams import EventReader, create, ticking
 
 CAP = 3
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from ..harness import start_gateway
-from .test_streams import create, lines_of, read_events, ticking
+from tests.support.harness import start_gateway
+from tests.support.streams import create, lines_of, read_events, ticking
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from ..harness import GatewayServer, kubectl
-from ..seed import SEED_JOB
-from .helpers import condition, until
-from .reliability import record
+from tests.support.harness import GatewayServer, kubectl
+from tests.support.seed import SEED_JOB
+from tests.support.conditions import condition, until
+from tests.support.reliability import record
 
 SLEEPER = {"containers": [{"image": "busybox", "command": ["sleep", "300"]}]}
 ECHO = {"containers": [{"image": "busybox", "command": ["sh", "-c", "echo walled-in-$((6*7))"]}]}

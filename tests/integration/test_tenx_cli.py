@@ -8,61 +8,17 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import signal
 import stat
 import subprocess
 import threading
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import requests
 
-from ..harness import VENV_BIN, ApiClient, wait_until
-from ..seed import SEED_JOB
-
-TENX = str(VENV_BIN / "tenx")
-
-
-@dataclass
-class Tenx:
-    """A logged-in job user's command line."""
-
-    env: dict[str, str]
-    api: ApiClient
-    config_dir: Path
-
-    def __call__(self, *args: str, input: str | None = None, timeout: float = 120,
-                 env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run([TENX, *args], env={**self.env, **(env or {})}, input=input, capture_output=True,
-                              text=True, timeout=timeout, stdin=None if input is not None else subprocess.DEVNULL)
-
-    def popen(self, *args: str, **kwargs) -> subprocess.Popen:
-        # Ctrl-C as on a terminal: a test run started in the background (`make test &`) passes SIGINT on ignored,
-        # and Python then never turns it into KeyboardInterrupt
-        return subprocess.Popen([TENX, *args], env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True,
-                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kwargs)
-
-
-def base_env(config_dir: Path) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("TENX_")}
-    return {**env, "XDG_CONFIG_HOME": str(config_dir), "HOME": str(config_dir), "NO_COLOR": "1"}
-
-
-def token_of(client: ApiClient) -> str:
-    return client.session.headers["Authorization"].split(" ", 1)[1]
-
-
-def logged_in(gateway, make_user, config_dir: Path) -> Tenx:
-    client = make_user("cli")
-    env = base_env(config_dir)
-    done = subprocess.run([TENX, "login", "--url", gateway.url, "--user", client.username], env=env,
-                          input=token_of(client) + "\n", capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    return Tenx(env=env, api=client, config_dir=config_dir)
-
+from tests.support.harness import wait_until
+from tests.support.seed import SEED_JOB
+from tests.support.tenx_cli import TENX, Tenx, base_env, logged_in, token_of
 
 @pytest.fixture(scope="module")
 def tenx(gateway, make_user, tmp_path_factory) -> Tenx:
@@ -286,7 +242,7 @@ def is_inert(output: bytes) -> bool:
 def test_logs_show_a_jobs_control_sequences_escaped_on_a_terminal_and_in_a_pipe_and_raw_byte_for_byte(tenx):
     from tenx.escape import escape
 
-    from .test_tenx_cli_tty import Terminal
+    from tests.support.terminal import Terminal
     lines = HOSTILE_LINES + [NUL_LINE]
     done = tenx("run", "hostile", "--no-follow", "--image", "busybox", "--", "sh", "-c", printf_script(lines))
     assert done.returncode == 0, done.stderr

@@ -8,7 +8,7 @@ from typing import Any
 from gateway import create_app
 from gateway.names import namespace_for
 
-from .fake_apiserver import FakeApiserver, FakeRegions
+from .fake_apiserver_http import FakeApiserver, FakeRegions
 from .properties import answer_problems
 
 BASE = "/v1/regions/us"

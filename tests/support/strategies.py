@@ -1,6 +1,6 @@
 """Hypothesis strategies for what a careless or hostile client sends: job.json (as data and as raw JSON text), path
-segments and the logs query. Shared by the unit-level fuzzer (tests/test_fuzz_api.py, fake apiserver) and the live
-one (tests/integration/test_fuzz_live.py, the local cluster)."""
+segments and the logs query. Shared by the unit-level fuzzer (tests/gateway/api/test_fuzz_api.py, fake apiserver) and
+the live one (tests/integration/test_fuzz_live.py, the local cluster)."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 from hypothesis import strategies as st
 
-from ..seed import SEED_JOB
+from .seed import SEED_JOB
 
 # -- values --------------------------------------------------------------------------------------------------------
 

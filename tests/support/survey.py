@@ -1,8 +1,8 @@
 """Every distinct failure of the unit-level fuzzer, not just the first: ``python -m tests.support.survey``.
 
-Runs the strategies of tests/test_fuzz_api.py (generated examples only: no explicit ones, no shrinking) against the
-app with the fake apiserver, and prints each distinct failure once (the property broken, the status, and for a 500
-the exception and where it was raised) with the shortest request that showed it. The figures in RELIABILITY.md
+Runs the strategies of tests/gateway/api/test_fuzz_api.py (generated examples only: no explicit ones, no shrinking)
+against the app with the fake apiserver, and prints each distinct failure once (the property broken, the status, and for
+a 500 the exception and where it was raised) with the shortest request that showed it. The figures in RELIABILITY.md
 come from here and from the tests. ``--scale`` multiplies the example counts; ``--seed`` picks other examples.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections import Counter
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
-from ..seed import SEED_JOB
+from .seed import SEED_JOB
 from . import strategies as fuzz
 from .fuzz_app import NAMESPACE, FuzzedApp
 

@@ -1,4 +1,5 @@
-"""A tiny scripted HTTP server standing in for a gateway (streams or not) in the unit tests of tenx."""
+"""Fixtures of the unit tests of tenx: ``serve``, a tiny scripted HTTP server standing in for a gateway (streams or
+not); ``run``, the command line called in-process, giving its exit code, stdout and stderr."""
 from __future__ import annotations
 
 import json
@@ -10,6 +11,7 @@ import pytest
 
 from tenx.client import Client
 from tenx.config import Credentials
+from tenx.main import main
 
 
 class Script:
@@ -68,3 +70,20 @@ def serve():
     yield start
     for server in servers:
         server.shutdown()
+
+
+@pytest.fixture
+def run(monkeypatch, tmp_path, capsys):
+    for key in ("TENX_URL", "TENX_USER", "TENX_TOKEN", "TENX_REGION", "TENX_PROFILE", "TENX_DEBUG"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+
+    def invoke(*argv: str, stdin: str | None = None):
+        if stdin is not None:
+            import io
+            monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+        with pytest.raises(SystemExit) as exit_info:
+            main(list(argv))
+        out, err = capsys.readouterr()
+        return exit_info.value.code, out, err
+    return invoke

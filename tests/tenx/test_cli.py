@@ -10,24 +10,6 @@ import pytest
 import tenx
 from tenx import errors
 from tenx.commands.reads import days_between, parse_date
-from tenx.main import main
-
-
-@pytest.fixture
-def run(monkeypatch, tmp_path, capsys):
-    for key in ("TENX_URL", "TENX_USER", "TENX_TOKEN", "TENX_REGION", "TENX_PROFILE", "TENX_DEBUG"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
-
-    def invoke(*argv: str, stdin: str | None = None):
-        if stdin is not None:
-            import io
-            monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
-        with pytest.raises(SystemExit) as exit_info:
-            main(list(argv))
-        out, err = capsys.readouterr()
-        return exit_info.value.code, out, err
-    return invoke
 
 
 def test_dry_run_prints_the_job_json(run):

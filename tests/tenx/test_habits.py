@@ -11,8 +11,6 @@ import tenx
 from tenx import errors
 from tenx.client import _reason
 
-from .test_cli import run  # noqa: F401  the fixture
-
 JSON = "application/json"
 
 
