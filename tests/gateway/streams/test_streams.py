@@ -200,7 +200,7 @@ def test_shutdown_ends_every_stream_with_its_resume_point(monkeypatch):
     chunks = []
     for chunk in runner.body(produce, LIMITS):
         chunks.append(chunk)
-        if any(e.get("id") == "1" for e in sse.parse(chunk.decode())):
+        if any(e.get("id") == "1" for e in sse_events.parse(chunk.decode())):
             runner.begin_shutdown()  # the client has event 1 (one still queued then would not be sent)
     got = events(chunks)
     assert got[-1] == {"event": "shutdown", "data": '{"reason":"shutdown","resume":1}'}
