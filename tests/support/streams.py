@@ -1,20 +1,35 @@
 """Followed logs over the session gateway, for the integration tests of streams: a job that prints numbered lines
-on a clock (``ticking``), its creation, a follow request, and its events as they arrive (``EventReader``)."""
+on a clock (``ticking``, which may wait for the test's word to end: ``gate_file``), its creation, a follow request, and its events as they arrive (``EventReader``)."""
 from __future__ import annotations
 
 import json
 import secrets
 import time
+from pathlib import Path
 
 from . import sse_events
 
 TICKS = 15  # lines of the ticking job, one every 200 ms, each "<n> <unix time written>"
 
 
-def ticking(lines: int = TICKS, period: float = 0.2, exit_code: int = 0, start_delay: float = 0) -> dict:
+def ticking(lines: int = TICKS, period: float = 0.2, exit_code: int = 0, start_delay: float = 0,
+            gate: bool = False) -> dict:
+    """``gate``: after its lines the container waits for a file ``go`` in its host volume ``gate`` (``gate_file``)
+    before it exits; without one after 5 minutes it exits 97 instead."""
+    wait = ("n=0; while [ ! -e /gate/go ] && [ $n -lt 3000 ]; do sleep 0.1; n=$((n+1)); done; "
+            "[ -e /gate/go ] || exit 97; ") if gate else ""
     script = (f"sleep {start_delay}; i=0; while [ $i -lt {lines} ]; do echo \"$i $(date +%s.%N)\"; i=$((i+1)); "
-              f"sleep {period}; done; exit {exit_code}")
-    return {"containers": [{"image": "busybox", "command": ["sh", "-c", script]}], "backoff_limit": 0}
+              f"sleep {period}; done; {wait}exit {exit_code}")
+    spec = {"containers": [{"image": "busybox", "command": ["sh", "-c", script]}], "backoff_limit": 0}
+    if gate:
+        spec["containers"][0]["volumeMounts"] = [{"name": "gate", "mountPath": "/gate"}]
+        spec["volumes"] = [{"name": "gate", "type": "host"}]
+    return spec
+
+
+def gate_file(gateway, user, name: str) -> Path:
+    """Where a ``ticking(gate=True)`` job of ``name`` looks for ``go``, as the host sees it."""
+    return Path(gateway.volume_root) / user.username / "job" / name / "gate" / "go"
 
 
 class EventReader:
