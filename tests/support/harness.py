@@ -93,6 +93,18 @@ class ApiClient:
         return found
 
 
+def rss_kib(pids) -> int:
+    """Resident memory of the processes, summed, in KiB (VmRSS from /proc); a process gone counts 0."""
+    total = 0
+    for pid in pids:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        total += int(re.search(r"^VmRSS:\s+(\d+) kB", status, flags=re.MULTILINE).group(1))
+    return total
+
+
 def local_nodes() -> dict[str, Path]:
     """The local cluster's nodes and where each keeps its pods' log files (``cluster.sh nodes``)."""
     listed = subprocess.run([str(ROOT / "deploy/local/cluster.sh"), "nodes"], capture_output=True, text=True,
@@ -250,14 +262,7 @@ class GatewayServer:
 
     def workers_rss_kib(self) -> int:
         """Resident memory of all workers, summed, in KiB (VmRSS from /proc)."""
-        total = 0
-        for pid in self.worker_pids():
-            try:
-                status = Path(f"/proc/{pid}/status").read_text()
-            except OSError:
-                continue
-            total += int(re.search(r"^VmRSS:\s+(\d+) kB", status, flags=re.MULTILINE).group(1))
-        return total
+        return rss_kib(self.worker_pids())
 
     def log_text(self) -> str:
         return self.output.read_text(errors="replace") if self.output.exists() else ""

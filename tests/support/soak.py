@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import random
-import re
 import secrets
 import signal
 import sys
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import requests
 
-from .harness import GatewayServer
+from .harness import GatewayServer, rss_kib
 from .reliability import SecondApiserver, connection_error_kind, percentile, record
 
 SECONDS = float(os.environ.get("SOAK_SECONDS", "600"))
@@ -121,14 +120,7 @@ class Soak:
 
     def collector_rss_kib(self) -> int:
         """The collectors' resident memory, summed (one node collector per node)."""
-        total = 0
-        for process in self.gateway.collectors.values():
-            try:
-                status = Path(f"/proc/{process.pid}/status").read_text()
-            except OSError:
-                continue
-            total += int(re.search(r"^VmRSS:\s+(\d+) kB", status, flags=re.MULTILINE).group(1))
-        return total
+        return rss_kib(process.pid for process in self.gateway.collectors.values())
 
     def sample_memory(self, start: float) -> None:
         self.memory.append({"t": round(time.monotonic() - start), "workers_mib": round(

@@ -18,6 +18,16 @@ def drain(log: AttemptLog, joiner: Joiner | None = None, max_bytes: int = 4096) 
     return texts
 
 
+def read_some(directory) -> tuple[list[int], Position]:
+    """A first reader's numbers from the start of attempt 0, up to about 500 bytes, and where it stopped."""
+    first = AttemptLog(str(directory), 0, None)
+    first.refresh()
+    seen = numbers([line.text for line in Joiner().feed(first.read(500))])
+    position = first.position
+    first.close()
+    return seen, position
+
+
 def numbers(texts: list[str]) -> list[int]:
     return [int(text.split()[-1]) for text in texts]
 
@@ -54,12 +64,7 @@ def test_a_reader_far_behind_reads_every_file_it_has_seen_even_once_deleted(tmp_
 def test_resumes_at_a_position_in_the_live_file_and_in_a_gzipped_one(tmp_path):
     kubelet = FakeContainerLog(tmp_path, max_files=4)
     kubelet.lines(40)
-    first = AttemptLog(str(tmp_path), 0, None)
-    first.refresh()
-    joiner = Joiner()
-    seen = numbers([line.text for line in joiner.feed(first.read(500))])
-    position = first.position
-    first.close()
+    seen, position = read_some(tmp_path)
     kubelet.rotate()
     kubelet.lines(10)
     kubelet.rotate()  # the file of the position is gzipped now
@@ -150,12 +155,7 @@ def test_a_resume_whose_live_file_rotated_between_the_listing_and_the_open_is_no
     and the whole attempt read again)."""
     kubelet = FakeContainerLog(tmp_path, max_files=5)
     kubelet.lines(40)
-    first = AttemptLog(str(tmp_path), 0, None)
-    first.refresh()
-    joiner = Joiner()
-    seen = numbers([line.text for line in joiner.feed(first.read(500))])
-    position = first.position
-    first.close()
+    seen, position = read_some(tmp_path)
     stale = os.listdir(tmp_path)  # ["0.log"], listed before the rotation
     kubelet.rotate()
     kubelet.lines(5)
