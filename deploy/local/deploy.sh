@@ -28,6 +28,7 @@ NODES_NAMESPACE=tenx-gateway-nodes
 REAL_NODE=tenx-real
 API_PORT="$(awk '$1 == "node" {print $2; exit}' "$HERE/realnode/ports.list")"  # the API Service's NodePort
 URL="http://127.0.0.1:$API_PORT"
+METRICS_PORT="$(awk '$1 == "node" && /metrics/ {print $2; exit}' "$HERE/realnode/ports.list")"  # the metrics Service's NodePort
 TIMEOUT="${TENX_DEPLOY_TIMEOUT:-600}"  # seconds for the pods to become Ready (a first pull of the image included)
 
 log() { printf '[deploy-local] %s\n' "$*" >&2; }
@@ -113,11 +114,13 @@ wait_ready() {
   done
 }
 
-wait_url() {  # the API through its Service from the host: /readyz answers 200 (kube-proxy may take a sync)
-  local deadline=$((SECONDS + 60))
-  until curl -fsS -m 5 "$URL/readyz" >/dev/null 2>&1; do
-    [ "$SECONDS" -lt "$deadline" ] || die "$URL/readyz does not answer 200 (is NodePort $API_PORT published? see .local/real/logs/network.log)"
-    sleep 0.5
+wait_url() {  # both Services from the host answer 200 (kube-proxy programs each NodePort on its own sync)
+  local deadline=$((SECONDS + 60)) url
+  for url in "$URL/readyz" "http://127.0.0.1:$METRICS_PORT/metrics"; do
+    until curl -fsS -m 5 -o /dev/null "$url" 2>/dev/null; do
+      [ "$SECONDS" -lt "$deadline" ] || die "$url does not answer 200 (is its NodePort published? see .local/real/logs/network.log)"
+      sleep 0.5
+    done
   done
 }
 
@@ -130,7 +133,7 @@ cmd_up() {
   step "overlay (build/deploy-local)" write_overlay
   step "kubectl apply -k build/deploy-local" apply_overlay
   step "pods Ready (2 API replicas, node collectors)" wait_ready
-  step "$URL/readyz through the Service" wait_url
+  step "$URL/readyz and the metrics through their Services" wait_url
   log "done in $((SECONDS - t_all)) s:"
   local line; for line in "${timings[@]}"; do log "  $line"; done
   kc -n "$NAMESPACE" get pods -o wide >&2
