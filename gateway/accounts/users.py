@@ -3,8 +3,8 @@
 Only a SHA-256 of each token is stored: tokens are 256 random bits, so a fast hash is as safe as a slow one and
 keeps every request cheap. Each gateway process keeps the table in memory, kept current by a reflector of the Secret
 (``kube.reflector``: a LIST every ``auth_cache_seconds``, a WATCH in between, so a change arrives within
-milliseconds); a login only reads memory, so a
-known and an unknown user name cost the same time and no request waits on the apiserver.
+milliseconds); a login only reads memory, so a known and an unknown user name cost the same time and no request
+waits on the apiserver.
 """
 from __future__ import annotations
 

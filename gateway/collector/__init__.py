@@ -87,10 +87,12 @@ def run(settings: Settings | None = None) -> int:
             collector.start()
             thread.start()
 
-    code = _serve_until_stopped("collector", settings, problems, unready, start)
-    for collector, elector, _ in collectors:
-        collector.stop()
-        elector.stop()  # gives the Lease up, so a standby takes over at once
+    def stop() -> None:
+        for collector, elector, _ in collectors:
+            collector.stop()
+            elector.stop()  # gives the Lease up, so a standby takes over at once
+
+    code = _serve_until_stopped("collector", settings, problems, unready, start, stop)
     store.close()
     return code
 
@@ -131,16 +133,16 @@ def run_node(node: str, region: str | None = None, settings: Settings | None = N
         return {} if collector.pods.synced.is_set() else {node: "the pod list is not in yet"}
 
     log.info("node collector for node %s of region %s: reading %s", node, region, options.pod_logs_dir)
-    code = _serve_until_stopped("node collector", settings, problems, unready, collector.start)
-    collector.stop()
+    code = _serve_until_stopped("node collector", settings, problems, unready, collector.start, collector.stop)
     store.close()
     return code
 
 
 def _serve_until_stopped(what: str, settings: Settings, problems: Callable[[], dict[str, str]],
-                         unready: Callable[[], dict[str, str]], start: Callable[[], None]) -> int:
+                         unready: Callable[[], dict[str, str]], start: Callable[[], None],
+                         stop: Callable[[], None]) -> int:
     """Start, with /healthz and /metrics on the collector port if set, until SIGTERM or SIGINT (0) or until
-    ``problems`` names one (1: the process exits so that it is restarted)."""
+    ``problems`` names one (1: the process exits so that it is restarted); then stop, the listener last."""
     from . import health
 
     stopping = threading.Event()
@@ -156,6 +158,7 @@ def _serve_until_stopped(what: str, settings: Settings, problems: Callable[[], d
             log.critical("%s: %s; exiting so that it is restarted", what, found)
             code = 1
             break
+    stop()
     if server is not None:
         server.shutdown()
     return code

@@ -346,7 +346,8 @@ def _merged(items: list[Any]) -> list[Any]:
 def _fair_order(merged: list[Any]) -> list[Any]:
     """A round's writes, the containers with the fewest lines first: a neighbour's few lines are not written after a
     flood's thousands that happened to be queued before them. Each container's batches keep their order (the sort
-    is stable and keyed by container); records and beats follow the lines, as they were read after them or beside."""
+    is stable and keyed by container). Records, beats and the retention prune go after the lines: none of them
+    depends on where a line stands, and a beat's lag then counts the round's lines."""
     batches = [item for item in merged if isinstance(item, Batch)]
     others = [item for item in merged if not isinstance(item, Batch)]
     lines: dict[int, int] = {}
