@@ -76,6 +76,7 @@ class NodeCollector:
         self._writer = Writer(store, region)
         self._records = Records(store, archive_namespace)
         self._stop = threading.Event()
+        self._wake = threading.Event()  # a pod changed, or stop: the reader's idle wait ends early
         self._changes: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
         self._changes_lock = threading.Lock()
         self._tails: dict[tuple[str, str, str], ContainerTail] = {}  # (namespace, pod uid, container)
@@ -104,6 +105,7 @@ class NodeCollector:
     def stop(self) -> None:
         """Stop reading, let the writer commit what was read, then stop."""
         self._stop.set()
+        self._wake.set()
         self.pods.stop()
         self.reader.join(10)
         self._queue.put(None)
@@ -132,6 +134,7 @@ class NodeCollector:
     def _on_pod(self, kind: str, pod: dict[str, Any]) -> None:
         with self._changes_lock:
             self._changes[key_of(pod)] = (kind, pod)
+        self._wake.set()  # a new container is read, and a finished pod's record archived, without waiting a poll
 
     # -- the reader -------------------------------------------------------------------------------------------
 
@@ -139,6 +142,7 @@ class NodeCollector:
         last_beat = last_prune = 0.0
         while not self._stop.is_set():
             self.loop_started = now = time.monotonic()
+            self._wake.clear()  # before taking the changes: one that comes after them wakes the next wait
             self._apply_changes()
             busy = self._round()
             if now - last_beat >= HEARTBEAT_SECONDS:
@@ -148,7 +152,7 @@ class NodeCollector:
                 last_prune = now
                 self._put(("prune", None))
             if not busy:
-                self._stop.wait(self._options.poll_seconds)
+                self._wake.wait(self._options.poll_seconds)
 
     def _apply_changes(self) -> None:
         with self._changes_lock:
@@ -346,15 +350,18 @@ def _merged(items: list[Any]) -> list[Any]:
 def _fair_order(merged: list[Any]) -> list[Any]:
     """A round's writes, the containers with the fewest lines first: a neighbour's few lines are not written after a
     flood's thousands that happened to be queued before them. Each container's batches keep their order (the sort
-    is stable and keyed by container). Records, beats and the retention prune go after the lines: none of them
-    depends on where a line stands, and a beat's lag then counts the round's lines."""
+    is stable and keyed by container). Instance records go first, in their order, as the reader queued them (at
+    the start of its round): a record is never later than the lines read after it, so a reader who sees a pod's
+    last line archived sees the state the collector knew of it then (a deleted job's instances read from the
+    archive). Beats and the retention prune go last: a beat's lag then counts the round's lines."""
+    records = [item for item in merged if isinstance(item, Record)]
     batches = [item for item in merged if isinstance(item, Batch)]
-    others = [item for item in merged if not isinstance(item, Batch)]
+    others = [item for item in merged if not isinstance(item, (Batch, Record))]
     lines: dict[int, int] = {}
     for batch in batches:
         lines[id(batch.tail)] = lines.get(id(batch.tail), 0) + len(batch.lines)
     batches.sort(key=lambda batch: lines[id(batch.tail)])
-    return batches + others
+    return records + batches + others
 
 
 def _started(status: dict[str, Any]) -> bool:

@@ -52,7 +52,9 @@ def test_logs_read_the_same_from_opensearch_after_the_job_is_deleted(opensearch_
     assert [user.get(path, params=q).json() for q in queries] == before
     job_lines = user.get(f"/jobs/{name}/logs", params={"from": 298, "size": 10}).json()
     assert job_lines == [f"[{instance}] 299", f"[{instance}] 300"]
-    records = user.get(f"/jobs/{name}/instances").json()["instances"]
+    # the collector archives each change of the pod as it sees it, the lines' way: its last one shortly after
+    records = wait_until(lambda: (lambda got: got if got and got[0]["phase"] in ("Succeeded", "Failed") else None)(
+        user.get(f"/jobs/{name}/instances").json()["instances"]), 30, 0.2, what="the pod's last record archived")
     assert [r["name"] for r in records] == [instance] and records[0]["phase"] == "Succeeded"
 
     # and it is really OpenSearch that holds them: in the day's index, one document per line

@@ -303,5 +303,6 @@ def test_a_round_writes_the_containers_with_fewest_lines_first_each_in_its_order
 
     merged = [batch(flood, 2600), record, batch(flood, 5, attempt=2), batch(neighbour, 3), ("beat", None)]
     ordered = _fair_order(merged)
-    assert [(item.tail, item.attempt) for item in ordered[:3]] == [(neighbour, 1), (flood, 1), (flood, 2)]
-    assert ordered[3:] == [record, ("beat", None)]
+    assert ordered[0] is record  # a record first: never archived later than the lines read after it
+    assert [(item.tail, item.attempt) for item in ordered[1:4]] == [(neighbour, 1), (flood, 1), (flood, 2)]
+    assert ordered[4:] == [("beat", None)]
