@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 from dataclasses import dataclass
 from itertools import islice
 from typing import Iterator
@@ -24,6 +25,8 @@ from ..timefmt import day_bounds, ns_of, rfc3339
 from .instance import Instance, container_of
 from .stamps import parse_stamped, since_time, stamped_within, unseen
 from .text import iter_lines, skip_lines
+
+log = logging.getLogger(__name__)
 
 Row = tuple["int | None", str]  # (the line's stamp in ns, when it was read with it; its text)
 _TO_THE_END = 1 << 62
@@ -100,7 +103,9 @@ class InstanceLog:
                 if start.day is not None:
                     rows = stamped_within(rows, *day_bounds(start.day, start.timezone))
                 yield from islice(rows, skip, None)
-        except (LogNotAvailable, errors.NotFound):
+        except (LogNotAvailable, errors.NotFound) as exc:
+            log.warning("the pod's log of %s/%s past the archive's line %d cannot be read (%s): the page ends at the "
+                        "archive's end", key.instance, key.container, point.next_seq, exc)
             return
 
     def pod_rows(self, start: Start, *, stamped: bool = False, follow: bool = False) -> Iterator[Row]:
