@@ -93,6 +93,21 @@ def test_a_user_past_their_calls_in_progress_gets_429_until_one_is_answered(capp
     assert client.get("/healthz").status_code == 200  # calls without credentials take no place
 
 
+def test_a_place_given_back_just_after_a_call_comes_is_taken_by_it(capped):
+    """A client that calls one call after another can send its next before the last answer's place is given back
+    (the worker closes that body after its final byte): the call waits a moment for it instead of a 429."""
+    import threading
+
+    client = capped.test_client()
+    held = [client.get("/v1/regions/nowhere/jobs", headers=headers("alice")) for _ in range(2)]
+    closing = threading.Timer(0.05, held.pop().close)
+    closing.start()
+    try:
+        assert client.get("/v1/regions/nowhere/jobs", headers=headers("alice")).status_code == 404
+    finally:
+        closing.join()
+
+
 def test_failed_logins_take_no_place(capped):
     client = capped.test_client()
     held = [client.get("/v1/regions/us/jobs", headers={"username": "alice", "Authorization": "token wrong"})
