@@ -276,9 +276,18 @@ def test_a_replica_killed_mid_request_gives_retryable_errors_and_no_wrong_answer
     for thread in threads:
         thread.join(timeout=120)
     record(replica_kill={"processes_killed": killed, **outcomes, "wrong": len(wrong), "reasons": reasons})
-    assert not wrong, wrong[:10]
+    assert not wrong, (wrong[:10], _warnings(deployed))
     assert outcomes["retryable"] >= 1, outcomes  # the kill met requests in flight
     assert outcomes["right"] > outcomes["retryable"]
+
+
+def _warnings(deployed: LocalDeployment) -> list[str]:
+    """The API containers' warnings and errors (JSON log lines), to say why an answer was wrong."""
+    found = []
+    for pod in deployed.pods():
+        text = kubectl("logs", "-n", NAMESPACE, pod["metadata"]["name"], "-c", "api", "--tail=2000").stdout
+        found += [line[:300] for line in text.splitlines() if re.search(r'"level": "(warning|error)"', line)]
+    return found[-20:]
 
 
 def _difference(page: list[str], expected: list[str]) -> str:
