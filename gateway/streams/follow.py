@@ -104,8 +104,10 @@ def _follow_pod(kube: Kube, tenant: Tenant, job_name: str, instance: str, log: I
                 _send_rows(out, where, log.pod_rows(where.start, stamped=True, follow=True))
             else:
                 _follow_shared(kube, tenant, log, where, out)
-        except (LogNotAvailable, errors.Unavailable):
-            pass  # not started yet, or the stream broke: look at the pod again
+        except (LogNotAvailable, errors.Unavailable, errors.NotFound):
+            # not started yet, the stream broke, or the node does not know the pod's log (yet, or any more: a 404
+            # from its kubelet, which a CI run met on a pod just started): look at the pod again
+            pass
         if time.monotonic() - started < 1:
             out.sleep(1)  # a log that ends at once (a container between attempts) is not asked for in a loop
         live = live_instance(kube, tenant, job_name, instance)

@@ -3,8 +3,12 @@ older than ``since`` are counted but not sent, and ``timestamps`` adds each line
 ended, from the archive once it is gone, and on the job's log."""
 from __future__ import annotations
 
+import contextlib
+
 import orjson
 import pytest
+
+from gateway import errors
 
 from gateway.streams import follow
 from gateway.logs.instance import Instance
@@ -65,6 +69,35 @@ def test_a_gone_pods_lines_from_the_archive_resume_after_the_last_event_id():
     follow.follow_instance(Kube(pod_exists=False), RecordedArchive(), TENANT, "job", "job-abcde",
                            where(offset=3, since=T0 + NS), out, None)
     assert out.lines() == [("3", {"offset": 3, "line": "three"}), ("4", {"offset": 4, "line": "next day"})]
+
+
+class NodeThatDoesNotKnowTheLogYet(Kube):
+    """The pod's node answers its log with a 404 once (as a kubelet that does not know the pod's log yet), and the
+    pod is over when it is looked at again."""
+
+    def __init__(self):
+        super().__init__()
+        self.refusals = 1
+
+    def get_pod(self, namespace, name):
+        return {**super().get_pod(namespace, name), "status": {"phase": "Succeeded"}}
+
+    @contextlib.contextmanager
+    def pod_log(self, *args, **kwargs):
+        if self.refusals:
+            self.refusals -= 1
+            raise errors.NotFound("the server could not find the requested resource ( pods/log job-abcde)")
+        with super().pod_log(*args, **kwargs) as chunks:
+            yield chunks
+
+
+def test_a_404_for_a_running_pods_log_looks_at_the_pod_again_instead_of_ending_the_stream():
+    out = Out()
+    pod = Instance("job-abcde", "uid", "job", "Running", {"instance": "job-abcde", "exit_code": None})
+    follow.follow_instance(NodeThatDoesNotKnowTheLogYet(), RecordedArchive(), TENANT, "job", "job-abcde",
+                           where(timestamps=True), out, pod)
+    assert [data["line"] for _, data in out.lines()] == TEXTS
+    assert [name for name, _, _ in out.events if name != "message"] == ["end"]
 
 
 def test_without_since_or_timestamps_the_events_are_as_before():
