@@ -157,6 +157,10 @@ apply() {  # FILE: server-side apply (the CRDs are too big for the client-side a
 start() {
   mkdir -p "$LOGS" "$RUN"
   local started=$SECONDS
+  # a manager this script did not start (another checkout's, on the same ports) would answer the readiness probe
+  # below for ours, which then fails to bind and exits unseen
+  ! ready || die "something else answers on 127.0.0.1:$HEALTH_PORT (another checkout's Kueue manager?): stop it" \
+    "(its kueue.sh down, or make cluster-down there) or set KUEUE_HEALTH_PORT and KUEUE_WEBHOOK_PORT"
   log "starting the Kueue $VERSION manager (webhooks on 127.0.0.1:$WEBHOOK_PORT, log $LOGS/kueue.log)"
   # 9>&-: the lock stays with this script, not with the manager
   setsid "$BIN" --config="$CONFIG" --kubeconfig="$KUBECONFIG_FILE" --zap-log-level=info \
