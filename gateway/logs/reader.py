@@ -104,8 +104,9 @@ class InstanceLog:
                     rows = stamped_within(rows, *day_bounds(start.day, start.timezone))
                 yield from islice(rows, skip, None)
         except (LogNotAvailable, errors.NotFound) as exc:
-            log.warning("the pod's log of %s/%s past the archive's line %d cannot be read (%s): the page ends at the "
-                        "archive's end", key.instance, key.container, point.next_seq, exc)
+            # info, not warning: a container waiting to restart (CrashLoopBackOff) says so on every page read
+            log.info("the pod's log of %s/%s past the archive's line %s cannot be read (%s): the page ends at the "
+                     "archive's end", key.instance, key.container, point.next_seq, exc)
             return
 
     def pod_rows(self, start: Start, *, stamped: bool = False, follow: bool = False) -> Iterator[Row]:

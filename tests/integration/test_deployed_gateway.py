@@ -282,11 +282,13 @@ def test_a_replica_killed_mid_request_gives_retryable_errors_and_no_wrong_answer
 
 
 def _warnings(deployed: LocalDeployment) -> list[str]:
-    """The API containers' warnings and errors (JSON log lines), to say why an answer was wrong."""
+    """The API containers' warnings and errors, and the pages cut at the archive's end (JSON log lines), to say why
+    an answer was wrong."""
     found = []
     for pod in deployed.pods():
         text = kubectl("logs", "-n", NAMESPACE, pod["metadata"]["name"], "-c", "api", "--tail=2000").stdout
-        found += [line[:300] for line in text.splitlines() if re.search(r'"level": "(warning|error)"', line)]
+        notable = re.compile(r'"level": "(warning|error)"|cannot be read')
+        found += [line[:300] for line in text.splitlines() if notable.search(line)]
     return found[-20:]
 
 
