@@ -142,7 +142,8 @@ EVENT_STREAM = "text/event-stream"
 FOLLOW = ("With `follow=true` (or `1`) the answer is instead a stream of Server-Sent Events (`text/event-stream`): "
           "each line an event whose `id` is its offset as `from` counts it and whose `data` is one line of JSON "
           "({data}); a `: keepalive` comment every few seconds; at the end `event: end` ({end}). `Last-Event-ID` "
-          "(or `last_event_id=N`) resumes after line N; `size` is ignored; `stream_token` may replace the headers. "
+          "(or `last_event_id=N`) resumes after line N; `size` is checked as for a page, then ignored; "
+          "`stream_token` may replace the headers. "
           "Over the per-user cap of concurrent streams: 429. See docs/api.md, \"Follow and watch\".")
 
 

@@ -83,9 +83,10 @@ def _authenticate_and_scope():
 
 def _start_of_stream() -> Where:
     """Where the stream starts: ``Last-Event-ID`` (or ``last_event_id``) N means N+1 and wins over ``from``;
-    ``size`` is ignored; ``since`` then moves on to the first line that recent, ``timestamps`` adds each line's."""
+    ``size`` is checked as the paged call checks it (garbage is a 400, not a stream) and otherwise ignored; ``since``
+    then moves on to the first line that recent, ``timestamps`` adds each line's."""
     settings = _gateway().settings
-    args = {k: v for k, v in request.args.to_dict().items() if k in ("date", "from", "since", "timestamps")}
+    args = {k: v for k, v in request.args.to_dict().items() if k in ("date", "from", "size", "since", "timestamps")}
     query = LogsQuerySchema(default_size=settings.log_default_size, max_size=settings.log_max_size).load(args)
     offset = query["offset"]
     # empty is absent, as for the paged call's parameters; past the largest ``from`` the stores could overflow

@@ -106,6 +106,16 @@ def test_an_empty_log_parameter_means_absent(client, alice, kube, query):
     assert response.status_code == 200 and response.get_json() == expected
 
 
+@pytest.mark.parametrize("path", ["/j/logs", "/j/instances/j-abcde/logs"])
+@pytest.mark.parametrize("size", ["abc", "%C2%9EJ0", "-1", "5%20", "10001"])
+def test_a_follow_with_a_size_the_page_refuses_is_400_not_a_stream(client, alice, path, size):
+    """``size`` means nothing to a stream, but what the paged call refuses is refused here too (the fuzzer's find:
+    a garbage ``size`` with ``follow=true`` opened a stream)."""
+    assert set(assert_error(client.get(f"{JOBS}{path}?size={size}", headers=alice), 400)["errors"]) == {"size"}
+    followed = client.get(f"{JOBS}{path}?follow=true&size={size}", headers=alice)
+    assert set(assert_error(followed, 400)["errors"]) == {"size"}
+
+
 @pytest.mark.parametrize("date", ["9999.12.31", "0001.01.01"])
 @pytest.mark.parametrize("zone", ["UTC", "Asia/Shanghai", "America/New_York"])
 def test_a_date_at_the_end_of_the_calendar_is_an_empty_day(kube, tmp_path, alice, date, zone):
