@@ -377,22 +377,29 @@ def test_a_subscriber_behind_the_buffer_is_told_where_it_stands(monkeypatch):
     assert behind.value.offset == 2
 
 
-def test_a_slow_subscriber_is_let_go_and_catches_up_from_the_buffer(monkeypatch):
+def _subscribed_before_the_first_line(lines: int, start: int):
+    """A hub whose upstream holds its ``lines`` lines back until a subscriber from ``start`` (in a thread of its
+    own) is in: (out, got, reader) once they flow; ``got`` receives what ``follow`` returned."""
     from gateway.streams import hub as hubs
-    monkeypatch.setattr(runner, "_QUEUE", 4)
     go = threading.Event()
 
     def open_lines(skip):
         go.wait(5)
-        for n in range(20):
+        for n in range(lines):
             yield f"l{n}"
 
     hub = hubs.Hub(open_lines, lambda: None).start()
     out, got = runner.Out(), []
-    reader = threading.Thread(target=lambda: got.append(hub.follow(out, 0)))
+    reader = threading.Thread(target=lambda: got.append(hub.follow(out, start)))
     reader.start()
     assert wait_for(lambda: hub._subscribers)
     go.set()
+    return out, got, reader
+
+
+def test_a_slow_subscriber_is_let_go_and_catches_up_from_the_buffer(monkeypatch):
+    monkeypatch.setattr(runner, "_QUEUE", 4)
+    out, got, reader = _subscribed_before_the_first_line(20, 0)
     items = []
     while reader.is_alive() or out._items:
         time.sleep(0.01)
@@ -452,20 +459,7 @@ def test_watching_the_list_sends_added_then_each_change_and_deletion(monkeypatch
 
 
 def test_a_subscriber_ahead_of_the_log_gets_lines_from_its_offset_only():
-    from gateway.streams import hub as hubs
-    go = threading.Event()
-
-    def open_lines(skip):
-        go.wait(5)
-        for n in range(8):
-            yield f"l{n}"
-
-    hub = hubs.Hub(open_lines, lambda: None).start()
-    out, got = runner.Out(), []
-    reader = threading.Thread(target=lambda: got.append(hub.follow(out, 5)))
-    reader.start()
-    assert wait_for(lambda: hub._subscribers)
-    go.set()
+    out, got, reader = _subscribed_before_the_first_line(8, 5)
     reader.join(5)
     assert got == [8] and offsets(drain(out)) == [5, 6, 7]
 
